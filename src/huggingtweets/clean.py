@@ -1,0 +1,312 @@
+"""Turn the canonical post table into the text a model trains on, and count what was removed.
+
+Two presets, chosen by the Hydra group `clean=`:
+
+* `huggingtweets`: the original huggingtweets notebook, exactly (its `fix_text`, `clean_tweet` and
+  `boring_tweet`, in its order), so old model cards can be reproduced number for number.
+* `default`: the same idea done better: every HTML entity unescaped, a short rule that does not
+  throw away almost every Japanese, Chinese or Thai post, exact duplicates removed, and optional
+  removal of replies, quotes and the @mentions a reply starts with.
+
+Every removed post is counted under the first rule that removed it, so the table always adds up:
+"Tweets downloaded" = the removal rows + "Tweets kept".
+
+The text work runs on object (Python `str`) columns on purpose: pandas would hand regexes on its
+Arrow-backed strings to RE2, whose `\\s`/`\\S` are ASCII-only, while the original used Python's
+`re`, where a no-break space ends a URL. Python's `re` keeps the `huggingtweets` preset exact.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from huggingtweets.errors import UserError
+
+PRESETS = ("huggingtweets", "default")
+
+DOWNLOADED = "Tweets downloaded"
+RETWEETS = "Retweets"
+REPLIES = "Replies"
+QUOTES = "Quotes"
+DUPLICATES = "Duplicates"
+SHORT = "Short tweets"
+KEPT = "Tweets kept"
+
+# The original clean_tweet, pattern for pattern and in its order (see _clean_huggingtweets).
+ORIGINAL_URL_PATTERNS = {
+    w: [p.format(w=w) for p in (r" {w}\S+", r"{w}\S+ ", r"\n{w}\S+ ", r"\n{w}\S+", r"{w}\S+")]
+    for w in ("http:", "https:")
+}
+
+# The default preset's URL rule: any http(s) link, any case, with the whitespace before it (the
+# whitespace after it goes when whitespace is collapsed). t.co links, which is what X puts in the
+# text for every link, always carry a scheme, so a bare "www." needs no rule of its own.
+URL = r"\s*[hH][tT][tT][pP][sS]?:\S+"
+HAS_URL = "[hH][tT][tT][pP][sS]?:"
+
+# The @mentions X puts at the start of a reply: "@a @b thanks" -> "thanks". A handle followed by
+# anything but whitespace ("@alice's idea") is text, not a mention prefix, and stays.
+LEADING_MENTIONS = r"^(?:@[A-Za-z0-9_]+(?:\s+|$))+"
+
+# Scripts written without spaces between words, where the word count means nothing: Hiragana,
+# Katakana (plus its phonetic extensions and the half-width forms), CJK Unified Ideographs (the
+# main block, extension A and the compatibility block), Hangul (syllables and jamo) and Thai
+# letters. Thai combining vowel and tone marks (U+0E31, U+0E34-U+0E3A, U+0E47-U+0E4E) and Thai
+# digits are left out, so a Thai letter counts about as much as a kana. Punctuation such as "。"
+# or "、" is not a letter of any of these and does not count either.
+DENSE_SCRIPT = re.compile(
+    r"[\u3041-\u3096\u309D-\u309F"  # Hiragana
+    r"\u30A1-\u30FA\u30FC-\u30FF\u31F0-\u31FF\uFF66-\uFF9D"  # Katakana
+    r"\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF"  # CJK ideographs
+    r"\u1100-\u11FF\u3131-\u318E\uAC00-\uD7A3"  # Hangul
+    r"\u0E01-\u0E30\u0E32\u0E33\u0E40-\u0E46]"  # Thai letters
+)
+
+
+@dataclass
+class Cleaned:
+    posts: pd.DataFrame  # the kept rows, same columns as the input, `text` cleaned, original order
+    table: dict[str, int]  # ordered rows of the data table: downloaded, removals..., kept
+
+
+def fix_text(text: pd.Series) -> pd.Series:
+    """The original `fix_text`: only &amp; &lt; &gt;, in that order (so "&amp;lt;" becomes "<")."""
+    return text.str.replace("&amp;", "&").str.replace("&lt;", "<").str.replace("&gt;", ">")
+
+
+def collapse_whitespace(text: pd.Series) -> pd.Series:
+    """`" ".join(t.split())`: every run of (Unicode) whitespace becomes one space, ends trimmed.
+
+    A plain `map`: on Python strings it is twice as fast as the `.str` regex equivalent.
+    """
+    return text.map(lambda t: " ".join(t.split()))
+
+
+def non_boring_words(text: str) -> list[str]:
+    """The words (whitespace-separated) without "http", "@" or "#" in any case, lower-cased.
+
+    Lower-casing the whole text once splits it into the same words as lower-casing each word.
+    """
+    return [w for w in text.lower().split() if "http" not in w and "@" not in w and "#" not in w]
+
+
+def boring_tweet(text: str) -> bool:
+    """The original `boring_tweet`: fewer than 3 words free of links, mentions and hashtags."""
+    return len(non_boring_words(text)) < 3
+
+
+def _replace_where(text: pd.Series, has: pd.Series, pattern: str, repl: str) -> pd.Series:
+    """`text.str.replace(pattern, repl)`, run only on the rows flagged by `has` (a speed-up)."""
+    if not has.any():
+        return text
+    text = text.copy()
+    text[has] = text[has].str.replace(pattern, repl, regex=True)
+    return text
+
+
+def _clean_huggingtweets(text: pd.Series) -> pd.Series:
+    """The original `fix_text` then `clean_tweet`, pattern for pattern.
+
+    Each URL pattern starts with its scheme, so rows without "http:" (or "https:") are skipped.
+    """
+    text = fix_text(text)
+    for w in ("http:", "https:"):
+        has = text.str.contains(w, regex=False)
+        for pattern in ORIGINAL_URL_PATTERNS[w]:
+            text = _replace_where(text, has, pattern, "")
+    text = _replace_where(text, text.str.contains("  ", regex=False), " +", " ")
+    return collapse_whitespace(text)
+
+
+def _clean_default(text: pd.Series, leading_mentions: pd.Series | None) -> pd.Series:
+    """Unescape every entity, drop links, collapse whitespace, optionally strip reply mentions.
+
+    `leading_mentions` marks the rows (the replies) whose leading @mentions are stripped; None
+    strips none. Unescaping comes first, as in the original, since "&#10;" is whitespace.
+    """
+    has_entity = text.str.contains("&", regex=False)
+    text = text.where(~has_entity, text[has_entity].map(html.unescape))
+    text = _replace_where(text, text.str.contains(HAS_URL, regex=True), URL, " ")
+    text = collapse_whitespace(text)
+    if leading_mentions is not None:
+        text = _replace_where(
+            text, leading_mentions & text.str.startswith("@"), LEADING_MENTIONS, ""
+        )
+    return text
+
+
+def _dense_script_count(words: list[str]) -> int:
+    return sum(len(DENSE_SCRIPT.findall(w)) for w in words)
+
+
+def _as_object(text: pd.Series) -> pd.Series:
+    return text.astype(object).where(text.notna(), "").astype(object)
+
+
+def _flag(posts: pd.DataFrame, col: str) -> pd.Series:
+    if col not in posts:
+        return pd.Series(False, index=posts.index)
+    return posts[col].astype(object).where(posts[col].notna(), False).astype(bool)
+
+
+def _option(cfg: Mapping, key: str, default):
+    value = cfg.get(key, default)
+    return default if value is None else value
+
+
+def clean_posts(posts: pd.DataFrame, cfg: Mapping) -> Cleaned:
+    """Clean `posts` (the canonical table) with the preset named by `cfg["preset"]`.
+
+    `cfg` is the `clean` config node (a DictConfig or a plain dict).
+    """
+    preset = _option(cfg, "preset", "default")
+    if preset not in PRESETS:
+        raise UserError(f"clean.preset={preset!r}: use one of {', '.join(PRESETS)}")
+
+    posts = posts.reset_index(drop=True)
+    text = _as_object(posts["text"])
+    retweet = _flag(posts, "is_retweet") | text.str.startswith("RT @")
+    table = {DOWNLOADED: len(posts), RETWEETS: int(retweet.sum())}
+    keep = ~retweet
+
+    if preset == "huggingtweets":
+        cleaned = _clean_huggingtweets(text[keep])
+        short = cleaned.map(boring_tweet).astype(bool)
+        table[SHORT] = int(short.sum())
+        cleaned = cleaned[~short]
+    else:
+        cleaned, removed = _default(posts, text, keep, cfg)
+        table.update(removed)
+
+    table[KEPT] = len(cleaned)
+    assert table[DOWNLOADED] == sum(list(table.values())[1:]), table
+
+    kept = posts.loc[cleaned.index].copy()
+    kept["text"] = cleaned.astype(posts["text"].dtype)
+    return Cleaned(posts=kept.reset_index(drop=True), table=table)
+
+
+def _default(
+    posts: pd.DataFrame, text: pd.Series, keep: pd.Series, cfg: Mapping
+) -> tuple[pd.Series, dict[str, int]]:
+    """The default preset on the non-retweets; returns the kept cleaned text and removal rows.
+
+    Rows are filled in table order, but the short check runs before dedupe: otherwise every post
+    that cleans to "" (a bare link) but the first would be counted as a duplicate, not as short.
+    """
+    counts: dict[str, int] = {}
+    if _option(cfg, "drop_replies", False):
+        reply = _flag(posts, "is_reply") & keep
+        counts[REPLIES] = int(reply.sum())
+        keep &= ~reply
+    if _option(cfg, "drop_quotes", False):
+        quote = _flag(posts, "is_quote") & keep
+        counts[QUOTES] = int(quote.sum())
+        keep &= ~quote
+
+    strip = (
+        _flag(posts, "is_reply")[keep] if _option(cfg, "strip_leading_mentions", False) else None
+    )
+    cleaned = _clean_default(text[keep], strip)
+
+    # Short: fewer than `short_min_words` words without links, mentions or hashtags AND fewer than
+    # `short_min_script_chars` letters of a space-less script (in those same words). An empty post
+    # has neither, so it is short.
+    min_words = int(_option(cfg, "short_min_words", 3))
+    min_script = int(_option(cfg, "short_min_script_chars", 10))
+
+    def is_short(text: str) -> bool:
+        words = non_boring_words(text)
+        return len(words) < min_words and _dense_script_count(words) < min_script
+
+    short = cleaned.map(is_short).astype(bool)
+    cleaned = cleaned[~short]
+
+    if _option(cfg, "dedupe", True):
+        duplicate = cleaned.duplicated(keep="first")
+        counts[DUPLICATES] = int(duplicate.sum())
+        cleaned = cleaned[~duplicate]
+    counts[SHORT] = int(short.sum())
+    return cleaned, counts
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def check_enough(cleaned: Cleaned, handle: str, min_chars: int) -> None:
+    """Raise a UserError, with the counts, when nothing is kept or the text is under min_chars."""
+    handle = str(handle).removeprefix("@")
+    table = cleaned.table
+    chars = int(cleaned.posts["text"].str.len().sum()) if len(cleaned.posts) else 0
+    kept = int(table.get(KEPT, len(cleaned.posts)))
+    removals = [
+        f"{n:,} {row.lower().removesuffix(' tweets')}"
+        for row, n in table.items()
+        if row not in (DOWNLOADED, KEPT)
+    ]
+    downloaded = int(table.get(DOWNLOADED, kept))
+    of = f"of {downloaded:,} downloaded" + (f": {', '.join(removals)}" if removals else "")
+    if kept == 0:
+        raise UserError(
+            f"@{handle} has no text left to train on: 0 tweets kept ({of}). "
+            "Import more posts, or change the clean.* options that removed them."
+        )
+    if chars < min_chars:
+        raise UserError(
+            f"@{handle} has too little text to train on: {_plural(chars, 'character')} in "
+            f"{_plural(kept, 'tweet')} kept ({of}). The minimum is {min_chars:,} characters "
+            "(clean.min_chars); import more posts or lower clean.min_chars."
+        )
+
+
+def _columns(tables: Mapping[str, Mapping[str, int]]) -> tuple[list[str], list[str]]:
+    """The header ("@handle" per user) and the union of row names, in first-seen order."""
+    handles = [f"@{str(h).removeprefix('@')}" for h in tables]
+    rows = list(dict.fromkeys(row for table in tables.values() for row in table))
+    return handles, rows
+
+
+def _cell(table: Mapping[str, int], row: str) -> str:
+    return str(table[row]) if row in table else "-"
+
+
+def table_markdown(tables: Mapping[str, Mapping[str, int]]) -> str:
+    """The model card's data table: a "Data" column, then one column per user, one row per row.
+
+    | Data | @alice | @bob |
+    | --- | --- | --- |
+    | Tweets downloaded | 3250 | 1200 |
+    """
+    handles, rows = _columns(tables)
+    lines = [
+        "| " + " | ".join(["Data", *handles]) + " |",
+        "| " + " | ".join(["---"] * (len(handles) + 1)) + " |",
+    ]
+    for row in rows:
+        cells = [_cell(table, row) for table in tables.values()]
+        lines.append("| " + " | ".join([row, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def print_table(tables: Mapping[str, Mapping[str, int]], title: str | None = None) -> None:
+    """The same table, printed to the console with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    handles, rows = _columns(tables)
+    out = Table(title=title)
+    out.add_column("Data")
+    for handle in handles:
+        out.add_column(handle, justify="right")
+    for row, after in zip(rows, [*rows[1:], None]):
+        # a rule above "Tweets kept", like the line above a sum
+        out.add_row(
+            row, *(_cell(table, row) for table in tables.values()), end_section=after == KEPT
+        )
+    Console().print(out)

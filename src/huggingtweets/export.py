@@ -1,0 +1,56 @@
+"""After training: the best weights as a Hugging Face model directory, its card, metrics, config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import transformers
+import yaml
+
+from huggingtweets import card
+from huggingtweets.module import EOS
+
+# Sampling defaults of the original huggingtweets models: nucleus sampling, tweets of at most
+# 160 tokens, and an EOS prefix so an empty or short prompt starts a fresh tweet.
+GENERATION = {"do_sample": True, "top_p": 0.95, "max_length": 160}
+
+
+def languages(dm) -> list[str]:
+    langs = {}
+    for h in dm.handles:
+        for lang, n in dm.train[h]["lang"].dropna().value_counts().items():
+            if len(lang) == 2:  # ISO 639-1 only: drops X's "und", "qme", "zxx" pseudo-languages
+                langs[lang] = langs.get(lang, 0) + int(n)
+    return sorted(langs, key=langs.get, reverse=True)[:5]
+
+
+def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) -> Path:
+    out = Path(out_dir)
+    model, tok = module.model, module.tokenizer
+    eos = tok.eos_token_id
+    model.config.prefix = EOS  # text-generation pipelines prepend this to every prompt
+    model.config.task_specific_params = {"text-generation": {**GENERATION, "prefix": EOS}}
+    model.generation_config = transformers.GenerationConfig(
+        **GENERATION, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos
+    )
+    model.save_pretrained(out)  # safetensors
+    tok.save_pretrained(out)
+    text = card.render(
+        handles=dm.handles,
+        meta=dm.meta,
+        tables=dm.tables,
+        base_model=module.hparams.name_or_path,
+        hparams=hparams,
+        metrics=metrics,
+        languages=languages(dm),
+        model_id=str(out),
+    )
+    (out / "README.md").write_text(text)
+    return out
+
+
+def write_run_files(run_dir: str | Path, metrics: dict, resolved_cfg: dict) -> None:
+    run = Path(run_dir)
+    (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (run / "config_resolved.yaml").write_text(yaml.safe_dump(resolved_cfg, sort_keys=False))

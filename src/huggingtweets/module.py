@@ -1,0 +1,192 @@
+"""TweetLM: a LightningModule around a Hugging Face causal LM (pretrained, or a small GPT-2 from scratch)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import lightning as L
+import torch
+import transformers
+from omegaconf import DictConfig, OmegaConf
+
+from huggingtweets.errors import UserError
+from huggingtweets.posts import atomic_path
+
+EOS = "<|endoftext|>"
+
+
+def _plain(x):
+    return OmegaConf.to_container(x, resolve=True) if isinstance(x, DictConfig) else x
+
+
+def train_tokenizer(texts: list[str], vocab_size: int, cache_dir: str | Path | None = None):
+    """A byte-level BPE (GPT-2's scheme) trained on the training tweets, cached by its inputs.
+
+    Why not GPT-2's own: its 50k-entry LM head dominates a small model's compute (see
+    ../shared/stack-notes.md), and a vocabulary fitted to one person's tweets is 10-20x smaller.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    key = hashlib.sha256(json.dumps([vocab_size, texts], ensure_ascii=False).encode()).hexdigest()
+    path = Path(cache_dir) / f"tokenizer-{key[:20]}.json" if cache_dir else None
+    if path and path.exists():
+        tk = Tokenizer.from_file(str(path))
+    else:
+        tk = Tokenizer(models.BPE())
+        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tk.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=[EOS],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # any byte stays encodable
+            show_progress=False,
+        )
+        tk.train_from_iterator(texts, trainer=trainer)
+        if path:
+            with atomic_path(path) as tmp:
+                tk.save(str(tmp))
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tk, eos_token=EOS, bos_token=EOS, unk_token=EOS
+    )
+
+
+def load_pretrained(kind: str, name: str):
+    """from_pretrained with a clear message when the Hub (or the path) can't provide `name`."""
+    loader = transformers.AutoTokenizer if kind == "tokenizer" else transformers.AutoModelForCausalLM
+    try:
+        return loader.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"could not load the {kind} {name!r} (not a local directory, and the Hugging Face Hub "
+            f"could not provide it: {first}). model=scratch trains a small GPT-2 fully offline"
+        ) from None
+
+
+class TweetLM(L.LightningModule):
+    def __init__(
+        self,
+        name_or_path: str | None = "gpt2",
+        tokenizer: str | None = None,
+        scratch: Mapping | None = None,
+        optim: Mapping | None = None,
+        cache_dir: str | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "name_or_path": name_or_path,
+                "tokenizer": tokenizer,
+                "scratch": _plain(scratch),
+                "optim": _plain(optim) or {},
+            }
+        )
+        self.cache_dir = cache_dir
+        self.model = None
+        self.tokenizer = None
+        self._val_sums = None
+
+    # -- construction ------------------------------------------------------------------------
+    def build(self, train_texts: list[str]):
+        """Load or train the tokenizer, then load or initialise the network. Returns the tokenizer."""
+        hp = self.hparams
+        if hp.tokenizer:
+            self.tokenizer = load_pretrained("tokenizer", hp.tokenizer)
+        elif hp.name_or_path:
+            self.tokenizer = load_pretrained("tokenizer", hp.name_or_path)
+        else:
+            self.tokenizer = train_tokenizer(train_texts, hp.scratch["vocab_size"], self.cache_dir)
+        if len(self.tokenizer) == 0 or self.tokenizer.eos_token_id is None:
+            raise UserError(f"the tokenizer {hp.tokenizer or hp.name_or_path!r} is empty or has no EOS")
+        if hp.name_or_path:
+            self.model = load_pretrained("model", hp.name_or_path)
+            if len(self.tokenizer) > self.model.get_input_embeddings().num_embeddings:
+                self.model.resize_token_embeddings(len(self.tokenizer))
+        else:
+            s = dict(hp.scratch)
+            s.pop("vocab_size", None)
+            dropout = s.pop("dropout", 0.1)
+            config = transformers.GPT2Config(
+                vocab_size=len(self.tokenizer),
+                bos_token_id=self.tokenizer.eos_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                resid_pdrop=dropout,
+                embd_pdrop=dropout,
+                attn_pdrop=dropout,
+                **s,
+            )
+            self.model = transformers.GPT2LMHeadModel(config)
+        return self.tokenizer
+
+    # -- training ----------------------------------------------------------------------------
+    def forward(self, input_ids):
+        return self.model(input_ids=input_ids, labels=input_ids)
+
+    def training_step(self, batch, batch_idx):
+        loss = self(batch["input_ids"]).loss
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
+        return loss
+
+    def on_validation_epoch_start(self):
+        n = len(self.trainer.datamodule.handles) if self.trainer.datamodule else 1
+        self._val_sums = torch.zeros(n, 2, dtype=torch.float64, device=self.device)
+
+    def validation_step(self, batch, batch_idx):
+        # Sum of token losses and token counts per user, so val/loss is an exact token average
+        # over the whole validation set (and per user), independent of batch boundaries.
+        ids = batch["input_ids"]
+        logits = self.model(input_ids=ids).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none"
+        ).view(ids.size(0), -1)
+        for u in batch["user"].unique():
+            m = batch["user"] == u
+            self._val_sums[u, 0] += nll[m].sum().double()
+            self._val_sums[u, 1] += nll[m].numel()
+
+    def on_validation_epoch_end(self):
+        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
+        loss = (sums[:, 0].sum() / sums[:, 1].sum().clamp(min=1)).float()
+        self.log("val/loss", loss, prog_bar=True)
+        self.log("val/ppl", torch.exp(loss.clamp(max=50)))  # clamp: exp overflows to inf past ~88
+        dm = self.trainer.datamodule
+        if dm is not None and len(dm.handles) > 1:
+            for i, h in enumerate(dm.handles):
+                self.log(f"val/loss_{h}", (sums[i, 0] / sums[i, 1].clamp(min=1)).float())
+
+    def configure_optimizers(self):
+        o = {"lr": 3e-4, "weight_decay": 0.01, "betas": (0.9, 0.999), "warmup_ratio": 0.0,
+             "schedule": "cosine", **self.hparams.optim}
+        # Weight decay on matrices only: biases and LayerNorm gains are not decayed (GPT-2 recipe).
+        decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": o["weight_decay"]},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=o["lr"],
+            betas=tuple(o["betas"]),
+        )
+        total = self.trainer.estimated_stepping_batches
+        name = {"constant": "constant_with_warmup"}.get(o["schedule"], o["schedule"])
+        if name not in ("cosine", "linear", "constant_with_warmup"):
+            raise UserError(f"optim.schedule={o['schedule']!r}: use cosine, linear or constant")
+        scheduler = transformers.get_scheduler(
+            name, optimizer, num_warmup_steps=math.ceil(o["warmup_ratio"] * total),
+            num_training_steps=total,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # Dropout draws from torch's global RNG; carrying its state in the checkpoint makes a resumed
+    # run continue with exactly the random numbers an uninterrupted run would have used. (Nothing
+    # in training draws from numpy or `random`; the batch order comes from data.EpochShuffle.)
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint):
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])

@@ -1,0 +1,206 @@
+"""Read posts from a generic CSV or JSONL export, with a configurable column mapping.
+
+`columns` maps each canonical field to the column that holds it in the file, e.g.
+`{"id": "tweet_id", "created_at": "timestamp", "is_retweet": "retweeted_status_id"}`;
+a field mapped to None is not in the file. Fields not given keep the default mapping: id,
+created_at and text from columns of the same name, everything else absent. Nested JSONL objects
+are flattened with dots, so `{"author": {"username": ...}}` is column `author.username`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from huggingtweets.errors import UserError
+from huggingtweets.posts import to_frame, validate_handle
+
+DEFAULT_COLUMNS: dict[str, str | None] = {
+    "id": "id",
+    "created_at": "created_at",
+    "text": "text",
+    "is_retweet": None,
+    "is_reply": None,
+    "is_quote": None,
+    "lang": None,
+    "handle": None,
+    "display_name": None,
+}
+REQUIRED = ("id", "created_at", "text")
+FLAGS = ("is_retweet", "is_reply", "is_quote")
+
+# Spellings of "no" in flag columns. Anything else non-empty counts as yes, which also covers
+# columns holding ids (retweeted_status_id, in_reply_to_status_id): an id set means True.
+FALSE_VALUES = {"", "0", "false", "f", "no", "n", "nan", "none", "null", "na", "<na>"}
+
+
+def read_csv(
+    path: str,
+    handle: str | None = None,
+    columns: Mapping[str, str | None] | None = None,
+    encoding: str = "utf-8",
+    **kw,
+) -> pd.DataFrame:
+    """Posts from a CSV file (one row per post); extra keywords go to `pandas.read_csv`."""
+    path = Path(path).expanduser()
+    text = _read_text(path, encoding)
+    try:
+        # Everything as text: ids must not become floats, empty cells stay "" rather than NaN.
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, **kw)
+    except (pd.errors.ParserError, ValueError) as err:
+        raise UserError(f"{path}: cannot parse as CSV ({err}); check source.path and the format")
+    return _to_posts(table, path, handle, columns, source="csv")
+
+
+def read_jsonl(
+    path: str,
+    handle: str | None = None,
+    columns: Mapping[str, str | None] | None = None,
+    encoding: str = "utf-8",
+) -> pd.DataFrame:
+    """Posts from a JSON Lines file: one JSON object per line, one post per object."""
+    path = Path(path).expanduser()
+    text = _read_text(path, encoding)
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            # parse_int=str: ids stay exact strings (a float column would round 19-digit ids).
+            row = json.loads(line, parse_int=str)
+        except json.JSONDecodeError as err:
+            raise UserError(
+                f"{path}: line {number} is not valid JSON ({err.msg}); "
+                "a JSONL file needs one JSON object per line"
+            )
+        if not isinstance(row, dict):
+            raise UserError(
+                f"{path}: line {number} is not a JSON object; expected one post per line"
+            )
+        rows.append(row)
+    return _to_posts(pd.json_normalize(rows), path, handle, columns, source="jsonl")
+
+
+def _read_text(path: Path, encoding: str) -> str:
+    """The file's text, refusing to guess: a wrong encoding would silently give mojibake."""
+    if not path.is_file():
+        raise UserError(f"file not found: {path} (set source.path=<file>)")
+    data = path.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"{path}: not valid {encoding} (byte 0x{data[err.start]:02x} at offset {err.start}). "
+            "If you know the file's encoding, set it, e.g. source.encoding=latin-1"
+        )
+    except LookupError:
+        raise UserError(f"source.encoding={encoding!r} is not an encoding Python knows")
+    text = text.removeprefix("\ufeff")  # a byte-order mark would stick to the first column name
+    if not text.strip():
+        raise UserError(f"{path}: the file is empty")
+    return text
+
+
+def _to_posts(
+    table: pd.DataFrame,
+    path: Path,
+    handle: str | None,
+    columns: Mapping[str, str | None] | None,
+    source: str,
+) -> pd.DataFrame:
+    if table.empty:
+        raise UserError(f"{path}: the file has no posts (no rows after the header)")
+    mapping = _mapping(columns)
+    for field, column in mapping.items():
+        if column is None and field not in REQUIRED:
+            continue
+        if column is None or column not in table.columns:
+            what = "is not mapped" if column is None else f"column {column!r} is not in the file"
+            raise UserError(
+                f"{path}: {what} (needed for {field}); the file has columns "
+                f"{', '.join(map(str, table.columns))}. Set source.columns.{field}=<column>"
+            )
+
+    def column(field: str) -> pd.Series | None:
+        return None if mapping[field] is None else table[mapping[field]]
+
+    records = pd.DataFrame(
+        {
+            "id": column("id").astype(str).str.strip(),
+            "created_at": _timestamps(column("created_at"), path, mapping["created_at"]),
+            "text": column("text").fillna("").astype(str),
+        }
+    )
+    if mapping["is_retweet"] is None:
+        # The only trace of a retweet in most exports is the "RT @user:" prefix.
+        records["is_retweet"] = records["text"].str.startswith("RT @")
+    for field in FLAGS:
+        if mapping[field] is not None:
+            records[field] = column(field).map(_flag)
+    for field in ("lang", "display_name"):
+        if mapping[field] is not None:
+            records[field] = column(field).map(_optional)
+    if "lang" in records:
+        records["lang"] = records["lang"].replace({"und": None})
+
+    records["handle"] = _handle(handle, column("handle"), path)
+    records["source"] = source
+    return to_frame(records)
+
+
+def _mapping(columns: Mapping[str, str | None] | None) -> dict[str, str | None]:
+    given = dict(columns or {})  # also accepts Hydra's DictConfig
+    unknown = sorted(set(given) - set(DEFAULT_COLUMNS))
+    if unknown:
+        raise UserError(
+            f"source.columns has unknown field(s) {', '.join(unknown)}; "
+            f"the fields are {', '.join(DEFAULT_COLUMNS)}"
+        )
+    return {
+        **DEFAULT_COLUMNS,
+        **{k: (None if v in (None, "") else str(v)) for k, v in given.items()},
+    }
+
+
+def _timestamps(values: pd.Series, path: Path, name: str) -> pd.Series:
+    try:
+        return pd.to_datetime(values, utc=True, format="mixed")
+    except (ValueError, TypeError, OverflowError) as err:
+        raise UserError(
+            f"{path}: column {name!r} has a value that is not a date/time ({err}); "
+            "map source.columns.created_at to the column with the post times"
+        )
+
+
+def _flag(value) -> bool:
+    if value is None or value is False or (isinstance(value, float) and pd.isna(value)):
+        return False
+    return str(value).strip().lower() not in FALSE_VALUES
+
+
+def _optional(value) -> str | None:
+    return None if _missing(value) else str(value)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value)) or str(value) == ""
+
+
+def _handle(handle: str | None, values: pd.Series | None, path: Path) -> str:
+    """The argument if given, else the file's handle column when it holds exactly one handle."""
+    if handle is not None:
+        return validate_handle(handle)
+    found = [] if values is None else sorted({str(v) for v in values if not _missing(v)})
+    if len(found) == 1:
+        return validate_handle(found[0])
+    if not found:
+        raise UserError(f"{path}: whose posts are these? pass user=<handle>")
+    shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+    raise UserError(
+        f"{path}: the handle column holds {len(found)} different handles ({shown}); "
+        "pass user=<handle> to say whose posts these are"
+    )

@@ -1,0 +1,66 @@
+"""Weights & Biases: the resolved config (secrets redacted), and the data and model as artifacts
+linked by lineage, like the original huggingtweets: the run *uses* each user's raw posts and the
+cleaned training set, and *logs* the exported model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch.loggers import WandbLogger
+
+
+def wandb_run(trainer):
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            return logger.experiment
+    return None
+
+
+def _use(run, artifact) -> None:
+    """Mark `artifact` as an input of this run. W&B can only record a use online; an offline run
+    logs it instead, so the data still travels with the run when it is synced."""
+    if run.settings.mode == "offline":
+        run.log_artifact(artifact)
+    else:
+        run.use_artifact(artifact)
+
+
+def log_inputs(trainer, dm, run_dir: str | Path) -> None:
+    run = wandb_run(trainer)
+    if run is None:
+        return
+    import pandas as pd
+    import wandb
+
+    for h in dm.handles:
+        art = wandb.Artifact(f"posts-{h}", type="raw-posts", metadata=dm.meta.get(h, {}))
+        art.add_file(str(dm.raw_paths[h]))
+        _use(run, art)
+    data_dir = Path(run_dir) / "dataset"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for split, frames in (("train", dm.train), ("val", dm.val)):
+        pd.concat(frames.values()).to_parquet(data_dir / f"{split}.parquet", index=False)
+    name = "dataset-" + "-".join(dm.handles)
+    art = wandb.Artifact(name[:120], type="training-set", metadata={"table": dm.tables})
+    art.add_dir(str(data_dir))
+    _use(run, art)
+
+
+def log_model(trainer, model_dir: Path, metrics: dict, handles: list[str]) -> None:
+    run = wandb_run(trainer)
+    if run is None:
+        return
+    import wandb
+
+    art = wandb.Artifact(("model-" + "-".join(handles))[:120], type="model", metadata=metrics)
+    art.add_dir(str(model_dir))
+    run.log_artifact(art)
+    run.summary.update(metrics)
+
+
+def finish() -> None:
+    """One W&B run per multirun job: close this job's run before the next job starts."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()

@@ -1,0 +1,136 @@
+"""Packing, splitting, mixing and the token cache of the TweetDataModule."""
+
+import random
+
+import pandas as pd
+import pytest
+import torch
+
+from huggingtweets import data, posts
+from huggingtweets.errors import UserError
+from huggingtweets.module import train_tokenizer
+
+CLEAN = {"preset": "default", "dedupe": True, "min_chars": 0}
+
+
+def write_user(data_dir, handle, n, words="alpha beta gamma delta", start="2022-01-01"):
+    rows = [
+        {
+            "id": str(1000 + i),
+            "created_at": pd.Timestamp(start, tz="UTC") + pd.Timedelta(hours=i),
+            "text": f"{handle} says {words} number {i} today",
+            "handle": handle,
+        }
+        for i in range(n)
+    ]
+    posts.write_posts(data_dir, handle, pd.DataFrame(rows), source="test")
+
+
+def make_dm(tmp_path, user, **kw):
+    dm = data.TweetDataModule(user=user, clean=CLEAN, data_dir=str(tmp_path), **kw)
+    dm.tokenizer = train_tokenizer(dm.train_texts, vocab_size=300)
+    return dm
+
+
+def test_pack_puts_eos_before_every_tweet_and_cuts_full_blocks():
+    tweets = [[1, 2, 3], [4, 5], [6, 7, 8, 9], [10]]
+    blocks = data.pack(tweets, block_size=4, eos_id=0)
+    stream = [0, 1, 2, 3, 0, 4, 5, 0, 6, 7, 8, 9, 0, 10]
+    assert blocks.shape == (3, 4)  # 14 tokens -> 3 full blocks, the 2-token tail dropped
+    assert blocks.flatten().tolist() == stream[:12]
+    assert blocks.dtype == torch.long
+
+
+def test_split_by_time_puts_the_newest_tweets_in_validation(tmp_path):
+    write_user(tmp_path, "alice", 50)
+    dm = make_dm(tmp_path, "alice", val_share=0.2)
+    train, val = dm.train["alice"], dm.val["alice"]
+    assert len(val) == 10 and len(train) == 40
+    assert train["created_at"].max() < val["created_at"].min()
+    assert not set(train["id"]) & set(val["id"])
+
+
+def test_random_split_is_deterministic_and_disjoint(tmp_path):
+    write_user(tmp_path, "alice", 60)
+    a = make_dm(tmp_path, "alice", split="random", seed=7)
+    b = make_dm(tmp_path, "alice", split="random", seed=7)
+    c = make_dm(tmp_path, "alice", split="random", seed=8)
+    assert list(a.val["alice"]["id"]) == list(b.val["alice"]["id"])
+    assert list(a.val["alice"]["id"]) != list(c.val["alice"]["id"])
+    assert not set(a.train["alice"]["id"]) & set(a.val["alice"]["id"])
+    assert len(a.train["alice"]) + len(a.val["alice"]) == 60
+
+
+def test_balanced_mix_oversamples_the_smaller_user_to_the_same_characters():
+    chars = {"big": 10_000, "small": 2_500}
+    assert data.mix_counts(chars, "natural", None) == chars
+    assert data.mix_counts(chars, "balanced", None) == {"big": 10_000, "small": 10_000}
+    w = data.mix_counts(chars, "weights", {"big": 1, "small": 3})
+    assert w["small"] / (w["big"] + w["small"]) == pytest.approx(0.75, abs=1e-3)
+    assert w["big"] >= 10_000  # never drops anyone's tweets
+    with pytest.raises(UserError, match="weight for every user"):
+        data.mix_counts(chars, "weights", {"big": 1})
+
+
+def test_oversample_reaches_the_target_and_repeats_every_tweet_evenly():
+    texts = ["x" * 10] * 7
+    order = data.oversample(texts, 210, random.Random(0))
+    assert len(order) == 21 and sorted(order) == sorted(list(range(7)) * 3)
+
+
+def test_weighted_mix_is_respected_in_the_packed_training_tokens(tmp_path):
+    write_user(tmp_path, "alice", 200, words="apples apples apples")
+    write_user(tmp_path, "bob", 40, words="bananas bananas bananas", start="2023-01-01")
+    dm = make_dm(tmp_path, "alice-bob", mix="weights", weights={"alice": 1, "bob": 1},
+                 block_size=16)
+    dm.setup("fit")
+    text = dm.tokenizer.decode(dm.train_set.blocks.flatten())
+    a, b = text.count("apples"), text.count("bananas")
+    assert b / (a + b) == pytest.approx(0.5, abs=0.05)
+
+
+def test_each_user_has_its_own_validation_blocks(tmp_path):
+    write_user(tmp_path, "alice", 100)
+    write_user(tmp_path, "bob", 100)
+    dm = make_dm(tmp_path, "alice-bob", block_size=16)
+    dm.setup("fit")
+    users = dm.val_set.user_idx.unique().tolist()
+    assert users == [0, 1]
+    assert (dm.train_set.blocks[:, 0] >= 0).all()
+    assert dm.train_set.blocks.shape[1] == 16
+
+
+def test_token_cache_is_reused_and_keyed_by_the_texts(tmp_path, monkeypatch):
+    write_user(tmp_path, "alice", 80)
+    dm = make_dm(tmp_path, "alice", block_size=16)
+    dm.setup("fit")
+    cached = list((tmp_path / "cache").glob("tokens-*.npz"))
+    assert len(cached) == 1
+    dm2 = make_dm(tmp_path, "alice", block_size=16)
+    calls = []
+    monkeypatch.setattr(type(dm2.tokenizer), "__call__", lambda *a, **k: calls.append(1))
+    dm2.setup("fit")
+    assert not calls, "a warm cache must not tokenize again"
+    assert torch.equal(dm.train_set.blocks, dm2.train_set.blocks)
+    monkeypatch.undo()
+    dm3 = make_dm(tmp_path, "alice", block_size=16, val_share=0.3)  # other texts -> other key
+    dm3.setup("fit")
+    assert len(list((tmp_path / "cache").glob("tokens-*.npz"))) == 2
+
+
+def test_epoch_shuffle_depends_only_on_seed_and_epoch():
+    s = data.EpochShuffle(20, seed=3)
+    s.set_epoch(1)
+    first = list(s)
+    s.set_epoch(2)
+    assert list(s) != first
+    t = data.EpochShuffle(20, seed=3)
+    t.set_epoch(1)
+    assert list(t) == first and sorted(first) == list(range(20))
+
+
+def test_too_small_validation_set_says_what_to_change(tmp_path):
+    write_user(tmp_path, "alice", 12)
+    dm = make_dm(tmp_path, "alice", block_size=128)
+    with pytest.raises(UserError, match="data.block_size"):
+        dm.setup("fit")

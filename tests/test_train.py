@@ -1,0 +1,145 @@
+"""The real configs compose; the pipeline runs end to end; sweeps, export, W&B and resume work."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY, run_cli
+
+GROUPS = {
+    group: sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+    for group in ("data", "clean", "model", "optim", "trainer", "logger", "experiment")
+}
+CASES = [(g, o) for g, opts in GROUPS.items() for o in opts]
+
+
+@pytest.mark.parametrize("group,option", CASES, ids=[f"{g}={o}" for g, o in CASES])
+def test_every_config_option_composes_and_instantiates(compose_cfg, group, option):
+    from hydra.utils import instantiate
+
+    user = [] if group == "experiment" else ["user=demo_ada"]  # an experiment names its users
+    cfg = compose_cfg(*user, f"{group}={option}")
+    dm = instantiate(cfg.data)
+    assert dm.handles == (["demo_ada", "demo_bo", "demo_cy"] if option == "demo" else ["demo_ada"])
+    module = instantiate(cfg.model)
+    assert module.hparams.optim["lr"] == cfg.optim.lr
+    trainer_cfg = dict(cfg.trainer)
+    assert trainer_cfg["precision"] == "32-true"  # fp32 on this CPU: bf16 would be ~25x slower
+    for lg in cfg.logger.values():
+        assert instantiate(lg) is not None
+
+
+def test_fast_dev_run_end_to_end_in_process(compose_cfg, tmp_path):
+    from hydra.utils import instantiate
+
+    cfg = compose_cfg("user=demo_ada-demo_bo", *TINY, "trainer.fast_dev_run=true")
+    dm = instantiate(cfg.data)
+    module = instantiate(cfg.model)
+    dm.tokenizer = module.build(dm.train_texts)
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, callbacks=[])
+    trainer.fit(module, datamodule=dm)
+    loss = trainer.callback_metrics["val/loss"].item()
+    assert 0 < loss < 10
+    assert set(trainer.callback_metrics) >= {"val/loss", "val/ppl", "val/loss_demo_bo", "train/loss"}
+
+
+@pytest.mark.slow
+def test_train_exports_a_pipeline_loadable_model_card_metrics_and_wandb(tmp_path):
+    run = tmp_path / "run"
+    res = run_cli("train.py", "user=demo_ada", *TINY, "logger=wandb", "trainer.max_epochs=2",
+                  f"data.data_dir={tmp_path}/data", f"hydra.run.dir={run}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "final val/loss:" in res.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["val/loss"] > 0
+    assert (run / "config_resolved.yaml").exists() and (run / ".hydra" / "config.yaml").exists()
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    model = run / "model"
+    assert (model / "model.safetensors").exists()
+    card = (model / "README.md").read_text()
+    assert card.startswith("---\n") and "| Tweets kept |" in card and "pipeline(" in card
+    assert list((run / "wandb").glob("offline-run-*/run-*.wandb")), "no W&B offline run written"
+
+    from transformers import pipeline
+
+    gen = pipeline("text-generation", model=str(model))
+    assert gen.model.config.prefix == "<|endoftext|>"
+    out = gen("My dream is", num_return_sequences=2, max_new_tokens=8)
+    assert len(out) == 2 and all(o["generated_text"].startswith("My dream is") for o in out)
+    assert gen.model.generation_config.top_p == 0.95 and gen.model.generation_config.do_sample
+
+    res = run_cli("generate.py", f"model_dir={model}", "prompt=I think", "n=3", "format=jsonl")
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = [json.loads(x) for x in res.stdout.strip().splitlines()]
+    assert len(lines) == 3 and all(x["text"].startswith("I think") for x in lines)
+    assert all("\n" not in x["text"] for x in lines)
+
+
+@pytest.mark.slow
+def test_multirun_sweep_writes_one_dir_per_job_named_by_overrides(tmp_path):
+    sweep = tmp_path / "sweep"
+    res = run_cli("train.py", "-m", "user=demo_ada,demo_ada-demo_bo", *TINY,
+                  "export=false", f"data.data_dir={tmp_path}/data", f"hydra.sweep.dir={sweep}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert any("user=demo_ada-demo_bo" in j for j in jobs) and len(jobs) == 2, jobs
+    for job in jobs:
+        assert (sweep / job / ".hydra" / "config.yaml").exists()
+        assert json.loads((sweep / job / "metrics.json").read_text())["val/loss"] > 0
+    # the sweep tokenized each distinct dataset once: two mixes -> two token caches
+    assert len(list((tmp_path / "data" / "cache").glob("tokens-*.npz"))) == 2
+
+
+def _train_args(tmp_path, run_dir, *extra):
+    return [sys.executable, str(ROOT / "train.py"), "user=demo_ada", *TINY, "export=false",
+            "trainer.max_epochs=4", "data.block_size=16", "data.batch_size=4",
+            f"data.data_dir={tmp_path}/data", f"hydra.run.dir={run_dir}", *extra]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_uninterrupted_val_loss(tmp_path):
+    env = {**os.environ}
+    full = subprocess.run(_train_args(tmp_path, tmp_path / "full"), capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=600)
+    assert full.returncode == 0, full.stderr[-3000:]
+    expected = json.loads((tmp_path / "full" / "metrics.json").read_text())["val/loss"]
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_train_args(tmp_path, run), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the checkpoint finish writing, then kill mid-epoch
+    assert proc.poll() is None, "training finished before it could be killed: make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "metrics.json").exists()
+
+    resumed = subprocess.run(_train_args(tmp_path, run, f"ckpt_path={last}"), capture_output=True,
+                             text=True, env=env, cwd=ROOT, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got = json.loads((run / "metrics.json").read_text())["val/loss"]
+    assert got == pytest.approx(expected, abs=1e-4)
+
+
+def test_wandb_config_never_holds_secrets():
+    from huggingtweets.config import redact
+
+    cfg = {"source": {"bearer_token": "abc", "path": "x"}, "api_key": "k", "lr": 1, "l": [{"token": "t"}]}
+    out = redact(cfg)
+    assert out == {"source": {"bearer_token": "***", "path": "x"}, "api_key": "***", "lr": 1,
+                   "l": [{"token": "***"}]}
+    assert "abc" not in json.dumps(out)
+
+
+def test_reproduce_config_is_the_demo_experiment():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "train.py experiment=demo" in makefile
+    assert Path(ROOT / "conf" / "experiment" / "demo.yaml").exists()
