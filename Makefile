@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export WANDB_SILENT := true
 
-.PHONY: help env test test-fast reproduce lint clean
+.PHONY: help env test test-fast reproduce demo lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,15 @@ test: $(STAMP)  ## the full test suite (what CI runs)
 test-fast: $(STAMP)  ## tests without the slow end-to-end runs
 	$(BIN)/pytest -q -m "not slow"
 
-reproduce: $(STAMP)  ## demo personas -> train the reference model -> model dir + card
+REPRODUCE := outputs/reproduce
+
+reproduce: $(STAMP)  ## the reference study: lr x epochs x mix sweep -> report -> check README's table
+	$(BIN)/python fetch.py source=demo user=demo_ada-demo_bo-demo_cy
+	rm -rf $(REPRODUCE)
+	$(BIN)/python train.py experiment=lr_epochs_mix hydra.sweep.dir=$(REPRODUCE)
+	$(BIN)/python report.py $(REPRODUCE) --check README.md --tolerance 1e-3
+
+demo: $(STAMP)  ## demo personas -> train the reference model -> model dir + card (~1 min)
 	$(BIN)/python fetch.py source=demo user=demo_ada-demo_bo-demo_cy
 	$(BIN)/python train.py experiment=demo
 
@@ -35,3 +43,7 @@ lint: $(STAMP)  ## ruff
 
 clean:  ## remove outputs and caches (keeps data/tweets)
 	rm -rf outputs multirun data/cache
+
+.PHONY: bench
+bench: $(STAMP)  ## the benchmark suite (<= 20 min on 2 cores): prints the ratios, writes BENCHMARKS.md
+	$(BIN)/python bench/run_all.py --markdown BENCHMARKS.md

@@ -1,8 +1,13 @@
-"""Import a user's posts into the cache (data/tweets/<handle>.parquet) and print the data table.
+"""Fetch or import a user's posts into the cache (data/tweets/<handle>.parquet), print the data table.
 
+    python fetch.py user=alice.bsky.social                   # Bluesky, public (source=auto)
+    python fetch.py user=Gargron@mastodon.social             # Mastodon, public
+    X_BEARER_TOKEN=... python fetch.py user=smithjd source=x # X API v2
     python fetch.py user=smithjd source=archive source.path=~/Downloads/twitter-2022-11-03.zip
     python fetch.py user=alice source=csv source.path=alice.csv source.columns.id=tweet_id
-    python fetch.py source=demo            # the three synthetic demo personas
+    python fetch.py source=demo                              # the three synthetic demo personas
+
+A second fetch asks only for newer posts (refresh=full refetches); an interrupted fetch resumes.
 """
 
 import hydra
@@ -15,25 +20,24 @@ from huggingtweets.errors import UserError, reported
 @hydra.main(version_base="1.3", config_path="conf", config_name="fetch")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import instantiate
 
-    from huggingtweets import clean, posts
+    from huggingtweets import clean, posts, sources
 
-    source = HydraConfig.get().runtime.choices.source
+    choice = HydraConfig.get().runtime.choices.source
     with reported():
         handles = posts.parse_users(cfg.user) if cfg.user else [None]
         if len(handles) > 1 and "path" in cfg.source.keys():
-            raise UserError(f"source={source} reads one file for one user; got the mix {cfg.user!r}")
+            raise UserError(f"source={choice} reads one file for one user; got the mix {cfg.user!r}")
         if "path" in cfg.source.keys() and OmegaConf.is_missing(cfg.source, "path"):
-            raise UserError(f"source={source} needs the file: add source.path=<path to it>")
+            raise UserError(f"source={choice} needs the file: add source.path=<path to it>")
         tables = {}
         for handle in handles:
-            new = instantiate(cfg.source, handle=handle)
-            handle = handle or posts.validate_handle(new["handle"].iloc[0])
-            merged = posts.write_posts(cfg.data_dir, handle, new, source=source, refresh=cfg.refresh)
-            print(f"@{handle}: {len(new):,} posts read, {len(merged):,} cached in "
-                  f"{posts.tweets_path(cfg.data_dir, handle)}")
-            tables[handle] = clean.clean_posts(merged, cfg.clean).table
+            got = sources.fetch_user(cfg.source, handle, cfg.data_dir, refresh=cfg.refresh,
+                                     name=choice)
+            verb = "fetched" if got.source in ("x", "bluesky", "mastodon") else "read"
+            print(f"@{got.handle}: {len(got.new):,} posts {verb} ({got.source}), "
+                  f"{len(got.merged):,} cached in {posts.tweets_path(cfg.data_dir, got.handle)}")
+            tables[got.handle] = clean.clean_posts(got.merged, cfg.clean).table
         clean.print_table(tables, title=f"Data table (clean={HydraConfig.get().runtime.choices.clean})")
 
 

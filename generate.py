@@ -1,6 +1,7 @@
 """Sample tweets from an exported model directory.
 
     python generate.py model_dir=outputs/runs/<run>/model prompt="My dream is" n=5
+    python generate.py model_dir=... prompts='[My dream is, ""]' n=10 temperature=0.8 format=jsonl
 """
 
 import hydra
@@ -12,18 +13,27 @@ from huggingtweets.errors import reported
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
     import json
+    import sys
 
+    from huggingtweets.errors import UserError
     from huggingtweets.generate import generate
 
     with reported():
+        if cfg.format not in ("text", "jsonl"):
+            raise UserError(f"format={cfg.format}: use text or jsonl")
         prompts = [cfg.prompt] if cfg.prompt is not None else list(cfg.prompts)
         samples = generate(
-            cfg.model_dir, prompts, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-            top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-            cut_newline=cfg.cut_newline,
+            cfg.model_dir, prompts, copy_index=cfg.copy_index, n=cfg.n,
+            temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+            max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, cut_newline=cfg.cut_newline,
+            filter_copies=cfg.filter_copies, user=cfg.user,
         )
         for s in samples:
             print(json.dumps(s, ensure_ascii=False) if cfg.format == "jsonl" else s["text"])
+        short = len(prompts) * cfg.n - len(samples)
+        if short:
+            print(f"note: {short} fewer samples than asked: the model kept copying training "
+                  "tweets or ending at once (filter_copies=false keeps copies)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,14 @@ def main(cfg: DictConfig) -> float:
                                "steps": trainer.global_step, "seed": cfg.seed,
                                "block_size": cfg.data.block_size, "batch_size": cfg.data.batch_size}
                     model_dir = export.export_model(module, dm, f"{run_dir}/model", metrics, hparams)
+                    evaluation = None
+                    if cfg.get("eval") and cfg.eval.enabled:  # vs a baseline, memorization, voice
+                        from huggingtweets.evaluate import evaluate_run
+
+                        evaluation = evaluate_run(module, dm, cfg.eval, run_dir, model_dir)
+                        tracking.log_eval(trainer, evaluation, model_dir / "predictions.png")
+                    export.write_card(module, dm, model_dir, metrics, hparams, evaluation,
+                                      tracking.run_url(trainer))
                     tracking.log_model(trainer, model_dir, metrics, dm.handles)
                     print(f"model: {model_dir}")
             print(f"final val/loss: {metrics['val/loss']:.4f} (val/ppl {metrics['val/ppl']:.2f})")

@@ -332,6 +332,13 @@ def test_default_strip_leading_mentions():
     assert off.posts["text"].iloc[0] == "@a @b thanks for this"
 
 
+def test_strip_leading_mentions_of_bluesky_and_mastodon_handles():
+    texts = ["@alice.bsky.social @bob@mastodon.social see you at the market", "@x.com. ok then fine"]
+    cfg = {**DEFAULT, "strip_leading_mentions": True}
+    result = clean_posts(frame(texts, is_reply=[0, 1]), cfg)
+    assert list(result.posts["text"]) == ["see you at the market", "@x.com. ok then fine"]
+
+
 def test_strip_leading_mentions_before_dedupe():
     texts = ["@a thanks for this", "@b thanks for this"]
     cfg = {**DEFAULT, "strip_leading_mentions": True}

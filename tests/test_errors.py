@@ -30,6 +30,45 @@ def test_mix_handles_parse_in_order_without_duplicates():
     assert posts.parse_users("@bob-alice-bob") == ["bob", "alice"]
 
 
+@pytest.mark.parametrize("user,handles,names", [
+    ("alice.bsky.social", ["alice.bsky.social"], ["bsky-alice.bsky.social"]),
+    ("Jeremy-Data.BSKY.social", ["jeremy-data.bsky.social"], ["bsky-jeremy-data.bsky.social"]),
+    ("did:plc:ewvi7nxzyoun6zhxrhs64oiz", ["did:plc:ewvi7nxzyoun6zhxrhs64oiz"],
+     ["did-plc-ewvi7nxzyoun6zhxrhs64oiz"]),
+    ("@Gargron@Mastodon.Social", ["Gargron@mastodon.social"], ["masto-Gargron_at_mastodon.social"]),
+    ("alice.bsky.social+bob@mastodon.social+carol", ["alice.bsky.social", "bob@mastodon.social",
+     "carol"], ["bsky-alice.bsky.social", "masto-bob_at_mastodon.social", "carol"]),
+    ("demo_ada-demo_bo", ["demo_ada", "demo_bo"], ["demo_ada", "demo_bo"]),
+])
+def test_handles_of_every_platform_and_their_cache_names(user, handles, names):
+    assert posts.parse_users(user) == handles
+    assert [posts.cache_name(h) for h in handles] == names
+    assert [posts.platform(h) for h in handles] != []
+
+
+@pytest.mark.parametrize("bad", [
+    "..", ".", "a/../b", "alice.bsky.social/../../etc", "bob@../etc", "bob@host/..", "did:plc:../x",
+    "a\x00b", "alice.bsky.social\x00", "\x00", "bob@mastodon.social@evil.com", "a@b",
+    "x" * 10_000, "a." * 200 + "com", "b" * 64 + ".bsky.social", "~/x", "C:\\x", "a..b.com",
+    "-alice.bsky.social", "alice-.bsky.social", "alice.bsky.123",
+])
+def test_nothing_a_handle_contains_escapes_data(tmp_path, bad):
+    with pytest.raises(UserError, match="invalid handle|no user"):
+        posts.tweets_path(tmp_path, bad)
+    with pytest.raises(UserError):
+        posts.parse_users(bad)
+
+
+def test_long_valid_handles_get_short_safe_unique_names(tmp_path):
+    label = "a" * 63
+    a, b = f"{label}.{label}.{label}.bsky.social", f"{label}.{label}.{label}.bsky.socia1"
+    for handle in (a, b, f"{'u' * 64}@{label}.{label}.{label}.example"):
+        path = posts.tweets_path(tmp_path, handle)
+        assert path.parent == tmp_path / "tweets" and len(path.name) <= 200
+        assert path.resolve().is_relative_to((tmp_path / "tweets").resolve())
+    assert posts.cache_name(a) != posts.cache_name(b)
+
+
 def test_refetch_merges_by_id_and_writes_atomically(tmp_path):
     first = pd.DataFrame({"id": ["1", "2"], "created_at": ["2022-01-01", "2022-01-02"],
                           "text": ["a", "b"], "handle": "al"})

@@ -583,12 +583,21 @@ def test_source_configs_instantiate(tmp_path):
     hydra_utils = pytest.importorskip("hydra.utils")
     from omegaconf import OmegaConf
 
+    from huggingtweets import sources
+    from huggingtweets.sources import bluesky, mastodon, twarc, x
+
     targets = {
         "archive": archive.read_archive,
         "csv": files.read_csv,
         "jsonl": files.read_jsonl,
         "demo": demo.generate,
+        "twarc": twarc.read_twarc,
+        "x": x.XSource,
+        "bluesky": bluesky.BlueskySource,
+        "mastodon": mastodon.MastodonSource,
+        "auto": sources.auto,
     }
+    assert set(targets) == {p.stem for p in CONF.glob("*.yaml")}  # every source is listed here
     for name, function in targets.items():
         cfg = OmegaConf.load(CONF / f"{name}.yaml")
         assert cfg._target_ == f"{function.__module__}.{function.__name__}"

@@ -1,25 +1,172 @@
 """The model card (README.md of an exported model directory), Hugging Face card format.
 
-Every user-provided string (display names, handles, tweets) goes through `md()` or YAML's own
-quoting, so nothing in a display name can inject HTML, Markdown links or YAML keys.
+Every user-provided string (display names, handles, tweets, generated samples) goes through
+`md()`, and the YAML metadata is written by `yaml.safe_dump` from values we build (no display name
+or tweet is in it), so nothing a user wrote can inject HTML, Markdown links or images, @mentions,
+autolinks or YAML keys.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import yaml
 
-from huggingtweets import clean as cleaning
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|>~])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~])")  # and ">" becomes &gt;
+_ZWSP = "\u200b"  # zero-width space: invisible, and breaks what a linkifier would match
+LICENSE = "mit"
+PROMPTS = ["My dream is", "I think that", "Today I", ""]  # the widget's, the demo's, the eval's
 
 
 def md(text) -> str:
-    """Inert in Markdown and HTML: entities for <>&\"', backslashes before Markdown syntax, one line."""
+    """Inert in Markdown and HTML, on one line: entities for < > & (quotes stay: no user text is
+    ever put inside an HTML attribute), a backslash before every other Markdown punctuation, and
+    a zero-width space after "@" and inside "://" and "www." so no renderer turns the text into a
+    mention or a link."""
     text = " ".join(str(text).split())
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))
+    text = text.replace(_ZWSP, "")
+    text = re.sub(r"@(?=\w)", "@" + _ZWSP, text)
+    text = re.sub(r"(?i)(www)\.", r"\1" + _ZWSP + ".", text)
+    text = text.replace("://", ":" + _ZWSP + "//")
+    # Markdown first, then HTML: entities (&amp; &lt; &gt;) then stay whole
+    return html.escape(_MD_SPECIAL.sub(r"\\\1", text), quote=False)
+
+
+def _handle(h: str) -> str:
+    return "@" + md(str(h).removeprefix("@"))
+
+
+def _name(h: str, meta: dict) -> str:
+    return f"{md(meta.get(h, {}).get('display_name') or h)} ({_handle(h)})"
+
+
+def _data_table(tables: dict[str, dict[str, int]]) -> str:
+    rows = list(dict.fromkeys(r for t in tables.values() for r in t))
+    lines = ["| Data | " + " | ".join(_handle(h) for h in tables) + " |",
+             "|---" * (len(tables) + 1) + "|"]
+    for r in rows:
+        cells = [str(int(t[r])) if r in t else "–" for t in tables.values()]
+        lines.append(f"| {md(r)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+def _front(languages, base_model, prompt, model_id, evaluation) -> dict:
+    front = {
+        "language": [lang for lang in languages if re.fullmatch(r"[a-z]{2}", str(lang))] or ["en"],
+        "license": LICENSE,
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation",
+        "tags": ["huggingtweets", "text-generation", "gpt2", "twitter"],
+        "widget": [{"text": str(prompt)}],
+    }
+    if base_model:
+        front["base_model"] = str(base_model)
+    if evaluation:
+        row = evaluation["heldout"]["users"]["all"]
+        front["model-index"] = [{
+            "name": str(model_id),
+            "results": [{
+                "task": {"type": "text-generation", "name": "Text Generation"},
+                "dataset": {"type": "tweets", "name": "held-out tweets (the newest of each user)",
+                            "split": "validation"},
+                "metrics": [
+                    {"type": "perplexity", "value": round(row["ppl"], 4), "name": "Perplexity"},
+                    {"type": "loss", "value": round(row["loss"], 4), "name": "Loss (nats/token)"},
+                    {"type": "memorization", "value": round(evaluation["samples"]["memorized"], 4),
+                     "name": "Share of samples copying a training tweet"},
+                ],
+            }],
+        }]
+    return front
+
+
+def _evaluation(ev: dict, handles: list[str], meta: dict) -> str:
+    users = ev["heldout"]["users"]
+    allrow = users["all"]
+    ratio = allrow["ppl_ratio"]
+    verdict = (f"**{(1 - ratio) * 100:.0f}% lower** than" if ratio < 1 else f"**{ratio:.1f} times**")
+    worse = "" if ratio < 1 else " The baseline predicts these tweets better: train longer or larger."
+    keys = (["all"] if len(handles) > 1 else []) + list(handles)
+    rows = "\n".join(
+        f"| {'all' if k == 'all' else _handle(k)} | {users[k]['tokens']} | {users[k]['loss']:.3f} | "
+        f"{users[k]['ppl']:.1f} | {users[k]['baseline_ppl']:.1f} | "
+        f"{users[k]['ppl_ratio']:.2f} |" for k in keys
+    )
+    s, gen, real = ev["samples"], ev["samples"]["generated"], ev["samples"]["real"]
+    prompts = ", ".join(f"“{md(p)}”" for p in s["prompts"] if p)
+    empty = " and an empty prompt" if "" in s["prompts"] else ""
+    out = f"""## Evaluation
+
+**Held-out loss.** On the validation tweets (the newest of each user, never trained on), the
+model's perplexity is {allrow['ppl']:.1f}, {verdict} the {allrow['baseline_ppl']:.1f} of a
+baseline that knows nothing but counts: an interpolated Kneser-Ney trigram model trained on the
+same training tokens and scored on the same next-token targets.{worse}
+
+| user | tokens | val loss | val perplexity | trigram baseline perplexity | model ÷ baseline (< 1: better) |
+|---|---|---|---|---|---|
+{rows}
+
+**Samples.** {s['n']} samples ({s['per_prompt']} for each of {prompts}{empty}; seed {s['seed']},
+temperature {s['temperature']}, top-p {s['top_p']}, at most {s['max_new_tokens']} new tokens),
+each compared with the training tweets and, for diversity and length, with as many real
+held-out tweets. A sample *copies* a training tweet when it is {md(s['copy_rule'])}.
+
+| | samples | real tweets |
+|---|---|---|
+| copy a training tweet (memorization) | {_pct(s['memorized'])} ({_pct(s['memorized_exact'])} verbatim) | – |
+| distinct-1 (unique words / words) | {gen['distinct_1']:.3f} | {real['distinct_1']:.3f} |
+| distinct-2 (unique word pairs / pairs) | {gen['distinct_2']:.3f} | {real['distinct_2']:.3f} |
+| mean length (words) | {gen['mean_words']:.1f} | {real['mean_words']:.1f} |
+| empty | {_pct(s['empty'])} | – |
+"""
+    a = ev.get("attribution")
+    if a:
+        arows = "\n".join(
+            f"| {_name(h, meta)} | {_pct(a['mix'][h])} | {_pct(a['shares'][h])} ({a['counts'][h]}) |"
+            for h in handles
+        )
+        cond = (f" With author conditioning, {_pct(a['conditioning_accuracy'])} of the samples "
+                "asked for a user were attributed to that user." if "conditioning_accuracy" in a else "")
+        out += f"""
+**Whose voice?** A character n-gram classifier (TF-IDF + logistic regression) trained on each
+user's training tweets tells apart their held-out tweets with a balanced accuracy of
+{_pct(a['heldout_balanced_accuracy'])} (chance: {_pct(a['chance'])}). It attributes the
+{a['samples']} non-empty samples as below, against each user's share of the training mix (total
+variation distance {a['tv_distance']:.2f}; 0 is the same distribution).{cond}
+
+| user | share of the training mix | share of the samples |
+|---|---|---|
+{arows}
+"""
+    return out
+
+
+def _samples(ev: dict, k: int) -> str:
+    good = [s for s in ev.get("predictions", []) if s.get("text") and not s.get("copy")]
+    by_prompt: dict[str, list[dict]] = {}
+    for s in good:
+        by_prompt.setdefault(s.get("prompt", ""), []).append(s)
+    picks = [s for rank in zip(*[iter(v) for v in by_prompt.values()], strict=False) for s in rank]
+    picks = (picks + [s for s in good if s not in picks])[:k]  # one per prompt in turn
+    if not picks:
+        return ""
+    rows = "\n".join(f"| {md(s['prompt']) or '(empty)'} | {md(s['text'])} |" for s in picks)
+    pic = (f"\n![Sample generations drawn as tweet cards]({ev['picture']})\n"
+           if ev.get("picture") else "")
+    return f"""## Sample generations
+
+A few of the evaluation's samples, leaving out any that copy a training tweet.
+{pic}
+| prompt | generation |
+|---|---|
+{rows}
+"""
 
 
 def render(
@@ -32,61 +179,83 @@ def render(
     metrics: dict,
     languages: list[str],
     model_id: str,
+    evaluation: dict | None = None,
+    wandb_url: str | None = None,
+    prompt: str = PROMPTS[0],
+    card_samples: int = 5,
 ) -> str:
-    front = {
-        "language": languages or ["en"],
-        "license": "mit",
-        "library_name": "transformers",
-        "pipeline_tag": "text-generation",
-        "tags": ["huggingtweets", "text-generation", "gpt2"],
-        "widget": [{"text": "My dream is"}],
-    }
-    if base_model:
-        front["base_model"] = base_model
-    names = " & ".join(
-        f"{md(meta.get(h, {}).get('display_name') or h)} (@{md(h)})" for h in handles
-    )
-    rows = "\n".join(
-        f"| {md(k)} | {md(v)} |" for k, v in hparams.items() if v is not None
-    )
-    results = "\n".join(f"| {md(k)} | {v:.4f} |" for k, v in metrics.items())
+    front = _front(languages, base_model, prompt, model_id, evaluation)
+    names = " & ".join(_name(h, meta) for h in handles)
+    rows = "\n".join(f"| {md(k)} | {md(v)} |" for k, v in hparams.items() if v is not None)
+    results = "\n".join(f"| {md(k)} | {float(v):.4f} |" for k, v in metrics.items())
+    base = md(base_model) if base_model else (
+        "GPT\\-2 trained from scratch \\(random init, byte\\-level BPE fitted to the tweets\\)")
+    url = str(wandb_url or "")
+    wandb = (f"\nThe training run, with its curves, config and data lineage, is on "
+             f"[Weights & Biases]({url}).\n" if re.fullmatch(r"https://[\w.-]+(/[\w.~%-]+)*/?", url) else "")
+    evaluation_md = _evaluation(evaluation, handles, meta) if evaluation else ""
+    samples_md = _samples(evaluation, card_samples) if evaluation else ""
+    snippet_id = json.dumps(str(model_id), ensure_ascii=False).replace("`", "\\u0060")
+    snippet_prompt = json.dumps(str(prompt), ensure_ascii=False).replace("`", "\\u0060")
     return f"""---
 {yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()}
 ---
 
 # {names}
 
-A GPT-2 fine-tuned to write like {names}, trained with
-[huggingtweets](https://github.com/borisdayma/huggingtweets)-style data preparation.
+A GPT-2 that writes like {names}, trained on their posts with
+[huggingtweets](https://github.com/borisdayma/huggingtweets)-style data preparation. It is a bot
+imitating a style, not the person: see [limitations](#limitations-and-bias) and
+[privacy](#privacy-and-consent).
 
 ## Training data
 
-{cleaning.table_markdown(tables)}
+Retweets are dropped, links removed and very short posts left out; each row says how many posts a
+rule removed.
+
+{_data_table(tables)}
 
 ## Training procedure
 
+The newest tweets of each user are held out for validation; the model is fine-tuned on the rest
+(mixes are packed together per the data mix), and the checkpoint with the lowest validation loss
+is exported.
+{wandb}
 | | |
 |---|---|
-| base model | {md(base_model or "GPT-2 trained from scratch (random init, byte-level BPE fitted to the tweets)")} |
+| base model | {base} |
 {rows}
-
-## Results
 
 | metric | value |
 |---|---|
 {results}
 
+{evaluation_md}
+{samples_md}
 ## How to use
 
 ```python
 from transformers import pipeline
-generator = pipeline("text-generation", model="{model_id}")
-generator("My dream is", num_return_sequences=5)
+generator = pipeline("text-generation", model={snippet_id})
+generator({snippet_prompt}, num_return_sequences=5)
 ```
+
+The pipeline prepends an end-of-text token to every prompt, so generation starts a fresh tweet.
+With [huggingtweets](https://github.com/borisdayma/huggingtweets) itself, `python generate.py
+model_dir=<this folder>` samples several prompts and leaves out samples that copy a training
+tweet, and `python app.py model_dir=<this folder>` serves a small web demo.
 
 ## Limitations and bias
 
 The model imitates the posts it was trained on, including their biases, errors and any personal
-information in them; it can also produce text the person never wrote nor would write. Generated
-text must not be presented as the person's own words.
+information in them; it can also produce text the person never wrote nor would write, and it
+knows nothing after its newest training tweet. Generated text must not be presented as the
+person's own words. Small models and small timelines copy training tweets more often: see the
+memorization share above.
+
+## Privacy and consent
+
+The training tweets are personal data. Train on someone's posts only with their consent (or your
+own), and remove the model if they ask. The model directory does not contain the tweets: the
+copy check's index (hashes only) stays in the run directory, not in the published model.
 """

@@ -51,7 +51,7 @@ HAS_URL = "[hH][tT][tT][pP][sS]?:"
 
 # The @mentions X puts at the start of a reply: "@a @b thanks" -> "thanks". A handle followed by
 # anything but whitespace ("@alice's idea") is text, not a mention prefix, and stays.
-LEADING_MENTIONS = r"^(?:@[A-Za-z0-9_]+(?:\s+|$))+"
+LEADING_MENTIONS = r"^(?:@[A-Za-z0-9_]+(?:[.@][A-Za-z0-9_-]+)*(?:\s+|$))+"  # also @a.bsky.social, @b@host
 
 # Scripts written without spaces between words, where the word count means nothing: Hiragana,
 # Katakana (plus its phonetic extensions and the half-width forms), CJK Unified Ideographs (the

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,14 +29,63 @@ from huggingtweets.errors import UserError
 
 DEMO_PREFIX = "demo_"
 
+# Author conditioning: one control token per user of a mix, e.g. "<|user:alice|>". With
+# data.condition=true every tweet is packed as [EOS, <|user:h|>, tweet...], so one mixed model can
+# be asked to write as any one of its users (generation starts with EOS + that token), or as the
+# blend (EOS alone: the model then picks a user itself).
+CONTROL_TOKEN = re.compile(r"^<\|user:([A-Za-z0-9_]{1,15})\|>$")
 
-def load_user(data_dir: str | Path, handle: str) -> pd.DataFrame:
-    """The user's cached posts; demo personas are generated on first use so demos need no import."""
-    if handle.startswith(DEMO_PREFIX) and not posts.tweets_path(data_dir, handle).exists():
-        from huggingtweets.sources import demo
 
-        if handle in demo.PERSONAS:
-            posts.write_posts(data_dir, handle, demo.generate(handle), source="demo")
+def control_token(handle: str) -> str:
+    """The control token of one user: `<|user:alice|>`."""
+    return f"<|user:{posts.validate_handle(handle)}|>"
+
+
+def conditioned_users(tokenizer) -> list[str]:
+    """The users a tokenizer has control tokens for (in id order); [] for an unconditioned model."""
+    added = tokenizer.get_added_vocab()
+    found = [(i, CONTROL_TOKEN.match(t)) for t, i in added.items()]
+    return [m.group(1) for i, m in sorted(found, key=lambda x: x[0]) if m]
+
+
+def add_control_tokens(tokenizer, handles: list[str]) -> list[int]:
+    """Add the users' control tokens to `tokenizer` as special tokens (idempotent); their ids.
+
+    Special: never split, never produced by tokenizing ordinary text, and dropped by
+    decode(skip_special_tokens=True). The model's embeddings grow to match (TweetLM.setup).
+    """
+    from tokenizers import AddedToken
+
+    tokens = [control_token(h) for h in handles]
+    tokenizer.add_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in tokens], special_tokens=True
+    )
+    ids = tokenizer.convert_tokens_to_ids(tokens)
+    if any(i is None or i == tokenizer.unk_token_id for i in ids):
+        raise RuntimeError(f"the tokenizer did not take the control tokens {tokens}")
+    return ids
+
+
+def load_user(data_dir: str | Path, handle: str, source=None) -> pd.DataFrame:
+    """The user's cached posts. A user not cached yet is fetched when the configured source can
+    (train.py's default, source=auto: demo personas, Bluesky, Mastodon, X with X_BEARER_TOKEN);
+    otherwise the error says exactly how to provide the posts. `source` is a source config node;
+    by default the running Hydra job's, and outside a Hydra job only demo users are generated."""
+    from huggingtweets import sources
+    from huggingtweets.sources import demo
+
+    if posts.tweets_path(data_dir, handle).exists():
+        return posts.read_posts(data_dir, handle)
+    name = None
+    if source is None:
+        source, name = sources.configured()
+    if handle in demo.PERSONAS:
+        posts.write_posts(data_dir, handle, demo.generate(handle), source="demo")
+    elif source is not None:
+        try:
+            sources.fetch_user(source, handle, data_dir, name=name, missing_only=True)
+        except sources.NoSource:
+            pass  # read_posts below says how to provide the posts
     return posts.read_posts(data_dir, handle)
 
 
@@ -147,6 +197,7 @@ class TweetDataModule(L.LightningDataModule):
         weights: Mapping[str, float] | None = None,
         seed: int = 1234,
         num_workers: int = 0,
+        condition: bool = False,
     ):
         super().__init__()
         self.handles = posts.parse_users(user)
@@ -155,8 +206,21 @@ class TweetDataModule(L.LightningDataModule):
         self.val_share, self.split, self.seed, self.num_workers = val_share, split, seed, num_workers
         self.mix = mix
         self.weights = dict(weights) if weights else None
+        self.condition = bool(condition)
         self.tokenizer = None
         self._load()
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tok) -> None:
+        """The model's tokenizer. With data.condition=true, the users' control tokens are added to
+        it here (the same object the model holds: TweetLM.setup then grows its embeddings)."""
+        self._tokenizer = tok
+        self.control_ids = add_control_tokens(tok, self.handles) if tok is not None and \
+            self.condition else None
 
     def _load(self) -> None:
         """Read, clean and split every user of the mix (cheap; the tokenizer is not needed yet)."""
@@ -208,6 +272,11 @@ class TweetDataModule(L.LightningDataModule):
         if getattr(self, "train_set", None) is not None:
             return
         tokens, eos = self._tokens(), self.tokenizer.eos_token_id
+        if self.condition:  # [EOS, <|user:h|>, tweet...] once packed
+            for i, h in enumerate(self.handles):
+                ctl = np.asarray([self.control_ids[i]], dtype=np.int32)
+                for split in ("train", "val"):
+                    tokens[f"{h}/{split}"] = [np.concatenate([ctl, t]) for t in tokens[f"{h}/{split}"]]
         chars = {h: int(self.train[h]["text"].str.len().sum()) for h in self.handles}
         target = mix_counts(chars, self.mix, self.weights)
         rng = random.Random(self.seed)
@@ -258,4 +327,16 @@ class TweetDataModule(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers)
+        sampler = None
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            # DDP: each rank validates a disjoint share, none repeated (Lightning's default
+            # DistributedSampler pads with duplicates), so the summed val/loss stays exact.
+            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+            sampler = UnrepeatedDistributedSampler(
+                self.val_set, num_replicas=trainer.world_size, rank=trainer.global_rank,
+                shuffle=False,
+            )
+        return DataLoader(self.val_set, batch_size=self.batch_size, sampler=sampler,
+                          num_workers=self.num_workers)

@@ -9,6 +9,7 @@ import transformers
 import yaml
 
 from huggingtweets import card
+from huggingtweets.generate import COPY_INDEX, INFO, CopyCheck
 from huggingtweets.module import EOS
 
 # Sampling defaults of the original huggingtweets models: nucleus sampling, tweets of at most
@@ -25,7 +26,11 @@ def languages(dm) -> list[str]:
     return sorted(langs, key=langs.get, reverse=True)[:5]
 
 
-def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) -> Path:
+def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict,
+                 copy_ngram: int = 8) -> Path:
+    """Weights, tokenizer, generation defaults, the demo's info file and the card (without an
+    evaluation yet: `write_card` rewrites it once `evaluate` has run). The copy check's index goes
+    to the run dir around `out_dir`, not into the published model dir (see generate.py)."""
     out = Path(out_dir)
     model, tok = module.model, module.tokenizer
     eos = tok.eos_token_id
@@ -36,6 +41,22 @@ def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) 
     )
     model.save_pretrained(out)  # safetensors
     tok.save_pretrained(out)
+    info = {
+        "handles": list(dm.handles),
+        "display_names": {h: dm.meta.get(h, {}).get("display_name") or h for h in dm.handles},
+        "languages": languages(dm),
+        "prompts": card.PROMPTS,
+        "model_id": str(out),  # what the card's snippet names; push.py swaps in the repo id
+    }
+    (out / INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    CopyCheck.build(dm.train_texts, tok, copy_ngram).save(out.parent / COPY_INDEX)
+    write_card(module, dm, out, metrics, hparams)
+    return out
+
+
+def write_card(module, dm, out_dir: str | Path, metrics: dict, hparams: dict,
+               evaluation: dict | None = None, wandb_url: str | None = None) -> Path:
+    out = Path(out_dir)
     text = card.render(
         handles=dm.handles,
         meta=dm.meta,
@@ -45,9 +66,11 @@ def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) 
         metrics=metrics,
         languages=languages(dm),
         model_id=str(out),
+        evaluation=evaluation,
+        wandb_url=wandb_url,
     )
     (out / "README.md").write_text(text)
-    return out
+    return out / "README.md"
 
 
 def write_run_files(run_dir: str | Path, metrics: dict, resolved_cfg: dict) -> None:

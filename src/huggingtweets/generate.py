@@ -1,48 +1,246 @@
-"""Sampling from an exported model directory (what generate.py and, later, the web demo call)."""
+"""Sampling from an exported model directory (generate.py, the web demo and the evaluation), and the
+copy check that tells whether a sample reproduces a training tweet.
+
+The copy check. A text *copies* a training tweet when, after `normalize` (case, punctuation,
+emoji and spacing removed), it equals one, or when it shares a run of at least `ngram` (8)
+consecutive tokens with one. Eight tokens is about six English words: longer than the stock
+phrases everyone shares ("I think that this is"), shorter than any distinctive sentence. The
+evaluation counts copies with this check (memorization) and generation drops them with it.
+
+Where its index lives. It holds only 64-bit BLAKE2 hashes of the normalized training tweets and of
+their token n-grams, never text, and is written beside the model directory, in the run directory
+(`<run>/copycheck.npz`), not inside it: the model directory is what `push.py` publishes, and the
+training set is the user's, not the Hub's. The hashes still answer "was this exact text in the
+training set?" for a guessed text, which is why they stay in the run dir too.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Iterable
 from pathlib import Path
+
+import numpy as np
 
 from huggingtweets.errors import UserError
 
+COPY_INDEX = "copycheck.npz"
+INFO = "huggingtweets.json"  # handles, display names and prompts for the demo (public info only)
+USER_TOKEN = re.compile(r"<\|user:([^|<>]+)\|>")  # author-conditioning control tokens
 
-def generate(
-    model_dir: str | Path,
-    prompts: list[str],
-    n: int = 5,
-    temperature: float = 1.0,
-    top_p: float = 0.95,
-    top_k: int = 0,
-    max_new_tokens: int = 60,
-    seed: int = 0,
-    cut_newline: bool = True,
-) -> list[dict]:
-    import torch
-    import transformers
 
-    path = Path(model_dir).expanduser()
-    if not (path / "config.json").exists():
-        raise UserError(f"{path} is not an exported model directory (no config.json): "
-                        "pass model_dir=outputs/<run>/model")
-    tok = transformers.AutoTokenizer.from_pretrained(path)
-    model = transformers.AutoModelForCausalLM.from_pretrained(path).eval()
-    prefix = getattr(model.config, "prefix", None) or tok.eos_token
-    torch.manual_seed(seed)
-    out = []
-    for prompt in prompts:
-        ids = tok(prefix + prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        with torch.no_grad():
-            seqs = model.generate(
-                ids.repeat(n, 1),
-                attention_mask=torch.ones_like(ids).repeat(n, 1),
-                do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k or None,
-                max_new_tokens=max_new_tokens, max_length=None,
-                pad_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-            )
-        for seq in seqs[:, ids.shape[1]:]:
-            text = prompt + tok.decode(seq, skip_special_tokens=True)
-            if cut_newline:
-                text = text.split("\n")[0]
-            out.append({"prompt": prompt, "text": text.strip()})
-    return out
+def normalize(text: str) -> str:
+    """'Hello,  World!! 🌌' -> 'hello world': what the exact-copy test compares."""
+    return " ".join(re.sub(r"[\W_]+", " ", str(text).casefold()).split())
+
+
+def _hash(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def _ngram_hashes(ids: Iterable[int], n: int) -> list[int]:
+    arr = np.asarray(list(ids), dtype=np.int32)
+    if len(arr) < n:
+        return []
+    windows = np.lib.stride_tricks.sliding_window_view(arr, n)
+    return [_hash(w.tobytes()) for w in windows]
+
+
+class CopyCheck:
+    """Does a text copy a training tweet? See the module docstring for the rule and the privacy."""
+
+    def __init__(self, texts: np.ndarray, ngrams: np.ndarray, ngram: int):
+        self.texts = np.unique(np.asarray(texts, dtype=np.uint64))
+        self.ngrams = np.unique(np.asarray(ngrams, dtype=np.uint64))
+        self.ngram = int(ngram)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], tokenizer, ngram: int = 8) -> CopyCheck:
+        texts = [t for t in texts if t]
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        grams = [h for x in ids for h in _ngram_hashes(x, ngram)]
+        exact = [_hash(normalize(t).encode()) for t in texts if normalize(t)]
+        return cls(np.array(exact, dtype=np.uint64), np.array(grams, dtype=np.uint64), ngram)
+
+    def save(self, path: str | Path) -> Path:
+        from huggingtweets.posts import atomic_path
+
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, texts=self.texts, ngrams=self.ngrams, ngram=np.int64(self.ngram))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> CopyCheck:
+        with np.load(path) as z:
+            return cls(z["texts"], z["ngrams"], int(z["ngram"]))
+
+    @classmethod
+    def find(cls, model_dir: str | Path) -> CopyCheck | None:
+        """The index in the model dir, else in the run dir around it (where train.py writes it)."""
+        model_dir = Path(model_dir)
+        for path in (model_dir / COPY_INDEX, model_dir.parent / COPY_INDEX):
+            if path.exists():
+                return cls.load(path)
+        return None
+
+    def _member(self, table: np.ndarray, hashes: list[int]) -> bool:
+        if not hashes or not len(table):
+            return False
+        q = np.asarray(hashes, dtype=np.uint64)
+        i = np.minimum(np.searchsorted(table, q), len(table) - 1)
+        return bool((table[i] == q).any())
+
+    def check(self, text: str, tokenizer) -> str | None:
+        """'exact', 'ngram' (a run of >= self.ngram tokens of a training tweet), or None."""
+        norm = normalize(text)
+        if norm and self._member(self.texts, [_hash(norm.encode())]):
+            return "exact"
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if self._member(self.ngrams, _ngram_hashes(ids, self.ngram)):
+            return "ngram"
+        return None
+
+
+def control_users(tokenizer) -> list[str]:
+    """Users a model trained with author conditioning knows: its `<|user:NAME|>` added tokens."""
+    added = tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else {}
+    return sorted(m.group(1) for t in added if (m := USER_TOKEN.fullmatch(t)))
+
+
+def read_info(model_dir: str | Path) -> dict:
+    path = Path(model_dir) / INFO
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+class Generator:
+    """A loaded model + tokenizer (+ copy check) that samples tweets; load once, sample often."""
+
+    def __init__(self, model, tokenizer, copies: CopyCheck | None = None, info: dict | None = None):
+        self.model, self.tok, self.copies, self.info = model, tokenizer, copies, info or {}
+        self.users = control_users(tokenizer)
+        self.dropped = {"copies": 0, "empty": 0}  # what the last sample() call left out
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path, copy_index: str | Path | None = "auto") -> Generator:
+        """`copy_index`: 'auto' looks beside the model (see CopyCheck.find); a path; None: none."""
+        import torch
+        import transformers
+
+        path = Path(model_dir).expanduser()
+        if not (path / "config.json").exists():
+            raise UserError(f"{path} is not an exported model directory (no config.json): "
+                            "pass model_dir=outputs/<run>/model")
+        transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per load
+        tok = transformers.AutoTokenizer.from_pretrained(path)
+        model = transformers.AutoModelForCausalLM.from_pretrained(path).eval()
+        if torch.cuda.is_available():
+            model = model.to("cuda")
+        if copy_index == "auto":
+            copies = CopyCheck.find(path)
+        elif copy_index:
+            if not Path(copy_index).exists():
+                raise UserError(f"copy_index={copy_index}: no such file")
+            copies = CopyCheck.load(copy_index)
+        else:
+            copies = None
+        return cls(model, tok, copies, read_info(path))
+
+    def _prefix(self, user: str | None) -> str:
+        from huggingtweets.module import EOS
+
+        prefix = getattr(self.model.config, "prefix", None) or self.tok.eos_token or EOS
+        if not user:
+            return prefix
+        name = str(user).lstrip("@")
+        if not self.users:
+            raise UserError(f"user={user}: this model was not trained with author conditioning "
+                            "(its tokenizer has no <|user:NAME|> tokens); leave user= unset")
+        if name not in self.users:
+            raise UserError(f"user={user}: this model knows {', '.join(self.users)}")
+        return prefix + f"<|user:{name}|>"
+
+    def sample(
+        self,
+        prompts: list[str],
+        n: int = 5,
+        temperature: float = 1.0,
+        top_p: float = 0.95,
+        top_k: int = 0,
+        max_new_tokens: int = 60,
+        seed: int = 0,
+        cut_newline: bool = True,
+        filter_copies: bool = True,
+        user: str | None = None,
+        keep_empty: bool = False,
+        max_rounds: int = 4,
+    ) -> list[dict]:
+        """`n` samples per prompt: [{prompt, text, user, copy}]. With `filter_copies`, samples that
+        copy a training tweet are dropped and replaced by fresh ones (up to `max_rounds` draws), so
+        fewer than `n` come back only when the model keeps copying; `self.dropped` counts them.
+        `copy` is 'exact' / 'ngram' / None (None too when there is no copy index)."""
+        import torch
+
+        if n < 1 or temperature <= 0 or not 0 < top_p <= 1 or top_k < 0 or max_new_tokens < 1:
+            raise UserError("need n >= 1, temperature > 0, 0 < top_p <= 1, top_k >= 0, "
+                            "max_new_tokens >= 1")
+        prefix = self._prefix(user)
+        user = str(user).lstrip("@") if user else None
+        device = next(self.model.parameters()).device
+        torch.manual_seed(seed)
+        self.dropped = {"copies": 0, "empty": 0}
+        out = []
+        for prompt in prompts:
+            prompt = str(prompt or "")
+            ids = self.tok(prefix + prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+            ids = ids.to(device)
+            # never past the model's context (a small model may have only 64 positions)
+            context = getattr(self.model.config, "n_positions", None) or getattr(
+                self.model.config, "max_position_embeddings", None) or 1_000_000
+            new_tokens = min(int(max_new_tokens), context - ids.shape[1])
+            if new_tokens < 1:
+                raise UserError(f"the prompt is {ids.shape[1]} tokens: this model reads at most "
+                                f"{context}; shorten it")
+            kept: list[dict] = []
+            for _ in range(max_rounds if filter_copies or not keep_empty else 1):
+                need = n - len(kept)
+                if need <= 0:
+                    break
+                with torch.no_grad():
+                    seqs = self.model.generate(
+                        ids.repeat(need, 1), attention_mask=torch.ones_like(ids).repeat(need, 1),
+                        do_sample=True, temperature=float(temperature), top_p=float(top_p),
+                        top_k=int(top_k), max_new_tokens=new_tokens, max_length=None,
+                        pad_token_id=self.tok.eos_token_id, eos_token_id=self.tok.eos_token_id,
+                    )
+                for seq in seqs[:, ids.shape[1]:]:
+                    cont = self.tok.decode(seq, skip_special_tokens=True)
+                    # control tokens, and the U+FFFD of a character cut mid-way by max_new_tokens
+                    # or by a byte-level model that emitted an invalid byte sequence
+                    cont = USER_TOKEN.sub("", cont).replace("\ufffd", "")
+                    text = prompt + cont
+                    if cut_newline:
+                        text = text.split("\n")[0]
+                    text = text.strip()
+                    if not text and not keep_empty:
+                        self.dropped["empty"] += 1
+                        continue
+                    copy = self.copies.check(text, self.tok) if self.copies and text else None
+                    if copy and filter_copies:
+                        self.dropped["copies"] += 1
+                        continue
+                    kept.append({"prompt": prompt, "text": text, "user": user, "copy": copy})
+            out += kept[:n]
+        return out
+
+
+def generate(model_dir: str | Path, prompts: list[str], copy_index="auto", **kwargs) -> list[dict]:
+    """Load `model_dir` and sample (see Generator.sample for the options)."""
+    gen = Generator.from_dir(model_dir, copy_index=copy_index)
+    if kwargs.get("filter_copies", True) and gen.copies is None:
+        print(f"warning: no {COPY_INDEX} beside {model_dir} (train.py writes it in the run dir): "
+              "samples are not checked for copies of training tweets", file=sys.stderr)
+    return gen.sample(prompts, **kwargs)

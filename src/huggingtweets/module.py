@@ -122,6 +122,13 @@ class TweetLM(L.LightningModule):
             self.model = transformers.GPT2LMHeadModel(config)
         return self.tokenizer
 
+    def setup(self, stage: str) -> None:
+        """Tokens added to the tokenizer after build() (author conditioning's <|user:h|>, added
+        by the datamodule) get embedding rows before training starts or a checkpoint loads."""
+        if self.model is not None and self.tokenizer is not None and \
+                len(self.tokenizer) > self.model.get_input_embeddings().num_embeddings:
+            self.model.resize_token_embeddings(len(self.tokenizer))
+
     # -- training ----------------------------------------------------------------------------
     def forward(self, input_ids):
         return self.model(input_ids=input_ids, labels=input_ids)

@@ -7,6 +7,7 @@ renamed into place, so a crash never leaves a half-written cache; a re-fetch mer
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,8 +21,11 @@ import pandas as pd
 
 from huggingtweets.errors import UserError
 
-# The canonical schema. `text` is kept exactly as posted (entities still escaped, URLs in place):
-# cleaning is a separate, configurable step, so changing the cleaning never needs a re-fetch.
+# The canonical schema. `text` is kept as posted, in the X API's convention whatever the platform:
+# "&", "<" and ">" escaped as &amp; &lt; &gt; (both cleaning presets undo exactly that), links as
+# full URLs in place, a repost as "RT @author: text". Cleaning is a separate, configurable step,
+# so changing the cleaning never needs a re-fetch. `content_warning` is a Mastodon content warning
+# (spoiler text), kept apart from the text it hides; null elsewhere.
 COLUMNS = {
     "id": "string",
     "created_at": "datetime64[us, UTC]",
@@ -33,37 +37,137 @@ COLUMNS = {
     "is_quote": "bool",
     "lang": "string",
     "source": "string",
+    "content_warning": "string",
 }
 
-# X handles: 1-15 letters, digits or underscores. Nothing else can reach a file name, so no handle
-# can escape data/ ("../x", "a/b", "" and "." are all rejected here).
+# Handles, one syntax per platform. Each maps to a cache name made only of ASCII letters, digits
+# and "_.-" that never starts with a dot, so nothing a handle contains can escape data/: "../x",
+# "a/b", NUL, "" and "." are all rejected before they get near a path.
 X_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# A domain: two or more labels, the last (the top-level domain) not starting with a digit.
+DOMAIN = re.compile(rf"(?:{_LABEL}\.)+[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?")
+BLUESKY_HANDLE = DOMAIN  # alice.bsky.social, or any domain the user verified
+DID = re.compile(rf"did:plc:[a-z2-7]{{24}}|did:web:{DOMAIN.pattern}")
+MASTODON_HANDLE = re.compile(
+    rf"(?P<user>[A-Za-z0-9_](?:[A-Za-z0-9_.-]{{0,62}}[A-Za-z0-9_])?)@(?P<host>{DOMAIN.pattern})"
+)
+MAX_DOMAIN = 253  # DNS names are at most 253 characters
+MAX_CACHE_NAME = 180  # file names are capped at 255 bytes; leave room for suffixes and temp names
+PLATFORMS = ("x", "bluesky", "mastodon")
+
+HANDLE_RULES = (
+    "use an X handle (1-15 letters, digits or _), a Bluesky handle (alice.bsky.social) or DID "
+    "(did:plc:...), or a Mastodon address (user@instance.social); a mix joins handles with '+' "
+    "(e.g. user=alice.bsky.social+bob@mastodon.social) or, for X handles, with '-' (user=alice-bob)"
+)
+
+
+def _normalise(handle: str) -> tuple[str, str] | None:
+    """(platform, normalised handle), or None when `handle` is no platform's handle."""
+    if X_HANDLE.fullmatch(handle):
+        return "x", handle
+    if len(handle) > MAX_DOMAIN + 65:
+        return None
+    if DID.fullmatch(handle):
+        return "bluesky", handle
+    if BLUESKY_HANDLE.fullmatch(handle) and len(handle) <= MAX_DOMAIN:
+        return "bluesky", handle.lower()  # handles are domain names: case-insensitive
+    match = MASTODON_HANDLE.fullmatch(handle)
+    if match and len(match["host"]) <= MAX_DOMAIN:
+        return "mastodon", f"{match['user']}@{match['host'].lower()}"
+    return None
 
 
 def validate_handle(handle: str) -> str:
-    handle = str(handle).strip().removeprefix("@")
-    if not X_HANDLE.fullmatch(handle):
-        raise UserError(
-            f"invalid handle {handle!r}: X handles are 1-15 letters, digits or underscores "
-            "(a mix joins handles with '-', e.g. user=alice-bob)"
-        )
-    return handle
+    """The handle in its normal form (no leading @, domains lower-cased), or a UserError."""
+    raw = str(handle).strip()
+    found = _normalise(raw.removeprefix("@"))
+    if found is None:
+        shown = raw if len(raw) <= 80 else raw[:77] + "..."
+        raise UserError(f"invalid handle {shown!r}: {HANDLE_RULES}")
+    return found[1]
+
+
+def platform(handle: str) -> str:
+    """Where a handle lives: "x", "bluesky" (handles and DIDs) or "mastodon" (user@instance)."""
+    return _normalise(validate_handle(handle))[0]
 
 
 def parse_users(user: str) -> list[str]:
-    """`alice-bob-carol` -> ["alice", "bob", "carol"] (validated, duplicates dropped, order kept)."""
+    """`alice-bob-carol` -> ["alice", "bob", "carol"] (validated, duplicates dropped, order kept).
+
+    Bluesky handles contain dots and dashes, so '+' joins a mix when it is there
+    (`alice.bsky.social+bob@mastodon.social`); without one, a string that is a whole Bluesky,
+    DID or Mastodon handle is one user, and anything else splits on '-' like the original ids.
+    """
     if user is None or str(user).strip() in ("", "???"):
         raise UserError("no user given: pass user=<handle>, or user=a-b-c for a mix")
-    handles = [validate_handle(h) for h in str(user).split("-")]
+    text = str(user).strip()
+    if "+" in text:
+        parts = text.split("+")
+    elif (found := _normalise(text.removeprefix("@"))) is not None and found[0] != "x":
+        parts = [text]
+    else:
+        parts = text.split("-")
+    handles = [validate_handle(h) for h in parts]
     return list(dict.fromkeys(handles))
 
 
+def cache_name(handle: str) -> str:
+    """The name a user's posts are cached under: safe as a file name and as a W&B artifact name.
+
+    Only ASCII letters, digits and "_.-", never a leading dot. X handles keep their name (existing
+    caches and model ids stay valid); the other platforms get a prefix no X handle can have:
+    `bsky-alice.bsky.social`, `did-plc-...`, `masto-bob_at_mastodon.social` (host names have no
+    "_", so the last "_at_" splits it back). Absurdly long names are cut and made unique by a hash.
+    """
+    handle = validate_handle(handle)
+    kind = _normalise(handle)[0]
+    if kind == "x":
+        name = handle
+    elif handle.startswith("did:"):
+        name = handle.replace(":", "-")
+    elif kind == "bluesky":
+        name = "bsky-" + handle
+    else:
+        user, host = handle.split("@")
+        name = f"masto-{user}_at_{host}"
+    if len(name) > MAX_CACHE_NAME:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        name = f"{name[: MAX_CACHE_NAME - 17]}-{digest}"
+    # The regexes above guarantee this; checked again because it is what keeps data/ closed.
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", name) or ".." in name:
+        raise UserError(f"invalid handle {handle!r}: {HANDLE_RULES}")
+    return name
+
+
 def tweets_path(data_dir: str | Path, handle: str) -> Path:
-    return Path(data_dir) / "tweets" / f"{validate_handle(handle)}.parquet"
+    return Path(data_dir) / "tweets" / f"{cache_name(handle)}.parquet"
 
 
 def sidecar_path(data_dir: str | Path, handle: str) -> Path:
     return tweets_path(data_dir, handle).with_suffix(".json")
+
+
+def partial_dir(data_dir: str | Path, handle: str) -> Path:
+    """Where an interrupted API fetch keeps the pages it already has (see sources/fetching.py)."""
+    return Path(data_dir) / "partial" / cache_name(handle)
+
+
+def how_to_get(handle: str) -> str:
+    """How to bring a user's posts into the cache, for error messages."""
+    kind = platform(handle)
+    if kind in ("bluesky", "mastodon"):
+        return f"Fetch them (public, no key needed): `python fetch.py user={handle}`"
+    return (
+        f"Fetch them from the X API with a bearer token from the X developer portal "
+        f"(developer.x.com -> your app -> Keys and tokens): `export X_BEARER_TOKEN=...` then "
+        f"`python fetch.py user={handle} source=x`; or import your archive: "
+        f"`python fetch.py user={handle} source=archive source.path=<your X archive .zip>` "
+        "(source=csv / source=jsonl / source=twarc read other exports with source.path=<file>); "
+        "demo users (demo_ada, demo_bo, demo_cy) are generated on demand"
+    )
 
 
 @contextmanager
@@ -96,7 +200,7 @@ def to_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
     )
     for col in ("is_retweet", "is_reply", "is_quote"):
         df[col] = df[col].fillna(False).astype(bool)
-    for col in ("text", "handle", "display_name", "lang", "source"):
+    for col in ("text", "handle", "display_name", "lang", "source", "content_warning"):
         df[col] = df[col].astype("string")
     df["text"] = df["text"].fillna("")
     # Same-second posts (old archives only know the day) fall back to id order; ids are numbers
@@ -150,12 +254,7 @@ def write_posts(
 def read_posts(data_dir: str | Path, handle: str) -> pd.DataFrame:
     path = tweets_path(data_dir, handle)
     if not path.exists():
-        raise UserError(
-            f"no posts cached for @{handle} (looked for {path}). Import them first, e.g. "
-            f"`python fetch.py user={handle} source=archive source.path=<your X archive .zip>` "
-            f"or source=csv / source=jsonl with source.path=<file>; "
-            "demo users (demo_ada, demo_bo, demo_cy) are generated on demand"
-        )
+        raise UserError(f"no posts cached for @{handle} (looked for {path}). {how_to_get(handle)}")
     return to_frame(pd.read_parquet(path))
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from lightning.pytorch.loggers import WandbLogger
 
+from huggingtweets.posts import cache_name  # W&B names allow no '@' or ':'
+
 
 def wandb_run(trainer):
     for logger in trainer.loggers:
@@ -33,14 +35,14 @@ def log_inputs(trainer, dm, run_dir: str | Path) -> None:
     import wandb
 
     for h in dm.handles:
-        art = wandb.Artifact(f"posts-{h}", type="raw-posts", metadata=dm.meta.get(h, {}))
+        art = wandb.Artifact(f"posts-{cache_name(h)}", type="raw-posts", metadata=dm.meta.get(h, {}))
         art.add_file(str(dm.raw_paths[h]))
         _use(run, art)
     data_dir = Path(run_dir) / "dataset"
     data_dir.mkdir(parents=True, exist_ok=True)
     for split, frames in (("train", dm.train), ("val", dm.val)):
         pd.concat(frames.values()).to_parquet(data_dir / f"{split}.parquet", index=False)
-    name = "dataset-" + "-".join(dm.handles)
+    name = "dataset-" + "-".join(cache_name(h) for h in dm.handles)
     art = wandb.Artifact(name[:120], type="training-set", metadata={"table": dm.tables})
     art.add_dir(str(data_dir))
     _use(run, art)
@@ -52,7 +54,7 @@ def log_model(trainer, model_dir: Path, metrics: dict, handles: list[str]) -> No
         return
     import wandb
 
-    art = wandb.Artifact(("model-" + "-".join(handles))[:120], type="model", metadata=metrics)
+    art = wandb.Artifact(("model-" + "-".join(map(cache_name, handles)))[:120], type="model", metadata=metrics)
     art.add_dir(str(model_dir))
     run.log_artifact(art)
     run.summary.update(metrics)
@@ -64,3 +66,31 @@ def finish() -> None:
 
     if wandb.run is not None:
         wandb.finish()
+
+
+def run_url(trainer) -> str | None:
+    """The W&B run's page when it is online (the card links to it); None offline or without W&B."""
+    run = wandb_run(trainer)
+    if run is None or run.settings.mode != "online":
+        return None
+    return run.url
+
+
+def log_eval(trainer, results: dict, picture: Path | None = None) -> None:
+    """The evaluation's numbers in the run summary, and its samples as a predictions table
+    (prompt -> generation, like the original huggingtweets) with the tweet-card picture."""
+    run = wandb_run(trainer)
+    if run is None:
+        return
+    import wandb
+
+    from huggingtweets.evaluate import flat_metrics
+
+    table = wandb.Table(columns=["prompt", "generation", "copies_training_tweet", "attributed_to"])
+    for s in results["predictions"]:
+        table.add_data(s["prompt"], s["text"], s["copy"] or "", s.get("attributed") or "")
+    logged = {"predictions": table, **flat_metrics(results)}
+    if picture and Path(picture).exists():
+        logged["predictions_picture"] = wandb.Image(str(picture))
+    run.log(logged)
+    run.summary.update(flat_metrics(results))

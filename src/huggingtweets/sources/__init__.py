@@ -1,6 +1,115 @@
-"""Offline sources: each turns one kind of input into the canonical post table (`posts.to_frame`).
+"""Sources: each turns one kind of input into the canonical post table (`posts.to_frame`).
 
-`archive` reads X's "download your data" archive, `files` reads generic CSV / JSONL exports with a
-column mapping, `demo` generates three synthetic personas. Every entry point takes a `handle`
-keyword, so Hydra can call `instantiate(cfg.source, handle=handle)` whichever source is chosen.
+Importers read files: `archive` (X's "download your data" archive), `files` (csv / jsonl with a
+column mapping), `twarc` (twarc2 JSONL), `demo` (three synthetic personas). API sources fetch
+through the journaled engine in `fetching.py`: `x` (X API v2, token from X_BEARER_TOKEN),
+`bluesky` and `mastodon` (public, no key). `auto` picks by the handle.
+
+Every source config is a Hydra node whose `_target_` takes a `handle` keyword; an importer returns
+the table, an API source returns a `fetching.Remote`, which `fetch_user` runs.
 """
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from huggingtweets import posts
+from huggingtweets.errors import UserError
+
+DEMO_PREFIX = "demo_"
+
+
+class NoSource(UserError):
+    """source=auto has no way to get this user's posts (an X handle without a token)."""
+
+
+def build(cfg, handle: str | None):
+    """Call the config's `_target_` with its keys and `handle` (plain containers, resolved).
+
+    Like hydra.utils.instantiate, without wrapping our UserErrors in InstantiationException.
+    """
+    from hydra.utils import get_object
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig):
+        if "path" in cfg and OmegaConf.is_missing(cfg, "path"):
+            raise UserError("this source reads a file: add source.path=<path to it>")
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.get("path", "") == "???":
+        raise UserError("this source reads a file: add source.path=<path to it>")
+    target = get_object(cfg["_target_"])
+    kwargs = {k: v for k, v in cfg.items() if not str(k).startswith("_")}
+    return target(handle=handle, **kwargs)
+
+
+def auto(handle: str | None, x: dict, bluesky: dict, mastodon: dict, demo: dict,
+         on_rate_limit: str = "wait"):
+    """The source a handle names: demo_* -> demo, a domain or DID -> Bluesky, user@host ->
+    Mastodon, a plain X handle -> the X API when X_BEARER_TOKEN is set."""
+    if handle is None:
+        raise UserError("source=auto picks the source from the handle: pass user=<handle>")
+    handle = posts.validate_handle(handle)
+    if handle.lower().startswith(DEMO_PREFIX):
+        return build(demo, handle)
+    kind = posts.platform(handle)
+    if kind == "x" and not os.environ.get("X_BEARER_TOKEN", "").strip():
+        raise NoSource(f"cannot fetch @{handle} from X without a token. {posts.how_to_get(handle)}")
+    return build({"x": x, "bluesky": bluesky, "mastodon": mastodon}[kind], handle)
+
+
+@dataclass
+class Fetched:
+    handle: str
+    source: str  # the concrete source: "x", "bluesky", "archive", ...
+    new: pd.DataFrame  # what this run read or fetched
+    merged: pd.DataFrame  # the cache now
+    resumed: bool = False
+
+
+def fetch_user(cfg, handle: str | None, data_dir: str | Path, refresh: str = "merge",
+               name: str | None = None, missing_only: bool = False) -> Fetched:
+    """Run the source `cfg` (a Hydra node) for one user and merge the result into the cache.
+
+    missing_only (API sources): leave a cache that exists alone, e.g. one that a concurrent job
+    wrote while this one waited for it.
+    """
+    from huggingtweets.sources import fetching
+
+    made = build(cfg, handle)
+    if isinstance(made, fetching.Remote):
+        result = fetching.fetch(made, data_dir, refresh=refresh, missing_only=missing_only)
+        return Fetched(made.handle, made.name, result.new, result.merged, result.resumed)
+    if handle is None:
+        if not len(made):
+            raise UserError("the source read no posts, so whose are they? pass user=<handle>")
+        handle = str(made["handle"].iloc[0])
+    handle = posts.validate_handle(handle)
+    if name in (None, "auto"):
+        name = str(made["source"].dropna().iloc[0]) if made["source"].notna().any() else "auto"
+    merged = posts.write_posts(data_dir, handle, made, source=name, refresh=refresh)
+    return Fetched(handle, name, made, merged)
+
+
+def configured():
+    """(the `source` node, its name) of the running Hydra job, or (None, None) outside one.
+
+    train.py composes `source` (default auto) beside `data`; load_user gets here from the
+    datamodule, which knows nothing of sources. Hydra keeps the job's whole config as the parent
+    of the `hydra` node it stores (that is how `${hydra:...}` interpolations resolve), so the
+    node is read from there.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if not HydraConfig.initialized():
+        return None, None
+    hydra_node = HydraConfig.instance().cfg.hydra
+    root = hydra_node._get_parent()
+    source = OmegaConf.select(root, "source", default=None) if root is not None else None
+    if source is None or "_target_" not in source:
+        return None, None
+    return source, hydra_node.runtime.choices.get("source")

@@ -1,0 +1,39 @@
+"""A web demo of an exported model on localhost: a prompt, how many tweets, a temperature.
+
+    python app.py model_dir=outputs/runs/<run>/model            # http://127.0.0.1:7860
+    python app.py model_dir=... port=0                          # any free port (printed)
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from huggingtweets.errors import reported
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="app")
+def main(cfg: DictConfig) -> None:
+    from huggingtweets.app import Demo, make_server
+
+    with reported():
+        demo = Demo(cfg.model_dir, n=cfg.n, max_n=cfg.max_n, temperature=cfg.temperature,
+                    top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                    filter_copies=cfg.filter_copies, copy_index=cfg.copy_index, seed=cfg.seed)
+        try:
+            server = make_server(demo, cfg.host, cfg.port)
+        except OSError as err:
+            from huggingtweets.errors import UserError
+
+            raise UserError(f"cannot listen on {cfg.host}:{cfg.port} ({err.strerror}): "
+                            "pick another port=, or port=0 for any free one") from None
+    host, port = server.server_address[:2]
+    print(f"serving {demo.info()['title']} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""(5) Generation: tokens/s of generate.py's sampler (huggingtweets.generate.Generator, what
+`python generate.py` runs) against `transformers.pipeline("text-generation")` on the same exported
+model directory and the same sampling settings (generate.py's defaults: 5 samples for each of
+its 3 prompts, nucleus top_p 0.95, top_k 0, temperature 1, at most 60 new tokens).
+
+The model directory is written by the product's exporter (huggingtweets.export.export_model, with
+the copy-check index beside it) from a GPT-2-shaped model (6 x 384, GPT-2's tokenizer; random
+weights, so every sample runs to the 60-token limit and both sides generate the same number of
+tokens). Generated tokens are counted at model.generate, for both. The two alternate, round after
+round, in one process; each is seeded the same before each call.
+
+- generate.py: the sampler as generate.py runs it, checking every sample against the training
+  tweets (copy check, redraws) and cutting at the first newline;
+- generate.py, no copy check: filter_copies=false (the sampling alone);
+- pipeline: pipeline(model=dir) called once per prompt with num_return_sequences=5;
+- prototype: generate.py's sampler with the samples of all prompts drawn in one model.generate
+  call (left padding), a possible product change (batched_sample below).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+PROMPTS = ["My dream is", "I think that", ""]
+SAMPLING = {"n": 5, "temperature": 1.0, "top_p": 0.95, "top_k": 0, "max_new_tokens": 60}
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    common.add_common_args(p)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of each")
+    p.add_argument("--n-layer", type=int, default=6)
+    p.add_argument("--n-embd", type=int, default=384)
+    p.add_argument("--n-head", type=int, default=6)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rounds, args.n_layer, args.n_embd, args.n_head = 1, 1, 32, 2
+        SAMPLING.update(n=2, max_new_tokens=8)
+    return args
+
+
+class Counter:
+    """Counts the new tokens of every model.generate call (up to and including the first EOS)."""
+
+    def __init__(self, model, eos: int):
+        self.tokens, self.calls = 0, 0
+        real = model.generate
+
+        def generate(*a, **k):
+            ids = k.get("input_ids", a[0] if a else None)
+            out = real(*a, **k)
+            seqs = out.sequences if hasattr(out, "sequences") else out
+            new = seqs[:, ids.shape[1]:]
+            for row in new:
+                hit = (row == eos).nonzero()
+                self.tokens += int(hit[0]) + 1 if len(hit) else len(row)
+            self.calls += 1
+            return out
+
+        model.generate = generate
+
+
+def batched_sample(gen, prompts, n=5, temperature=1.0, top_p=0.95, top_k=0, max_new_tokens=60,
+                   seed=0, cut_newline=True, filter_copies=True, max_rounds=4) -> list[dict]:
+    """Prototype of a Generator.sample that draws the samples of every prompt in ONE
+    model.generate call (prompts left-padded; generate derives the position ids from the
+    attention mask), then filters exactly as Generator.sample does (empty, copies, redraws)."""
+    import torch
+
+    from huggingtweets.generate import USER_TOKEN
+
+    tok, prefix = gen.tok, gen._prefix(None)
+    eos = tok.eos_token_id
+    side, pad = tok.padding_side, tok.pad_token
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    torch.manual_seed(seed)
+    kept = {i: [] for i in range(len(prompts))}
+    try:
+        for _ in range(max_rounds):
+            todo = [i for i in kept for _ in range(n - len(kept[i]))]
+            if not todo:
+                break
+            enc = tok([prefix + str(prompts[i] or "") for i in todo], return_tensors="pt",
+                      padding=True, add_special_tokens=False)
+            with torch.no_grad():
+                seqs = gen.model.generate(
+                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                    do_sample=True, temperature=float(temperature), top_p=float(top_p),
+                    top_k=int(top_k), max_new_tokens=int(max_new_tokens), max_length=None,
+                    pad_token_id=eos, eos_token_id=eos)
+            for i, seq in zip(todo, seqs[:, enc["input_ids"].shape[1]:]):
+                prompt = str(prompts[i] or "")
+                text = prompt + USER_TOKEN.sub("", tok.decode(seq, skip_special_tokens=True))
+                text = (text.split("\n")[0] if cut_newline else text).strip()
+                if not text:
+                    continue
+                copy = gen.copies.check(text, tok) if gen.copies and text else None
+                if copy and filter_copies:
+                    continue
+                kept[i].append({"prompt": prompt, "text": text, "user": None, "copy": copy})
+    finally:
+        tok.padding_side, tok.pad_token = side, pad
+    return [s for i in kept for s in kept[i][:n]]
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    common.apply_threads(args)
+    common.quiet()
+    import torch
+    import transformers
+
+    from huggingtweets import export
+    from huggingtweets.generate import Generator
+
+    handle, df, desc = common.load_posts()
+    df = common.newest(df, 3200)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-generation-"))
+    common.write_user(tmp / "data", handle, df)
+    overrides = [f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",
+                 f"model.scratch.n_layer={args.n_layer}", f"model.scratch.n_embd={args.n_embd}",
+                 f"model.scratch.n_head={args.n_head}", "trainer.accelerator=cpu"]
+    if common.have_gpt2_tokenizer() and not args.quick:
+        common.gpt2_tokenizer().save_pretrained(tmp / "gpt2-tokenizer")
+        overrides.append(f"model.tokenizer={tmp / 'gpt2-tokenizer'}")
+    with contextlib.redirect_stdout(io.StringIO()):
+        cfg, dm, module, _ = common.product_run(overrides, tmp / "run")
+        model_dir = export.export_model(
+            module, dm, tmp / "run" / "model", {"val/loss": 0.0, "val/ppl": 1.0},
+            {"lr": cfg.optim.lr, "epochs": 0, "steps": 0, "seed": cfg.seed,
+             "block_size": cfg.data.block_size, "batch_size": cfg.data.batch_size})
+    n_params = sum(p.numel() for p in module.model.parameters())
+    vocab = len(module.tokenizer)
+    del module, dm
+
+    t = time.perf_counter()
+    gen = Generator.from_dir(model_dir)  # what generate.py loads (copy index: auto)
+    load_gen = time.perf_counter() - t
+    t = time.perf_counter()
+    pipe = transformers.pipeline("text-generation", model=str(model_dir), device="cpu")
+    load_pipe = time.perf_counter() - t
+    eos = gen.tok.eos_token_id
+    counters = {"generate.py": Counter(gen.model, eos), "pipeline": Counter(pipe.model, eos)}
+    counters["generate.py, no copy check"] = counters["generate.py"]  # same model object
+
+    def run_gen(filter_copies):
+        return gen.sample(PROMPTS, seed=0, filter_copies=filter_copies, **SAMPLING)
+
+    def run_pipe():
+        out = []
+        for prompt in PROMPTS:
+            torch.manual_seed(0)
+            out += pipe(prompt, do_sample=True, num_return_sequences=SAMPLING["n"],
+                        top_p=SAMPLING["top_p"], top_k=SAMPLING["top_k"],
+                        temperature=SAMPLING["temperature"],
+                        max_new_tokens=SAMPLING["max_new_tokens"], max_length=None)
+        return out
+
+    calls = {"generate.py": lambda: run_gen(True),
+             "generate.py, no copy check": lambda: run_gen(False),
+             "pipeline": run_pipe,
+             "prototype: all prompts in one generate call": lambda: batched_sample(
+                 gen, PROMPTS, seed=0, **SAMPLING)}
+    counters["prototype: all prompts in one generate call"] = counters["generate.py"]
+    times = {k: 0.0 for k in calls}
+    tokens = {k: 0 for k in calls}
+    samples = {k: 0 for k in calls}
+    for fn in calls.values():  # warm-up, untimed
+        fn()
+    for rnd in range(args.rounds):
+        for name in (list(calls) if rnd % 2 == 0 else list(calls)[::-1]):
+            c = counters[name]
+            before = c.tokens
+            t = time.perf_counter()
+            out = calls[name]()
+            times[name] += time.perf_counter() - t
+            tokens[name] += c.tokens - before
+            samples[name] += len(out)
+    rate = {k: tokens[k] / times[k] for k in calls}
+    rows = [[k, samples[k], tokens[k], times[k], rate[k], rate[k] / rate["pipeline"]]
+            for k in calls]
+    common.table(
+        f"Generation — GPT-2 {args.n_layer}x{args.n_embd}, vocab {vocab}, "
+        f"{n_params / 1e6:.1f}M params; {len(PROMPTS)} prompts x {SAMPLING['n']} samples, "
+        f"top_p 0.95, <= {SAMPLING['max_new_tokens']} new tokens",
+        ["sampler", "samples", "new tokens", "seconds", "tok/s", "× pipeline"], rows,
+        caption=f"{args.rounds} alternating rounds after a warm-up; loading: generate.py "
+                f"{load_gen:.2f} s, pipeline {load_pipe:.2f} s")
+    out = {"data": desc, "model": {"n_layer": args.n_layer, "n_embd": args.n_embd,
+                                   "vocab": vocab, "params": n_params},
+           "sampling": {**SAMPLING, "prompts": PROMPTS}, "rounds": args.rounds,
+           "seconds": times, "tokens": tokens, "samples": samples, "tokens_per_s": rate,
+           "vs_pipeline": {k: rate[k] / rate["pipeline"] for k in calls},
+           "load_s": {"generate.py": load_gen, "pipeline": load_pipe},
+           "machine": common.machine_info(), "target": ">= 1.0x the pipeline",
+           "met": rate["generate.py"] / rate["pipeline"] >= 1.0}
+    common.save("generation", out)
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,661 @@
+"""One table and two plots for a whole Hydra multirun, instead of forty run directories.
+
+    python report.py outputs/multirun/2026-01-01_12-00-00      # or no argument: the newest sweep
+
+reads every job's `.hydra/overrides.yaml` (what the job changed), `metrics.json` (final metrics of
+its best checkpoint) and `csv/metrics.csv` (val/loss per epoch), and writes into the sweep folder:
+
+- `report.csv`: one row per job, every swept override and metric, raw numbers;
+- `report.md`: the same as a Markdown table, the best job marked, failed and running jobs named;
+- `val_loss_vs_lr.png`: the metric against the learning rate, one line per max_epochs value, one
+  panel per value of the remaining axes (e.g. per mix);
+- `curves.png`: val/loss per epoch of the best jobs (dashed: train/loss).
+
+It works on a sweep that is still running (jobs without metrics yet are listed as running, with
+the epoch they reached) or that had failed jobs (Hydra leaves them without metrics.json). With
+`--check README.md` it compares the fresh table with the one between `<!-- results:start -->` and
+`<!-- results:end -->` in that file and fails with a diff when a loss differs by more than
+`--tolerance`. When W&B is online, the table and plots are logged to the sweep's W&B group as a
+run of job_type "report".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from huggingtweets.errors import UserError
+
+try:  # Hydra's callback base class; report.py itself does not need Hydra
+    from hydra.experimental.callback import Callback as _HydraCallback
+except ImportError:  # pragma: no cover
+    _HydraCallback = object
+
+STATUS_FILE = "status.json"
+RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
+# Preferred plot axes: x, then one line per value of the second.
+X_AXIS, LINE_AXIS = "optim.lr", "trainer.max_epochs"
+BEST, PANEL_BEST = "★", "●"
+
+
+# --------------------------------------------------------------------------------------------
+# Job status, written by a Hydra callback while the sweep runs
+
+
+def _rank() -> int:
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
+class JobStatus(_HydraCallback):
+    """Hydra callback: `<job>/status.json` says running (with pid and host), completed or failed
+    (with the error), so a report can tell a running job from a dead one (rank 0 only); and when
+    the sweep ends, the sweep's report is written (and logged to W&B when online)."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        try:
+            rep = write(config.hydra.sweep.dir)
+            print(f"{summary_line(rep)}; report: {rep.sweep_dir}/report.md")
+        except Exception as err:  # the sweep's results stand without the report
+            print(f"warning: no sweep report ({type(err).__name__}: {err}); "
+                  f"run: python report.py {config.hydra.sweep.dir}")
+
+    def _write(self, config, **fields) -> None:
+        if _rank() != 0:
+            return
+        out = Path(config.hydra.runtime.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".{STATUS_FILE}.tmp"
+        tmp.write_text(json.dumps({**fields, "time": time.time()}) + "\n")
+        os.replace(tmp, out / STATUS_FILE)
+
+    def on_job_start(self, config, **kwargs) -> None:
+        self._write(config, status="running", pid=os.getpid(), host=socket.gethostname())
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        from hydra.core.utils import JobStatus as HydraJobStatus
+
+        if job_return.status == HydraJobStatus.COMPLETED:
+            self._write(config, status="completed")
+        else:
+            err = getattr(job_return, "_return_value", None)
+            self._write(config, status="failed", error=f"{type(err).__name__}: {err}"[:500])
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a sweep
+
+
+@dataclass
+class Job:
+    name: str
+    path: Path
+    overrides: dict[str, str]
+    status: str  # done | running | failed
+    metrics: dict[str, float] = field(default_factory=dict)
+    curve: list[dict] = field(default_factory=list)  # one row per validation: epoch, val/loss...
+    max_epochs: int | None = None
+    minutes: float | None = None
+    error: str = ""
+
+
+def _num(value):
+    """'1e-3' -> 0.001, '4' -> 4, 'demo_ada' -> None."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(f) if f.is_integer() and re.fullmatch(r"[+-]?\d+", str(value).strip()) else f
+
+
+def _parse_overrides(items) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, _, value = str(item).partition("=")
+        out[key.lstrip("+~")] = value
+    return out
+
+
+def _read_curve(path: Path) -> list[dict]:
+    """Validation rows of Lightning's CSV log, merged with the epoch's train/loss."""
+    if not path.exists():
+        return []
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except Exception:  # a half-written file of a running job
+        return []
+    if "val/loss" not in df or "epoch" not in df:
+        return []
+    rows = []
+    train = df.dropna(subset=["train/loss_epoch"]) if "train/loss_epoch" in df else None
+    # Epochs that trained: the final trainer.validate() of the best checkpoint logs one more
+    # val/loss row, at epoch == max_epochs with no training; it is not a point of the curve.
+    trained = set()
+    for col in ("train/loss_epoch", "train/loss_step"):
+        if col in df:
+            trained |= set(df.dropna(subset=[col])["epoch"].astype(int))
+    for _, r in df.dropna(subset=["val/loss"]).iterrows():
+        if trained and int(r["epoch"]) not in trained:
+            continue
+        row = {k: float(v) for k, v in r.items() if k.startswith("val/") and v == v}
+        row["epoch"] = int(r["epoch"])
+        if train is not None:
+            t = train[train["epoch"] == r["epoch"]]
+            if len(t):
+                row["train/loss"] = float(t["train/loss_epoch"].iloc[-1])
+        rows.append(row)
+    return rows
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _newest_mtime(path: Path) -> float:
+    return max((p.stat().st_mtime for p in path.rglob("*") if p.is_file()), default=0.0)
+
+
+def _status(job_dir: Path, has_metrics: bool, stale_minutes: float) -> tuple[str, str]:
+    if has_metrics:
+        return "done", ""
+    info = {}
+    if (job_dir / STATUS_FILE).exists():
+        try:
+            info = json.loads((job_dir / STATUS_FILE).read_text())
+        except ValueError:
+            info = {}
+    if info.get("status") == "failed":
+        return "failed", info.get("error", "")
+    if info.get("status") == "completed":  # finished without metrics.json: train.py crashed late
+        return "failed", "completed without writing metrics.json"
+    if info.get("status") == "running" and info.get("host") == socket.gethostname():
+        if _pid_alive(int(info.get("pid", 0))):
+            return "running", ""
+        return "failed", "its process is gone (killed, or the sweep stopped)"
+    # No status file (a sweep without the JobStatus callback) or another host: judge by activity.
+    if time.time() - _newest_mtime(job_dir) < stale_minutes * 60:
+        return "running", ""
+    return "failed", f"no metrics.json and no activity for {stale_minutes:g} minutes"
+
+
+def collect(sweep_dir: str | Path, stale_minutes: float = 30) -> list[Job]:
+    """Every job of a sweep folder (any folder holding `<job>/.hydra/overrides.yaml`)."""
+    sweep = Path(sweep_dir)
+    if not sweep.is_dir():
+        raise UserError(f"{sweep} is not a folder: pass a multirun folder, e.g. outputs/multirun/<time>")
+    jobs = []
+    for d in sorted(p for p in sweep.iterdir() if (p / ".hydra" / "overrides.yaml").exists()):
+        overrides = _parse_overrides(yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text()))
+        metrics_path = d / "metrics.json"
+        metrics = {}
+        if metrics_path.exists():
+            try:
+                metrics = {k: float(v) for k, v in json.loads(metrics_path.read_text()).items()}
+            except ValueError:
+                metrics = {}
+        status, error = _status(d, bool(metrics), stale_minutes)
+        max_epochs = None
+        cfg_path = d / ".hydra" / "config.yaml"
+        if cfg_path.exists():
+            try:
+                cfg = yaml.safe_load(cfg_path.read_text()) or {}
+            except yaml.YAMLError:
+                cfg = {}
+            max_epochs = (cfg.get("trainer") or {}).get("max_epochs")
+            users = str(cfg.get("user") or "").split("-")
+            if len(users) == 1 and users[0] and "val/loss" in metrics:
+                # a single user's val/loss is its per-user loss: comparable with the mixes'
+                metrics.setdefault(f"val/loss_{users[0]}", metrics["val/loss"])
+        minutes = None
+        if metrics and cfg_path.exists():
+            minutes = (metrics_path.stat().st_mtime - cfg_path.stat().st_mtime) / 60
+        jobs.append(Job(d.name, d, overrides, status, metrics, _read_curve(d / "csv" / "metrics.csv"),
+                        max_epochs, minutes, error))
+    return jobs
+
+
+def _sweep_overrides(sweep_dir: str | Path) -> tuple[dict, list]:
+    """(the sweep's hydra config, its parsed overrides: sweeper params, then the command line)."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.exists():
+        return {}, []
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
+        args = {}
+        for key, value in ((hydra.get("sweeper") or {}).get("params") or {}).items():
+            args[key] = f"{key}={value}"
+        for o in hydra.get("overrides", {}).get("task", []):  # the command line wins
+            args[str(o).split("=", 1)[0]] = str(o)
+        return hydra, OverridesParser.create().parse_overrides(list(args.values()))
+    except Exception:
+        return {}, []
+
+
+def expected_jobs(sweep_dir: str | Path) -> int | None:
+    """How many jobs the sweep will have (from its multirun.yaml), or None when unknown."""
+    hydra, overrides = _sweep_overrides(sweep_dir)
+    if not hydra:
+        return None
+    sweeper = hydra.get("sweeper") or {}
+    if sweeper.get("n_trials"):  # optuna and friends
+        return int(sweeper["n_trials"])
+    n = 1
+    try:
+        for o in overrides:
+            if o.is_sweep_override():
+                n *= len(list(o.sweep_string_iterator()))
+    except Exception:  # interval() and other sweeps that cannot be counted
+        return None
+    return n
+
+
+def swept_axes(jobs: list[Job], sweep_dir: str | Path | None = None) -> list[str]:
+    """The overrides the sweep varies, in the sweep's own order (multirun.yaml), then any other
+    override that differs between jobs, alphabetically."""
+    keys = []
+    for j in jobs:
+        keys += [k for k in j.overrides if k not in keys]
+    varying = [k for k in keys if len({j.overrides.get(k) for j in jobs}) > 1]
+    declared = []
+    if sweep_dir is not None:
+        declared = [o.key_or_group for o in _sweep_overrides(sweep_dir)[1] if o.is_sweep_override()]
+    axes = [k for k in declared if k in keys and not k.startswith("hydra.")]
+    axes += sorted(k for k in varying if k not in axes)
+    return axes
+
+
+# --------------------------------------------------------------------------------------------
+# The table
+
+
+def _sort_key(value):
+    n = _num(value)
+    return (0, n, "") if n is not None else (1, 0, str(value))
+
+
+def _roles(axes: list[str], jobs: list[Job]) -> tuple[str | None, str | None, list[str]]:
+    """(x axis, line axis, panel axes) for the plots."""
+    numeric = [a for a in axes if all(_num(j.overrides.get(a)) is not None for j in jobs)]
+    x = X_AXIS if X_AXIS in numeric else (numeric[0] if numeric else (axes[0] if axes else None))
+    line = LINE_AXIS if LINE_AXIS in axes and LINE_AXIS != x else None
+    panels = [a for a in axes if a not in (x, line)]
+    return x, line, panels
+
+
+@dataclass
+class Report:
+    sweep_dir: Path
+    jobs: list[Job]
+    axes: list[str]
+    metric: str
+    expected: int | None
+    table: object  # pandas.DataFrame
+    best: str | None  # job name
+    panel_best: dict  # panel values -> job name
+    images: list[str] = field(default_factory=list)  # the plots written
+    wandb: str | None = None  # the W&B mode the report was logged in, if it was
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {"done": 0, "running": 0, "failed": 0}
+        for j in self.jobs:
+            out[j.status] += 1
+        return out
+
+
+def build(sweep_dir: str | Path, metric: str = "val/loss", stale_minutes: float = 30) -> Report:
+    import pandas as pd
+
+    sweep = Path(sweep_dir)
+    jobs = collect(sweep, stale_minutes)
+    if not jobs:
+        raise UserError(f"{sweep} holds no job folders (<job>/.hydra/overrides.yaml): is it a "
+                        "multirun folder, e.g. outputs/multirun/<time>?")
+    axes = swept_axes(jobs, sweep)
+    x, line, panels = _roles(axes, jobs)
+    order = [a for a in (panels + [line, x]) if a]
+    jobs.sort(key=lambda j: tuple(_sort_key(j.overrides.get(a, "")) for a in order))
+
+    done = [j for j in jobs if j.status == "done" and metric in j.metrics]
+    best = min(done, key=lambda j: j.metrics[metric]).name if done else None
+    panel_best = {}
+    for j in done:
+        key = tuple(j.overrides.get(a) for a in panels)
+        if key not in panel_best or j.metrics[metric] < panel_best[key][1]:
+            panel_best[key] = (j.name, j.metrics[metric])
+    panel_best = {k: v[0] for k, v in panel_best.items()}
+
+    metric_cols = []
+    for j in jobs:
+        metric_cols += [k for k in j.metrics if k not in metric_cols]
+    metric_cols.sort(key=lambda k: (k != metric, not k.startswith(metric), k))
+    rows = []
+    for j in jobs:
+        mark = BEST if j.name == best else (PANEL_BEST if j.name in panel_best.values() else "")
+        row = {"best": mark}
+        row.update({a: j.overrides.get(a, "") for a in axes})
+        row["status"] = j.status
+        row.update({m: j.metrics.get(m, math.nan) for m in metric_cols})
+        done_epochs = max((c["epoch"] for c in j.curve), default=-1) + 1
+        row["epochs"] = f"{done_epochs}/{j.max_epochs}" if j.max_epochs else str(done_epochs)
+        row["minutes"] = round(j.minutes, 2) if j.minutes is not None else math.nan
+        note = j.error
+        if j.status == "running" and j.curve:
+            note = f"latest {metric} {j.curve[-1].get(metric, math.nan):.4f}"
+        row["note"] = note
+        row["job"] = j.name
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return Report(sweep, jobs, axes, metric, expected_jobs(sweep), table, best, panel_best)
+
+
+def _fmt(v, col: str = "") -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ""
+        digits = 1 if col == "minutes" else 2 if col.endswith("ppl") else 4
+        return f"{v:.{digits}f}"
+    return str(v).replace("|", "\\|")
+
+
+def markdown_table(table) -> str:
+    cols = [c for c in table.columns if c not in ("note", "job")]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in table.iterrows():
+        cells = [_fmt(r[c], c) for c in cols]
+        if r["best"] == BEST:
+            cells = [f"**{c}**" if c else c for c in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_line(rep: Report) -> str:
+    c = rep.counts
+    n = len(rep.jobs)
+    parts = [f"{c['done']} done", f"{c['running']} running", f"{c['failed']} failed"]
+    if rep.expected and rep.expected > n:
+        parts.append(f"{rep.expected - n} not started")
+    total = f"{rep.expected} jobs" if rep.expected and rep.expected >= n else f"{n} jobs"
+    return f"{total}: " + ", ".join(parts)
+
+
+def markdown(rep: Report, images: list[str]) -> str:
+    c = rep.counts
+    out = [f"# Sweep `{rep.sweep_dir.name}`", "", summary_line(rep) + ".", ""]
+    if rep.best:
+        b = next(j for j in rep.jobs if j.name == rep.best)
+        out.append(f"Best {rep.metric}: **{b.metrics[rep.metric]:.4f}** — `{b.name}` ({BEST}). "
+                   f"{PANEL_BEST} marks the best of each panel (same values of the axes that are "
+                   "neither x nor line) when it is not the overall best. Lower is better.")
+        out.append("")
+    out += [markdown_table(rep.table), ""]
+    if c["failed"]:
+        out += ["## Failed jobs", ""]
+        out += [f"- `{j.name}`: {j.error or 'no metrics.json'}" for j in rep.jobs
+                if j.status == "failed"]
+        out.append("")
+    if c["running"]:
+        out += ["## Running jobs", ""]
+        for j in rep.jobs:
+            if j.status == "running":
+                last = j.curve[-1].get(rep.metric) if j.curve else None
+                got = f", latest {rep.metric} {last:.4f}" if last is not None else ""
+                out.append(f"- `{j.name}`: {len(j.curve)} validation(s) so far{got}")
+        out.append("")
+    for img in images:
+        out += [f"![{img}]({img})", ""]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+
+
+def _slug(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", key.split(".")[-1] if "." in key else key).strip("_")
+
+
+def _label(job: Job, axes: list[str]) -> str:
+    return ", ".join(f"{a.split('.')[-1]}={job.overrides.get(a)}" for a in axes) or job.name
+
+
+def plot_vs_x(rep: Report, out_dir: Path) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, line, panels = _roles(rep.axes, rep.jobs)
+    done = [j for j in rep.jobs if j.status == "done" and rep.metric in j.metrics]
+    if not x or not done:
+        return None
+    keys = sorted({tuple(j.overrides.get(a) for a in panels) for j in done},
+                  key=lambda k: tuple(_sort_key(v) for v in k))
+    fig, axs = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.8), sharey=True,
+                            sharex=True, squeeze=False)
+    numeric_x = all(_num(j.overrides.get(x)) is not None for j in done)
+    xvals = sorted({j.overrides.get(x) for j in done}, key=_sort_key)
+    where = {v: (_num(v) if numeric_x else i) for i, v in enumerate(xvals)}
+    groups = sorted({j.overrides.get(line) for j in done} if line else {None},
+                    key=lambda v: _sort_key(v or ""))
+    colors = {g: f"C{i}" for i, g in enumerate(groups)}  # the same colour in every panel
+    panel_best = set(rep.panel_best.values())
+    for ax, key in zip(axs[0], keys, strict=True):
+        in_panel = [j for j in done if tuple(j.overrides.get(a) for a in panels) == key]
+        for g in groups:
+            pts = sorted((j for j in in_panel if not line or j.overrides.get(line) == g),
+                         key=lambda j: _sort_key(j.overrides.get(x)))
+            if not pts:
+                continue
+            xs = [where[j.overrides.get(x)] for j in pts]
+            ys = [j.metrics[rep.metric] for j in pts]
+            ax.plot(xs, ys, marker="o", color=colors[g],
+                    label=f"{line.split('.')[-1]}={g}" if line else None)
+            for j, xv, yv in zip(pts, xs, ys, strict=True):
+                if j.name == rep.best:
+                    ax.scatter([xv], [yv], s=260, marker="*", color="gold", edgecolor="black",
+                               zorder=5, label=f"{BEST} best")
+                elif j.name in panel_best and len(keys) > 1:
+                    ax.scatter([xv], [yv], s=140, facecolors="none", edgecolors="black",
+                               zorder=5, label=f"{PANEL_BEST} best of panel")
+        ax.set_title(", ".join(f"{a}={v}" for a, v in zip(panels, key, strict=True)) or "all jobs",
+                     fontsize=9)
+        ax.set_xlabel(x)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax0 = axs[0][0]
+    if numeric_x and min(where.values()) > 0 and (x == X_AXIS or max(where.values()) /
+                                                 min(where.values()) >= 10):
+        ax0.set_xscale("log")
+    ax0.set_xticks([where[v] for v in xvals], xvals)  # the values as the sweep wrote them
+    ax0.minorticks_off()
+    ax0.set_ylabel(rep.metric)
+    fig.suptitle(f"{rep.sweep_dir.name}: {rep.metric} of the best checkpoint vs {x}", fontsize=10)
+    fig.tight_layout()
+    name = f"{_slug(rep.metric)}_vs_{_slug(x)}.png"
+    fig.savefig(out_dir / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def plot_curves(rep: Report, out_dir: Path, top: int = 3) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranked = sorted((j for j in rep.jobs if j.status == "done" and rep.metric in j.metrics),
+                    key=lambda j: j.metrics[rep.metric])
+    names = list(dict.fromkeys([j.name for j in ranked[:top]] + list(rep.panel_best.values())))
+    names += [j.name for j in rep.jobs if j.status == "running"]  # progress of running jobs
+    shown = [j for j in rep.jobs if j.name in names and j.curve][:8]
+    if not shown:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for i, j in enumerate(sorted(shown, key=lambda j: j.metrics.get(rep.metric, math.inf))):
+        color = f"C{i}"
+        epochs = [c["epoch"] + 1 for c in j.curve if rep.metric in c]
+        label = _label(j, rep.axes) + (" (running)" if j.status == "running" else "")
+        if j.name == rep.best:
+            label = f"{BEST} " + label
+        ax.plot(epochs, [c[rep.metric] for c in j.curve if rep.metric in c], marker="o",
+                color=color, label=label, linewidth=2.2 if j.name == rep.best else 1.4)
+        tr = [(c["epoch"] + 1, c["train/loss"]) for c in j.curve if "train/loss" in c]
+        if tr and rep.metric == "val/loss":
+            ax.plot(*zip(*tr, strict=True), linestyle="--", color=color, alpha=0.5, linewidth=1)
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel(rep.metric + (" (dashed: train/loss)" if rep.metric == "val/loss" else ""))
+    ax.set_title(f"{rep.sweep_dir.name}: {rep.metric} per epoch, best jobs", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(out_dir / "curves.png", dpi=110)
+    plt.close(fig)
+    return "curves.png"
+
+
+# --------------------------------------------------------------------------------------------
+# W&B
+
+
+def log_to_wandb(rep: Report, out_dir: Path, images: list[str], mode: str = "auto") -> str | None:
+    """Log the table and plots as a run of job_type "report" in the sweep's W&B group."""
+    from huggingtweets.config import wandb_mode
+
+    cfg_path = rep.jobs[0].path / ".hydra" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.exists() else {}
+    wb = ((cfg or {}).get("logger") or {}).get("wandb")
+    if mode == "auto":
+        if not wb or wandb_mode() != "online":
+            return None
+        mode = "online"
+    if mode == "off":
+        return None
+    import wandb
+
+    project = (wb or {}).get("project") or "huggingtweets"
+    group = rep.sweep_dir.name  # the group every job of the sweep logged to (ht.sweep_group)
+    run = wandb.init(project=project, group=group, job_type="report", name=f"report-{group}",
+                     dir=str(out_dir), mode=mode, reinit="finish_previous",
+                     config={"sweep_dir": str(rep.sweep_dir), "metric": rep.metric})
+    table = rep.table.copy()
+    for col in table.columns:
+        if table[col].dtype == object:
+            table[col] = table[col].astype(str)
+    payload = {"sweep": wandb.Table(dataframe=table)}
+    payload.update({Path(i).stem: wandb.Image(str(out_dir / i)) for i in images})
+    run.log(payload)
+    if rep.best:
+        b = next(j for j in rep.jobs if j.name == rep.best)
+        run.summary.update({"best_job": b.name, f"best_{rep.metric}": b.metrics[rep.metric],
+                            **{f"best/{a}": b.overrides.get(a) for a in rep.axes}})
+    run.summary.update(rep.counts)
+    run.finish()
+    return mode
+
+
+# --------------------------------------------------------------------------------------------
+# Checking a results table (make reproduce)
+
+
+def parse_markdown_table(text: str) -> list[dict[str, str]]:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("|")]
+    if len(lines) < 2:
+        return []
+
+    def cells(line):
+        parts = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+        return [p.strip().replace("\\|", "|").strip("*").strip() for p in parts]
+
+    header = cells(lines[0])
+    return [dict(zip(header, cells(ln), strict=False)) for ln in lines[2:]]
+
+
+def results_block(text: str) -> str:
+    if RESULTS_START not in text or RESULTS_END not in text:
+        raise UserError(f"no results table between {RESULTS_START} and {RESULTS_END}")
+    return text.split(RESULTS_START, 1)[1].split(RESULTS_END, 1)[0]
+
+
+def check(rep: Report, expected_md: str, tolerance: float = 1e-3) -> list[str]:
+    """Differences between the fresh report and an expected Markdown table: [] when they agree.
+
+    Rows are matched by the swept axes; every loss column both tables have (val/loss, and
+    val/loss_<handle>) must agree within `tolerance` (absolute, in nats)."""
+    want = parse_markdown_table(expected_md)
+    if not want:
+        return ["the expected table is empty"]
+    got = parse_markdown_table(markdown_table(rep.table))
+    axes = [a for a in rep.axes if a in want[0]]
+    if not axes and len(want) > 1:
+        return [f"the expected table has none of the swept axes {rep.axes} as columns"]
+    losses = [c for c in want[0] if re.fullmatch(r"val/loss(_\w+)?", c) and c in (got[0] if got else {})]
+    if not losses:
+        return [f"the tables share no loss column (expected has {list(want[0])})"]
+    index = {tuple(r.get(a) for a in axes): r for r in got}
+    problems = []
+    for w in want:
+        key = tuple(w.get(a) for a in axes)
+        where = ", ".join(f"{a}={v}" for a, v in zip(axes, key, strict=True)) or "the job"
+        g = index.pop(key, None)
+        if g is None:
+            problems.append(f"{where}: in the expected table, missing from this sweep")
+            continue
+        for col in losses:
+            wv, gv = _num(w.get(col)), _num(g.get(col))
+            if wv is None and gv is None:
+                continue
+            if wv is None or gv is None or abs(float(wv) - float(gv)) > tolerance:
+                problems.append(f"{where}: {col} expected {w.get(col) or '-'}, got {g.get(col) or '-'}"
+                                + (f" (diff {float(gv) - float(wv):+.4f})" if wv is not None and
+                                   gv is not None else ""))
+    for key in index:
+        where = ", ".join(f"{a}={v}" for a, v in zip(axes, key, strict=True))
+        problems.append(f"{where}: in this sweep, not in the expected table")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def latest_sweep(root: str | Path = "outputs/multirun") -> Path:
+    dirs = sorted((p for p in Path(root).glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    if not dirs:
+        raise UserError(f"no sweep under {root}: pass the multirun folder, e.g. "
+                        "python report.py outputs/multirun/<time>")
+    return dirs[-1]
+
+
+def write(sweep_dir: str | Path, out_dir: str | Path | None = None, metric: str = "val/loss",
+          wandb: str = "auto", top: int = 3, stale_minutes: float = 30) -> Report:
+    """Build the report of a sweep and write report.csv, report.md and the plots."""
+    rep = build(sweep_dir, metric, stale_minutes)
+    out = Path(out_dir) if out_dir else rep.sweep_dir
+    out.mkdir(parents=True, exist_ok=True)
+    rep.table.to_csv(out / "report.csv", index=False)
+    images = [i for i in (plot_vs_x(rep, out), plot_curves(rep, out, top)) if i]
+    (out / "report.md").write_text(markdown(rep, images))
+    rep.images = images
+    rep.wandb = log_to_wandb(rep, out, images, wandb)
+    return rep

@@ -1,0 +1,101 @@
+"""Files written by twarc: `twarc2 timeline` JSONL, its flattened form, and v1.1 statuses.
+
+Each line of a file may be:
+
+* a twarc2 page: one X API v2 response (`data`, `includes`, `meta`, `__twarc`), as written by
+  `twarc2 timeline USER out.jsonl` (also `twarc2 search`, which mixes authors);
+* a flattened tweet (`twarc2 flatten`): one v2 tweet with its `author` expanded in place;
+* a v1.1 status (`twarc timeline` of twarc 1, old API dumps), with `user.screen_name`.
+
+A file holding one JSON document (a saved API response: a v2 page, or a v1.1
+`statuses/user_timeline` array) is read too. Records carry
+their author; `user=` keeps that author's posts (a search file mixes many), and without it a file
+with a single author names its user.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from huggingtweets.errors import UserError
+from huggingtweets.posts import to_frame, validate_handle
+from huggingtweets.sources.files import _read_text
+from huggingtweets.sources.x import v1_record, v2_record, v2_records
+
+
+def parse_twarc(path: str | Path, encoding: str = "utf-8") -> list[dict]:
+    """Every tweet in the file as a canonical record, whoever wrote it (handle = its author)."""
+    path = Path(path).expanduser()
+    text = _read_text(path, encoding)
+    try:
+        # A whole-file JSON document: a saved response (pretty-printed object, or an array).
+        objects = [(1, json.loads(text, parse_int=str))]
+    except json.JSONDecodeError:
+        objects = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                objects.append((number, json.loads(line, parse_int=str)))
+            except json.JSONDecodeError as err:
+                raise UserError(
+                    f"{path}: line {number} is not valid JSON ({err.msg}); twarc writes one "
+                    "JSON object per line"
+                )
+    records = []
+    for number, obj in objects:
+        for item in obj if isinstance(obj, list) else [obj]:
+            records.extend(_records(item, path, number))
+    return records
+
+
+def _records(obj, path: Path, number: int) -> list[dict]:
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: line {number} is not a JSON object")
+    if "data" in obj or ("meta" in obj and "__twarc" in obj) or set(obj) <= {"errors", "meta"}:
+        return v2_records(obj)  # a v2 page (an empty page or an errors-only page gives none)
+    if "id" in obj and ("user" in obj or "id_str" in obj) and "created_at" in obj:
+        return [v1_record(obj)]
+    if "id" in obj and "text" in obj:
+        return [v2_record(obj)]  # flattened: the author sits in obj["author"]
+    raise UserError(
+        f"{path}: line {number} is neither a twarc2 page, a flattened tweet nor a v1.1 status "
+        f"(its keys: {', '.join(list(obj)[:8])})"
+    )
+
+
+def read_twarc(path: str, handle: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+    """The user's posts from a twarc file as the canonical table."""
+    records = parse_twarc(path, encoding)
+    if not records:
+        raise UserError(f"{path}: no tweets in this file")
+    authors = sorted({r["handle"] for r in records if r["handle"]}, key=str.lower)
+    if handle is not None:
+        handle = validate_handle(handle)
+        mine = [r for r in records if not r["handle"] or r["handle"].lower() == handle.lower()]
+        if not mine:
+            raise UserError(
+                f"{path}: no posts by @{handle}; the file has posts by {_shown(authors)}: "
+                "pass one of them as user="
+            )
+        records = mine
+    elif len(authors) == 1:
+        handle = validate_handle(authors[0])
+    elif not authors:
+        raise UserError(f"{path}: whose posts are these? The file does not say: pass user=<handle>")
+    else:
+        raise UserError(
+            f"{path}: the file has posts by {len(authors)} authors ({_shown(authors)}); pass "
+            "user=<handle> to say whose posts to import"
+        )
+    for record in records:
+        record.update(handle=handle, source="twarc")
+    frame = to_frame(records)
+    return frame.drop_duplicates("id", keep="last").reset_index(drop=True)
+
+
+def _shown(authors: list[str]) -> str:
+    return ", ".join("@" + a for a in authors[:5]) + (", ..." if len(authors) > 5 else "")

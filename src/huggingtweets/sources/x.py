@@ -1,0 +1,267 @@
+"""X API v2 through tweepy's `Client`: look the user up, then page through their posts.
+
+The bearer token comes from the environment only (`X_BEARER_TOKEN`), never from a config key, so
+it cannot reach Hydra's saved config, W&B, the sidecar or the model card. Pages come from
+`GET /2/users/:id/tweets` (100 a page, `pagination_token`, at most the newest 3,200 posts, which
+is the API's own cap), with the fields cleaning needs: created_at, lang, referenced_tweets
+(retweet / reply / quote), entities, and note_tweet (the full text of long posts). A second fetch
+passes `since_id` = the newest cached id. tweepy's `Paginator` would run the page loop itself; the
+engine (fetching.py) runs it instead, because it journals each page with its cursor to resume.
+
+tweepy hard-codes its host (https://api.twitter.com); a requests adapter mounted on that prefix
+sends every call to `source.base_url` instead (the real API by default, a loopback server in the
+tests) and gives every request a timeout, which tweepy does not set.
+
+The mapping from v2 tweet objects (and v1.1 statuses) to canonical records is shared with the
+twarc importer (twarc.py), which reads the same objects from files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+
+from huggingtweets import posts
+from huggingtweets.errors import UserError
+from huggingtweets.sources import fetching
+
+TOKEN_ENV = "X_BEARER_TOKEN"
+TOKEN_HELP = (
+    "create an app at developer.x.com (Developer Portal -> Projects & Apps -> your app -> Keys "
+    f"and tokens -> Bearer Token) and `export {TOKEN_ENV}=...`; reading timelines needs an "
+    "access level that includes GET /2/users/:id/tweets (check your plan's read limits)"
+)
+TWEEPY_HOST = "https://api.twitter.com"
+TWEET_FIELDS = [
+    "created_at", "lang", "referenced_tweets", "entities", "note_tweet", "author_id",
+    "in_reply_to_user_id", "conversation_id",
+]
+USER_FIELDS = ["name", "username", "protected", "public_metrics"]
+
+TWITTER_EPOCH_MS = 1288834974657  # snowflake ids: milliseconds since this, shifted left by 22
+V1_CREATED_AT = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 12 17:21:38 +0000 2022"
+
+
+class XSource(fetching.Remote):
+    name = "x"
+    label = "X"
+
+    def __init__(self, handle: str, base_url: str = "https://api.x.com", page_size: int = 100,
+                 **policy):
+        super().__init__(handle, base_url, **policy)
+        if posts.platform(self.handle) != "x":
+            raise UserError(
+                f"@{self.handle} is not an X handle; source=x reads X accounts "
+                "(source=bluesky / source=mastodon read the others, source=auto picks)"
+            )
+        token = os.environ.get(TOKEN_ENV, "").strip()
+        if not token:
+            raise UserError(f"source=x needs an X API bearer token in {TOKEN_ENV}: {TOKEN_HELP}")
+        self.page_size = min(max(int(page_size), 5), 100)
+        self.client = _client(token, self.base_url, self.policy.timeout)
+
+    def since(self, cached):
+        return fetching.newest_numeric_id(cached)
+
+    def start(self, since) -> dict:
+        body = self._request(lambda: self.client.get_user(
+            username=self.handle, user_fields=USER_FIELDS))
+        user = body.get("data")
+        if not user:
+            error = (body.get("errors") or [{}])[0]
+            detail = str(error.get("detail") or error.get("title") or body)[:300]
+            if "suspend" in detail.lower():
+                raise UserError(f"@{self.handle} is suspended on X: its posts cannot be fetched")
+            if error.get("title") == "Not Found Error" or "not-found" in str(error.get("type")):
+                raise UserError(
+                    f"X has no account @{self.handle} (not found: check the spelling; the "
+                    "account may have been deleted or renamed)"
+                )
+            raise UserError(f"X could not look up @{self.handle}: {detail}")
+        if user.get("protected"):
+            raise UserError(self._protected())
+        metrics = user.get("public_metrics") or {}
+        return {"id": str(user["id"]), "name": user.get("name"),
+                "total": metrics.get("tweet_count")}
+
+    def page(self, account: dict, cursor, since) -> fetching.Page:
+        body = self._request(lambda: self.client.get_users_tweets(
+            account["id"], max_results=self.page_size, pagination_token=cursor, since_id=since,
+            tweet_fields=TWEET_FIELDS, expansions=["author_id"], user_fields=["name", "username"],
+        ))
+        if not isinstance(body, dict):
+            raise fetching.Transient("X sent a response that is not a JSON object")
+        data = body.get("data") or []
+        if not data and body.get("errors"):
+            error = body["errors"][0]
+            if error.get("title") == "Authorization Error" or "not-authorized" in str(
+                error.get("type")
+            ):
+                raise UserError(self._protected())
+            raise UserError(f"X: {error.get('detail') or error.get('title')}")
+        records = []
+        for record in v2_records(body):
+            record.update(handle=self.handle, display_name=account.get("name"), source="x")
+            records.append(record)
+        next_token = (body.get("meta") or {}).get("next_token")
+        return fetching.Page(records, next=next_token if data else None, items=len(data))
+
+    def _protected(self) -> str:
+        return (
+            f"@{self.handle}'s posts are protected: only approved followers can see them, and an "
+            f"app's bearer token is no follower. If the account is yours, import its archive: "
+            f"`python fetch.py user={self.handle} source=archive source.path=<archive .zip>`"
+        )
+
+    def _request(self, call):
+        """Run a tweepy call, turning its exceptions into the engine's (and clear messages)."""
+        import requests
+        import tweepy
+
+        try:
+            return call()
+        except tweepy.TooManyRequests as err:
+            raise fetching.RateLimited(fetching.reset_time(err.response.headers)) from None
+        except tweepy.Unauthorized:
+            raise UserError(
+                f"X rejected the bearer token in {TOKEN_ENV} (HTTP 401 Unauthorized): check it, "
+                f"or make a new one: {TOKEN_HELP}"
+            ) from None
+        except tweepy.Forbidden as err:
+            raise UserError(
+                f"X refused the request (HTTP 403: {_messages(err)}). The token's access level "
+                f"may not include reading timelines: {TOKEN_HELP}"
+            ) from None
+        except tweepy.NotFound:
+            raise UserError(f"X has no account @{self.handle} (HTTP 404)") from None
+        except tweepy.TwitterServerError as err:
+            raise fetching.Transient(
+                f"X answered HTTP {err.response.status_code} {err.response.reason}"
+            ) from None
+        except tweepy.HTTPException as err:
+            raise UserError(
+                f"X answered HTTP {err.response.status_code} for @{self.handle}: {_messages(err)}"
+            ) from None
+        except requests.JSONDecodeError:
+            raise fetching.Transient("X sent a response that is not valid JSON") from None
+        except requests.Timeout:
+            raise fetching.Transient(f"X did not answer within {self.policy.timeout:g}s") from None
+        except requests.RequestException as err:
+            raise fetching.Transient(f"cannot reach X ({type(err).__name__})") from None
+
+
+def _messages(err) -> str:
+    return "; ".join(str(m) for m in err.api_messages)[:300] or str(err.response.reason)
+
+
+def _client(token: str, base_url: str, timeout: float):
+    """A tweepy Client answering with plain dicts, pointed at `base_url`, with a timeout."""
+    import requests
+    import tweepy
+
+    class Rebase(requests.adapters.HTTPAdapter):
+        def send(self, request, timeout=None, **kw):
+            if request.url.startswith(TWEEPY_HOST):
+                request.url = base_url + request.url[len(TWEEPY_HOST):]
+            return super().send(request, timeout=timeout or default_timeout, **kw)
+
+    default_timeout = timeout
+    client = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=False)
+    client.session.mount(TWEEPY_HOST, Rebase())
+    # tweepy logs every request's headers at DEBUG (Authorization included): with
+    # hydra.verbose=true that would land in the run's log file. Scrub the token from its records.
+    logger = logging.getLogger("tweepy.client")
+    if not any(isinstance(f, Redact) and f.secret == token for f in logger.filters):
+        logger.addFilter(Redact(token))
+    return client
+
+
+class Redact(logging.Filter):
+    """Replace a secret in every record of the logger it is attached to."""
+
+    def __init__(self, secret: str):
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret and self.secret in message:
+            record.msg, record.args = message.replace(self.secret, "***"), None
+        return True
+
+
+# --- v2 tweet objects and v1.1 statuses -> canonical records (shared with twarc.py) -----------
+
+
+def snowflake_time(tweet_id: str) -> datetime | None:
+    """The time inside a snowflake id (every X id since November 2010)."""
+    try:
+        millis = (int(tweet_id) >> 22) + TWITTER_EPOCH_MS
+    except (TypeError, ValueError):
+        return None
+    return datetime.fromtimestamp(millis / 1000, UTC) if int(tweet_id) > 2**32 else None
+
+
+def v2_record(tweet: dict, author: dict | None = None) -> dict:
+    """One v2 tweet object -> a canonical record; `author` is its user object, if known.
+
+    Long posts carry their full text in note_tweet.text (`text` is cut at 280 characters). The
+    API escapes & < > in text, which is the canonical convention, so the text is kept as is.
+    """
+    tweet_id = str(tweet["id"])
+    refs = {str(r.get("type")) for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)}
+    text = (tweet.get("note_tweet") or {}).get("text") or tweet.get("text") or ""
+    author = author or tweet.get("author") or {}
+    lang = tweet.get("lang")
+    created_at = tweet.get("created_at") or snowflake_time(tweet_id)
+    return {
+        "id": tweet_id,
+        "created_at": created_at.isoformat() if isinstance(created_at, datetime) else created_at,
+        "text": text,
+        "handle": author.get("username"),
+        "display_name": author.get("name"),
+        "is_retweet": "retweeted" in refs or text.startswith("RT @"),
+        "is_reply": "replied_to" in refs,
+        "is_quote": "quoted" in refs,
+        "lang": None if lang in (None, "", "und", "zxx", "qme", "qht") else lang,
+    }
+
+
+def v2_records(body: dict) -> list[dict]:
+    """The tweets of one v2 response page (`data` + `includes.users`) as canonical records."""
+    users = {str(u.get("id")): u for u in (body.get("includes") or {}).get("users") or []}
+    data = body.get("data") or []
+    if isinstance(data, dict):  # a single-tweet lookup
+        data = [data]
+    return [v2_record(t, users.get(str(t.get("author_id")))) for t in data]
+
+
+def v1_record(status: dict) -> dict:
+    """One v1.1 status (statuses/user_timeline, twarc 1, old exports) -> a canonical record."""
+    tweet_id = str(status.get("id_str") or status["id"])
+    text = (
+        status.get("full_text")
+        or (status.get("extended_tweet") or {}).get("full_text")
+        or status.get("text")
+        or ""
+    )
+    created = status.get("created_at")
+    try:
+        created_at = datetime.strptime(created, V1_CREATED_AT).astimezone(UTC).isoformat()
+    except (TypeError, ValueError):
+        created_at = created
+    user = status.get("user") or {}
+    lang = status.get("lang")
+    return {
+        "id": tweet_id,
+        "created_at": created_at,
+        "text": text,
+        "handle": user.get("screen_name"),
+        "display_name": user.get("name"),
+        "is_retweet": status.get("retweeted_status") is not None or text.startswith("RT @"),
+        "is_reply": bool(status.get("in_reply_to_status_id_str")
+                         or status.get("in_reply_to_status_id")),
+        "is_quote": bool(status.get("is_quote_status")) or "quoted_status" in status,
+        "lang": None if lang in (None, "", "und") else lang,
+    }

@@ -1,0 +1,64 @@
+"""The benchmark suite (bench/) stays runnable: every script answers --help, and the pieces that
+compute results (the prototype pack, curve arithmetic, time attribution) are right. The suite
+itself (`make bench`, ~20 min) and its --quick smoke (minutes) are too slow for the test run."""
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+BENCH = ROOT / "bench"
+SCRIPTS = ["quality", "throughput", "pipeline", "startup", "generation", "run_all"]
+
+
+@pytest.fixture(autouse=True)
+def _bench_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_script_answers_help(name):
+    res = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "usage:" in res.stdout and "--quick" in res.stdout
+
+
+def test_fast_pack_equals_the_product_pack():
+    import numpy as np
+    import torch
+    from pipeline import fast_pack
+
+    from huggingtweets.data import pack
+
+    rng = np.random.default_rng(0)
+    tweets = [rng.integers(1, 500, size=int(n), dtype=np.int32) for n in rng.integers(0, 40, 300)]
+    ids = np.concatenate(tweets)
+    offsets = np.concatenate([[0], np.cumsum([len(t) for t in tweets])]).astype(np.int64)
+    order = rng.permutation(len(tweets)).tolist() + [3, 3, 7]  # oversampling repeats tweets
+    for block in (8, 32, 128):
+        assert torch.equal(fast_pack(ids, offsets, order, block, 0),
+                           pack([tweets[i] for i in order], block, 0))
+
+
+def test_curve_arithmetic():
+    from quality import curve_at, time_to
+
+    curve = [(1.0, 6.0), (2.0, 5.0), (4.0, 4.0)]
+    assert time_to(curve, 5.0) == 2.0
+    assert time_to(curve, 4.5) == pytest.approx(3.0)
+    assert time_to(curve, 3.0) is None
+    assert curve_at(curve, 3.0) == pytest.approx(4.5)
+    assert curve_at(curve, 0.5) is None and curve_at(curve, 9.0) == 4.0
+
+
+def test_startup_attribution_uses_the_innermost_interval():
+    from startup import attribute
+
+    events = [[1.0, "job", "B"], [2.0, "build", "B"], [3.0, "build", "E"], [6.0, "job", "E"]]
+    imports = [["torch", 2.5, 2.8]]
+    parts = attribute(events, imports, 1.0, 5.0)
+    assert parts == pytest.approx({"job": 3.0, "build": 0.7, "import torch": 0.3})

@@ -1,0 +1,115 @@
+"""generate.py: prompts, n, seed, JSONL, the newline cut, dropping copies of training tweets with the
+evaluation's check, and user= for models trained with author conditioning."""
+
+import json
+
+import pytest
+import torch
+from conftest import run_cli
+from test_evaluate import tiny  # noqa: F401  (the trained tiny run, shared)
+
+from huggingtweets.errors import UserError
+from huggingtweets.generate import CopyCheck, Generator, control_users
+
+
+@pytest.fixture(scope="module")
+def gen(tiny):  # noqa: F811
+    return Generator.from_dir(tiny["model"])
+
+
+def test_cli_prompts_n_jsonl_and_the_copy_index_beside_the_model(tiny):  # noqa: F811
+    res = run_cli("generate.py", f"model_dir={tiny['model']}", "prompts=[My dream is,I think]",
+                  "n=3", "format=jsonl", "max_new_tokens=16", "seed=3")
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = [json.loads(x) for x in res.stdout.strip().splitlines()]
+    assert [x["prompt"] for x in lines] == ["My dream is"] * 3 + ["I think"] * 3
+    assert all(x["text"].startswith(x["prompt"]) and "\n" not in x["text"] for x in lines)
+    assert all(x["copy"] is None for x in lines)  # copies were dropped (the index was found)
+    assert "copycheck.npz" not in res.stderr  # no "index not found" warning
+
+
+def test_same_seed_same_samples_and_options_apply(gen):
+    a = gen.sample(["My dream is"], n=3, seed=7, max_new_tokens=12)
+    b = gen.sample(["My dream is"], n=3, seed=7, max_new_tokens=12)
+    c = gen.sample(["My dream is"], n=3, seed=8, max_new_tokens=12)
+    assert a == b and a != c and len(a) == 3
+    short = gen.sample([""], n=4, seed=1, max_new_tokens=2, top_k=5, temperature=0.7)
+    assert len(short) == 4 and all(s["text"] for s in short)  # empty samples are redrawn
+    with pytest.raises(UserError):
+        gen.sample(["x"], n=0)
+    with pytest.raises(UserError):
+        gen.sample(["x"], temperature=0)
+
+
+def test_samples_that_copy_training_tweets_are_dropped_and_redrawn(gen):
+    first = gen.sample(["My dream is"], n=4, seed=5, max_new_tokens=12, filter_copies=False)
+    saved = gen.copies
+    try:  # pretend those four were training tweets: the same draw must now be refused
+        gen.copies = CopyCheck.build([s["text"] for s in first], gen.tok, 8)
+        again = gen.sample(["My dream is"], n=4, seed=5, max_new_tokens=12)
+        assert gen.dropped["copies"] >= 4
+        assert not {s["text"] for s in again} & {s["text"] for s in first}
+        kept = gen.sample(["My dream is"], n=4, seed=5, max_new_tokens=12, filter_copies=False)
+        assert [s["text"] for s in kept] == [s["text"] for s in first]
+        assert all(s["copy"] for s in kept)  # flagged, the evaluation's way
+    finally:
+        gen.copies = saved
+
+
+def test_cut_newline_is_configurable(gen, monkeypatch):
+    tail = gen.tok(" is here\nnext line", add_special_tokens=False)["input_ids"]
+
+    def fake_generate(input_ids, **kw):
+        extra = torch.tensor([tail + [gen.tok.eos_token_id]]).repeat(input_ids.shape[0], 1)
+        return torch.cat([input_ids, extra], dim=1)
+
+    monkeypatch.setattr(gen.model, "generate", fake_generate)
+    assert gen.sample(["My dream"], n=1, filter_copies=False)[0]["text"] == "My dream is here"
+    full = gen.sample(["My dream"], n=1, filter_copies=False, cut_newline=False)[0]["text"]
+    assert full == "My dream is here\nnext line"
+
+
+def test_user_picks_the_voice_of_an_author_conditioned_model(tiny, tmp_path):  # noqa: F811
+    import transformers
+
+    with pytest.raises(UserError, match="not trained with author conditioning"):
+        Generator.from_dir(tiny["model"]).sample(["hi"], n=1, user="demo_ada")
+
+    # a model with <|user:...|> control tokens, as the author-conditioning option exports it
+    tok = transformers.AutoTokenizer.from_pretrained(tiny["model"])
+    tok.add_special_tokens({"additional_special_tokens": ["<|user:demo_ada|>", "<|user:demo_bo|>"]})
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny["model"])
+    model.resize_token_embeddings(len(tok))
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    assert control_users(tok) == ["demo_ada", "demo_bo"]
+
+    g = Generator.from_dir(tmp_path, copy_index=None)
+    seen = []
+    real = g.model.generate
+
+    def spy(input_ids, **kw):
+        seen.append(input_ids[0].tolist())
+        return real(input_ids, **kw)
+
+    g.model.generate = spy
+    out = g.sample(["My dream is"], n=2, user="@demo_bo", max_new_tokens=8)
+    assert len(out) == 2 and all(s["user"] == "demo_bo" and "<|user" not in s["text"] for s in out)
+    bo = tok.convert_tokens_to_ids("<|user:demo_bo|>")
+    assert seen[0][:2] == [tok.eos_token_id, bo]  # EOS prefix, then whose voice, then the prompt
+    with pytest.raises(UserError, match="demo_ada, demo_bo"):
+        g.sample(["x"], n=1, user="zed")
+
+
+def test_not_a_model_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="not an exported model directory"):
+        Generator.from_dir(tmp_path)
+
+
+def test_generation_stops_at_the_models_context(gen):
+    n_pos = gen.model.config.n_positions  # 64 for the tiny model
+    out = gen.sample(["My dream is"], n=2, max_new_tokens=500, filter_copies=False, keep_empty=True)
+    assert len(out) == 2
+    ids = gen.tok("x " * n_pos, add_special_tokens=False)["input_ids"]
+    with pytest.raises(UserError, match="shorten"):
+        gen.sample([gen.tok.decode(ids)], n=1)
