@@ -38,6 +38,22 @@ if str(ROOT / "src") not in sys.path:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
 
+def ensure_env() -> None:
+    """Re-run this script with the environment the suite measures in, unless already set:
+
+    - OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise spin at every barrier; on a
+      machine shared with other processes (as this one is while the suite runs) a spinning team
+      waits for a descheduled thread at every op, and small models train 2-3x slower and far
+      more noisily (measured: throughput.py's omp check). On an idle machine it changes little.
+    - MALLOC_ARENA_MAX=2: the interleaved runners live in threads; one malloc arena per thread
+      would keep every thread's freed activations (GPT-2 small runners took 17 GB without it).
+    """
+    want = {"OMP_WAIT_POLICY": "PASSIVE", "MALLOC_ARENA_MAX": "2"}
+    missing = {k: v for k, v in want.items() if k not in os.environ}
+    if missing and "torch" not in sys.modules:
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **missing})
+
+
 # -- the workload ------------------------------------------------------------------------------
 def have_real_data() -> bool:
     return bool(glob.glob(str(TRUMP / "condensed_*.json.zip")) or
@@ -163,6 +179,7 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
         **other_load(),
     }
 

@@ -4,9 +4,9 @@ model directory and the same sampling settings (generate.py's defaults: 5 sample
 its 3 prompts, nucleus top_p 0.95, top_k 0, temperature 1, at most 60 new tokens).
 
 The model directory is written by the product's exporter (huggingtweets.export.export_model, with
-the copy-check index beside it) from a GPT-2-shaped model (6 x 384, GPT-2's tokenizer; random
-weights, so every sample runs to the 60-token limit and both sides generate the same number of
-tokens). Generated tokens are counted at model.generate, for both. The two alternate, round after
+the copy-check index beside it) from a GPT-2-shaped model (6 x 384 with the BPE model=scratch fits,
+4,096 entries; --gpt2-tokenizer for GPT-2's 50k; random weights, so the samples run to the 60-token
+limit and every sampler generates about the same number of tokens). Generated tokens are counted at model.generate, for both. The two alternate, round after
 round, in one process; each is seeded the same before each call.
 
 - generate.py: the sampler as generate.py runs it, checking every sample against the training
@@ -38,7 +38,9 @@ def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_common_args(p)
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of each")
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds of each")
+    p.add_argument("--gpt2-tokenizer", action="store_true",
+                   help="GPT-2's 50k vocabulary instead of the fitted BPE (4,096) of model=scratch")
     p.add_argument("--n-layer", type=int, default=6)
     p.add_argument("--n-embd", type=int, default=384)
     p.add_argument("--n-head", type=int, default=6)
@@ -116,6 +118,8 @@ def batched_sample(gen, prompts, n=5, temperature=1.0, top_p=0.95, top_k=0, max_
 
 
 def main(argv=None) -> dict:
+    if argv is None:
+        common.ensure_env()
     args = parse(argv)
     common.apply_threads(args)
     common.quiet()
@@ -132,7 +136,7 @@ def main(argv=None) -> dict:
     overrides = [f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",
                  f"model.scratch.n_layer={args.n_layer}", f"model.scratch.n_embd={args.n_embd}",
                  f"model.scratch.n_head={args.n_head}", "trainer.accelerator=cpu"]
-    if common.have_gpt2_tokenizer() and not args.quick:
+    if args.gpt2_tokenizer and common.have_gpt2_tokenizer():
         common.gpt2_tokenizer().save_pretrained(tmp / "gpt2-tokenizer")
         overrides.append(f"model.tokenizer={tmp / 'gpt2-tokenizer'}")
     with contextlib.redirect_stdout(io.StringIO()):

@@ -157,6 +157,8 @@ def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
 
 
 def main(argv=None) -> dict:
+    if argv is None:
+        common.ensure_env()
     args = parse(argv)
     common.apply_threads(args)
     common.quiet()

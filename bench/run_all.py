@@ -120,6 +120,9 @@ def markdown(path: Path, command: str, elapsed: float | None, quick: bool) -> No
         "2 cores during the measurement; 1-minute load average at the end of each script: "
         + ", ".join(f"{n} {v[0]:.1f}" for n, v in loads.items() if v) + ". Absolute numbers "
         "(tokens/s, posts/s, seconds) are therefore pessimistic; the ratios are what to read.",
+        f"- Environment: OMP_WAIT_POLICY={m.get('OMP_WAIT_POLICY')}, MALLOC_ARENA_MAX=2 (set by "
+        "bench/common.py `ensure_env`: with OpenMP's default spin-waiting, torch on a shared "
+        "machine runs small models 2-3x slower and far noisier; see (2)).",
     ]
     if quick:
         out.append("- **--quick run (tiny sizes): a smoke test, not a measurement.**")
@@ -163,7 +166,10 @@ def markdown(path: Path, command: str, elapsed: float | None, quick: bool) -> No
                 f"(runs: {', '.join(f'{x:.0f}' for x in t['peaks_gflops'])}). The runners of a "
                 "group take one step each in turn (order reversed every round); median step after "
                 "a warm-up step. GPT-2 small runs in two groups to bound memory; × hf of group 2 "
-                "goes through `ours`, measured in both.", "",
+                "goes through `ours`, measured in both." + (
+                    f" OpenMP wait policy, small shape, fresh processes alternating: "
+                    f"PASSIVE {t['omp_wait_policy']['passive_speedup']:.2f}x the default "
+                    f"(spinning) policy." if t.get("omp_wait_policy") else ""), "",
                 md_table(["shape", "runner", "group", "tokens/s", "MFU", "× hf", "× ours",
                           "step spread"], rows)]
     p = load("pipeline")
@@ -218,6 +224,8 @@ def markdown(path: Path, command: str, elapsed: float | None, quick: bool) -> No
 
 
 def main(argv=None) -> None:
+    if argv is None:
+        common.ensure_env()
     args = parse(argv)
     only = [s for s in args.only.split(",") if s]
     start = time.perf_counter()

@@ -3,7 +3,7 @@ warm caches, and what each part costs (interpreter, imports, Hydra, data, tokeni
 Trainer, W&B, validation sanity check).
 
 It runs the real entry point as a user would (`python train.py -m ...`, a two-job sweep of
-model=scratch on the largest real timeline) under bench/_job_timer.py, which timestamps the
+model=scratch on the newest 3,200 posts of the largest real timeline) under bench/_job_timer.py, which timestamps the
 product's functions and each top-level import without changing them. One cold run fills the
 caches (posts, the fitted tokenizer, token ids, .pyc files); then warm runs alternate the default
 logger (W&B, offline), logger=csv, and logger=csv with two levers: no sanity-check validation
@@ -32,8 +32,8 @@ def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_common_args(p)
-    p.add_argument("--repeats", type=int, default=2, help="warm runs per logger variant")
-    p.add_argument("--posts", type=int, default=None, help="newest posts (default: all)")
+    p.add_argument("--repeats", type=int, default=1, help="warm runs per variant")
+    p.add_argument("--posts", type=int, default=3200, help="newest posts (0: all)")
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.posts = 0, 1000  # one run: the cold one
@@ -113,6 +113,8 @@ def group(parts: dict) -> dict:
 
 
 def main(argv=None) -> dict:
+    if argv is None:
+        common.ensure_env()
     args = parse(argv)
     handle, df, desc = common.load_posts()
     df = common.newest(df, args.posts)
@@ -120,7 +122,8 @@ def main(argv=None) -> dict:
     common.write_user(tmp / "data", handle, df)
     base = [f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",
             "optim.lr=1e-3,2e-3", "+trainer.max_steps=2", "eval=none", "export=false",
-            "trainer.enable_progress_bar=false"]
+            "trainer.enable_progress_bar=false",
+            "+trainer.limit_val_batches=2"]  # shortens the jobs' ends, not their starts
     runs = {"cold": run_once("cold", base, tmp)}
     variants = {  # name: (overrides, environment)
         "wandb": ([], {}),

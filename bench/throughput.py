@@ -8,9 +8,13 @@ hyperparameters, interleaved step by step in one process.
   defaults) with the same decay groups, scheduler step, zero_grad;
 - hf: transformers.Trainer with the same lr, warmup, cosine schedule, weight decay, clipping and
   its own defaults (fused AdamW);
-- levers (ours + one product change each, monkeypatched): `fused` AdamW(fused=True) in
-  TweetLM.configure_optimizers; `gelu` the GPT-2 config's activation "gelu_new" (eight
-  element-wise kernels) replaced by the numerically equivalent fused "gelu_pytorch_tanh".
+- the product's two throughput levers, each switched off to show what it brings: `ours-fused`
+  (optim.fused=false: torch's default multi-tensor AdamW instead of the fused kernel),
+  `ours-gelu` (model.fused_gelu=false: GPT-2's "gelu_new", eight element-wise kernels, instead of
+  the numerically equivalent fused "gelu_pytorch_tanh"), `ours-levers` (both off: the recipe
+  before the levers);
+- the OpenMP wait policy (an environment lever): fresh processes with and without
+  OMP_WAIT_POLICY=PASSIVE, alternating.
 
 MFU = model FLOPs per token (6 N + 12 L T d) x tokens/s / the fp32 matmul peak this script
 measures (best 2048^2 matmul, before and after). Every runner takes one step in turn (the order
@@ -31,7 +35,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-import transformers.activations  # noqa: E402,F401  (ACT2FN)
 
 SHAPES = {
     # name: (n_layer, n_embd, n_head, tokenizer, batch, block)
@@ -39,7 +42,7 @@ SHAPES = {
     "small": (4, 128, 4, "bpe", 16, 128),  # conf/model/scratch.yaml, the demo-sized model
 }
 QUICK = {"gpt2-small": (1, 64, 2, "gpt2", 2, 32), "small": (1, 32, 2, "bpe", 4, 32)}
-ALL_RUNNERS = ["ours", "plain", "hf", "ours+fused", "ours+fused+gelu"]
+ALL_RUNNERS = ["ours", "plain", "hf", "ours-fused", "ours-gelu", "ours-levers"]
 
 
 def parse(argv=None):
@@ -61,27 +64,43 @@ def parse(argv=None):
     return args
 
 
-def fused_optimizers(self):
-    """TweetLM.configure_optimizers with AdamW(fused=True): the product change measured."""
-    import torch
+OMP_CHILD = """
+import time, torch, transformers
+transformers.logging.set_verbosity_error()
+torch.manual_seed(0)
+m = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+    vocab_size=4096, n_positions=256, n_embd=128, n_layer=4, n_head=4))
+x = torch.randint(0, 4096, (16, 128))
+ts = []
+for _ in range({steps}):
+    t = time.perf_counter()
+    m(input_ids=x, labels=x).loss.backward()
+    ts.append(time.perf_counter() - t)
+print(sorted(ts[1:])[len(ts[1:]) // 2])
+"""
 
-    real = torch.optim.AdamW
 
-    def fused(*a, **k):
-        return real(*a, **{**k, "fused": True})
+def omp_policy_check(rounds: int = 3, steps: int = 6) -> dict:
+    """Forward+backward of the small shape in fresh processes, OpenMP's default (spinning) wait
+    policy against OMP_WAIT_POLICY=PASSIVE, alternating (ABBA...): the environment lever."""
+    import subprocess
 
-    torch.optim.AdamW = fused
-    try:
-        return type(self).configure_optimizers(self)
-    finally:
-        torch.optim.AdamW = real
+    out = {"default": [], "PASSIVE": []}
+    for r in range(rounds):
+        for policy in (("default", "PASSIVE") if r % 2 == 0 else ("PASSIVE", "default")):
+            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            if policy == "PASSIVE":
+                env["OMP_WAIT_POLICY"] = "PASSIVE"
+            res = subprocess.run([sys.executable, "-c", OMP_CHILD.format(steps=steps)],
+                                 capture_output=True, text=True, env=env, timeout=600)
+            out[policy].append(float(res.stdout.strip().splitlines()[-1]))
+    med = {k: common.median(v) for k, v in out.items()}
+    return {"step_s": out, "median_step_s": med, "passive_speedup": med["default"] / med["PASSIVE"]}
 
 
 def main(argv=None) -> dict:
-    if os.environ.get("MALLOC_ARENA_MAX") is None and argv is None:
-        # one malloc arena per runner thread would keep every thread's freed activations
-        os.execve(sys.executable, [sys.executable, *sys.argv],
-                  {**os.environ, "MALLOC_ARENA_MAX": "2"})
+    if argv is None:
+        common.ensure_env()
     args = parse(argv)
     common.apply_threads(args)
     common.quiet()
@@ -108,14 +127,18 @@ def main(argv=None) -> dict:
         if tokenizer == "gpt2" and not tok_dir.exists():
             tokenizer = "bpe"  # no GPT-2 files: a fitted BPE of GPT-2's size
         steps = args.steps if shape == "gpt2-small" else args.small_steps
-        # GPT-2 small: two groups of three in memory at a time (~2 GB each), `ours` in both
-        groups = ([["ours", "plain", "hf"], ["ours", "ours+fused", "ours+fused+gelu",
-                                              "ours+compile"]]
+        # GPT-2 small: groups of at most three in memory at a time (~2 GB each), `ours` in
+        # both (the levers one by one on the small shape, where steps are cheap)
+        groups = ([["ours", "plain", "hf"], ["ours", "ours-levers", "ours+compile"]]
                   if shape == "gpt2-small" else [ALL_RUNNERS + ["ours+compile"]])
         results[shape] = run_shape(args, shape, handle, tmp, tok_dir, n_layer, n_embd, n_head,
                                    tokenizer, batch, block, steps, wanted, groups)
     peaks.append(common.matmul_peak())
     peak = max(peaks)
+    omp = omp_policy_check(rounds=1 if args.quick else 3, steps=3 if args.quick else 6)
+    print(f"OpenMP wait policy (small shape fwd+bwd, fresh processes): PASSIVE is "
+          f"{omp['passive_speedup']:.2f}x the default spinning policy "
+          f"({omp['median_step_s']['default']:.3f} vs {omp['median_step_s']['PASSIVE']:.3f} s/step)")
     rows = []
     for shape, res in results.items():
         hf = res["runners"].get("hf")
@@ -138,6 +161,7 @@ def main(argv=None) -> dict:
     g = results.get("gpt2-small", {}).get("runners", {})
     out = {
         "data": desc, "peak_gflops": peak, "peaks_gflops": peaks, "shapes": results,
+        "omp_wait_policy": omp,
         "machine": common.machine_info(),
         "target": ">= 1.0x the HF Trainer's tokens/s and MFU >= 65% for GPT-2 small on CPU",
     }
@@ -170,22 +194,21 @@ def run_shape(args, shape, handle, tmp, tok_dir, n_layer, n_embd, n_head, tokeni
     shared = {}
 
     def build_ours(name):
+        off = {"-fused": ["optim.fused=false"], "-gelu": ["model.fused_gelu=false"],
+               "-levers": ["optim.fused=false", "model.fused_gelu=false"]}
+        extra = [o for k, v in off.items() if name.endswith(k) for o in v]
         with contextlib.redirect_stdout(io.StringIO()):
             _, dm, module, trainer = common.product_run(
-                [*overrides, f"+trainer.max_steps={total}"], tmp / f"run-{shape}-{name}")
+                [*overrides, *extra, f"+trainer.max_steps={total}"], tmp / f"run-{shape}-{name}")
         if "init" not in shared:  # the first model built is everyone's initial weights
             shared["init"] = {k: v.clone() for k, v in module.model.state_dict().items()}
-            shared["config"] = module.model.config
+            # plain and hf train GPT-2 as transformers builds it (gelu_new); the fused GELU is
+            # one of our levers, so ours-gelu shows what it brings
+            shared["config"] = transformers.GPT2Config.from_dict(
+                {**module.model.config.to_dict(), "activation_function": "gelu_new"})
             shared["blocks"] = dm.train_set.blocks
             shared["params"] = sum(p.numel() for p in module.model.parameters())
         module.model.load_state_dict(shared["init"])
-        if "+fused" in name:
-            module.configure_optimizers = fused_optimizers.__get__(module)
-        if "+gelu" in name:
-            module.model.config.activation_function = "gelu_pytorch_tanh"
-            act = transformers.activations.ACT2FN["gelu_pytorch_tanh"]
-            for blk in module.model.transformer.h:
-                blk.mlp.act = act
         if "+compile" in name:
             module.model = torch.compile(module.model)
         return common.Runner(name, lambda: trainer.fit(module, datamodule=dm), total,

@@ -134,3 +134,65 @@ def test_too_small_validation_set_says_what_to_change(tmp_path):
     dm = make_dm(tmp_path, "alice", block_size=128)
     with pytest.raises(UserError, match="data.block_size"):
         dm.setup("fit")
+
+
+def test_pack_flat_matches_pack_for_any_order_with_repeats():
+    rng = random.Random(5)
+    tweets = [[rng.randrange(1, 50) for _ in range(rng.randrange(0, 9))] for _ in range(40)]
+    order = [rng.randrange(len(tweets)) for _ in range(120)]  # oversampling repeats tweets
+    lengths = [len(t) for t in tweets]
+    flat = torch.tensor([i for t in tweets for i in t], dtype=torch.int32).numpy()
+    offsets = torch.tensor([0] + lengths).cumsum(0).numpy()
+    for block in (1, 4, 7, 32):
+        expected = data.pack([tweets[i] for i in order], block_size=block, eos_id=0)
+        got = data.pack_flat(flat, offsets, order, block_size=block, eos_id=0)
+        assert torch.equal(got, expected) and got.dtype == torch.long
+    assert data.pack_flat(flat, offsets, [], 4, 0).shape == (0, 4)
+
+
+def test_cleaned_split_is_cached_and_keyed_by_the_raw_posts_and_settings(tmp_path, monkeypatch):
+    from huggingtweets import clean as cleaning
+
+    write_user(tmp_path, "alice", 80)
+    dm = make_dm(tmp_path, "alice", block_size=16)
+    assert len(list((tmp_path / "cache").glob("split-*.parquet"))) == 1
+    calls = []
+    real = cleaning.clean_posts
+    monkeypatch.setattr(cleaning, "clean_posts", lambda *a, **k: calls.append(1) or real(*a, **k))
+    warm = make_dm(tmp_path, "alice", block_size=16)
+    assert not calls, "a warm cache must not read and clean the posts again"
+    for split in ("train", "val"):
+        pd.testing.assert_frame_equal(getattr(dm, split)["alice"], getattr(warm, split)["alice"])
+    assert warm.tables == dm.tables
+    make_dm(tmp_path, "alice", block_size=16, val_share=0.3)  # another split: another key
+    assert len(calls) == 1
+    write_user(tmp_path, "alice", 81)  # new posts: the raw cache's bytes change
+    newer = make_dm(tmp_path, "alice", block_size=16)
+    assert len(calls) == 2 and len(newer.train["alice"]) + len(newer.val["alice"]) == 81
+    assert not list((tmp_path / "cache").glob(".*.tmp")), "caches are written by rename"
+
+
+def test_token_cache_key_follows_the_tokenizer_and_its_added_tokens(tmp_path):
+    write_user(tmp_path, "alice", 80)
+    dm = make_dm(tmp_path, "alice", block_size=16)
+    tok = dm.tokenizer
+    key = data.tokenizer_key(tok)
+    other = train_tokenizer(dm.train_texts, vocab_size=280)
+    assert data.tokenizer_key(other) != key
+    data.add_control_tokens(tok, ["alice"])
+    assert data.tokenizer_key(tok) != key  # conditioning's control tokens: other ids
+
+
+def test_load_pretrained_keys_a_tokenizer_by_its_files(tmp_path):
+    from huggingtweets.module import load_pretrained
+
+    write_user(tmp_path, "alice", 80)
+    tok = make_dm(tmp_path, "alice").tokenizer
+    tok.save_pretrained(tmp_path / "tok")
+    a = load_pretrained("tokenizer", str(tmp_path / "tok"))
+    b = load_pretrained("tokenizer", str(tmp_path / "tok"))
+    assert a.ht_key.startswith("files-") and data.tokenizer_key(a) == data.tokenizer_key(b)
+    train_tokenizer(make_dm(tmp_path, "alice", val_share=0.5).train_texts, 280).save_pretrained(
+        tmp_path / "tok")
+    c = load_pretrained("tokenizer", str(tmp_path / "tok"))
+    assert data.tokenizer_key(c) != data.tokenizer_key(a)
