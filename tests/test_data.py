@@ -2,6 +2,7 @@
 
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -73,9 +74,14 @@ def test_balanced_mix_oversamples_the_smaller_user_to_the_same_characters():
 
 
 def test_oversample_reaches_the_target_and_repeats_every_tweet_evenly():
-    texts = ["x" * 10] * 7
-    order = data.oversample(texts, 210, random.Random(0))
+    order = data.oversample([10] * 7, 210, np.random.default_rng(0))
     assert len(order) == 21 and sorted(order) == sorted(list(range(7)) * 3)
+    assert list(order[:7]) != list(range(7)) or list(order[7:14]) != list(range(7))  # shuffled
+    # stops at the tweet that reaches the target, within a pass
+    order = data.oversample([5, 50, 500], 556, np.random.default_rng(1))
+    lengths = np.array([5, 50, 500])[order]
+    assert lengths.sum() >= 556 and lengths[:-1].sum() < 556 and len(order) == 4
+    assert len(data.oversample([3, 4], 0, np.random.default_rng(0))) == 0
 
 
 def test_weighted_mix_is_respected_in_the_packed_training_tokens(tmp_path):
@@ -155,7 +161,7 @@ def test_cleaned_split_is_cached_and_keyed_by_the_raw_posts_and_settings(tmp_pat
 
     write_user(tmp_path, "alice", 80)
     dm = make_dm(tmp_path, "alice", block_size=16)
-    assert len(list((tmp_path / "cache").glob("split-*.parquet"))) == 1
+    assert len(list((tmp_path / "cache").glob("split-*.arrow"))) == 1
     calls = []
     real = cleaning.clean_posts
     monkeypatch.setattr(cleaning, "clean_posts", lambda *a, **k: calls.append(1) or real(*a, **k))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import random
 import re
 import zlib
 from collections.abc import Mapping
@@ -131,19 +130,16 @@ def mix_counts(chars: Mapping[str, int], mix: str, weights: Mapping[str, float] 
     raise UserError(f"data.mix={mix!r}: use natural, balanced or weights")
 
 
-def oversample(texts: list[str], target_chars: int, rng: random.Random) -> list[int]:
-    """Indices of `texts`: each pass over a fresh shuffle, until `target_chars` is reached."""
-    order, total = [], 0
-    lengths = [len(t) for t in texts]
-    while total < target_chars:
-        idx = list(range(len(texts)))
-        rng.shuffle(idx)
-        for i in idx:
-            order.append(i)
-            total += lengths[i]
-            if total >= target_chars:
-                break
-    return order
+def oversample(lengths, target_chars: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the tweets with these character `lengths`: pass after pass over a fresh
+    permutation, until `target_chars` is reached (the tweet that reaches it included)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    per_pass = int(lengths.sum())
+    if target_chars <= 0 or per_pass == 0:
+        return np.zeros(0, dtype=np.int64)
+    passes = -(-int(target_chars) // per_pass)
+    order = np.concatenate([rng.permutation(len(lengths)) for _ in range(passes)])
+    return order[: int(np.searchsorted(np.cumsum(lengths[order]), target_chars)) + 1]
 
 
 def pack(token_lists: list[list[int]], block_size: int, eos_id: int) -> torch.Tensor:
@@ -158,18 +154,28 @@ def pack(token_lists: list[list[int]], block_size: int, eos_id: int) -> torch.Te
 def pack_flat(ids: np.ndarray, offsets: np.ndarray, order, block_size: int, eos_id: int) -> torch.Tensor:
     """pack() for tweets held as one flat id array + offsets (tweet i is ids[offsets[i]:offsets[i+1]]),
     taken in `order` (repeats allowed). Vectorised: a warm sweep job packs 30k tweets in ~10 ms
-    where a Python loop over them took ~150 ms (bench/pipeline.py)."""
+    where a Python loop over them took ~150 ms."""
     order = np.asarray(order, dtype=np.int64)
     if len(order) == 0:
         return torch.empty(0, block_size, dtype=torch.long)
-    starts, lens = offsets[order], offsets[order + 1] - offsets[order]
-    out_start = np.concatenate([[0], np.cumsum(lens + 1)[:-1]])  # where each tweet's EOS goes
-    stream = np.empty(int((lens + 1).sum()), dtype=np.int64)
-    stream[out_start] = eos_id
-    # Token k of the output's token part comes from ids[starts[t] + (k - before[t])], t its tweet.
-    before = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    k = np.arange(int(lens.sum()))
-    stream[np.repeat(out_start + 1 - before, lens) + k] = ids[np.repeat(starts - before, lens) + k]
+    starts = offsets[order]
+    lens = offsets[order + 1] - starts
+    n_tok = int(lens.sum())
+    # The gather index of the tweets' tokens, built as a cumulative sum of steps: +1 within a
+    # tweet, a jump at each tweet's first token (empty tweets contribute no tokens).
+    seg = np.cumsum(lens) - lens  # where each tweet's tokens start, counting tokens only
+    step = np.ones(n_tok, dtype=np.int64)
+    full = lens > 0
+    s, ln = starts[full], lens[full]
+    if len(s):
+        step[seg[full]] = s - np.concatenate([[0], (s + ln)[:-1]]) + 1
+        step[0] = s[0]
+    stream = np.empty(n_tok + len(order), dtype=np.int64)
+    eos_at = seg + np.arange(len(order))  # the EOS before tweet t
+    is_token = np.ones(len(stream), dtype=bool)
+    is_token[eos_at] = False
+    stream[eos_at] = eos_id
+    stream[is_token] = ids[np.cumsum(step)]
     n_blocks = len(stream) // block_size
     return torch.from_numpy(stream[: n_blocks * block_size].reshape(n_blocks, block_size))
 
@@ -277,26 +283,28 @@ class TweetDataModule(L.LightningDataModule):
             key.update(json.dumps([self.clean_cfg, self.val_share, self.split, self.seed],
                                   sort_keys=True, default=str).encode())
             key = self._split_keys[h] = key.hexdigest()[:20]
-            path = self.data_dir / "cache" / f"split-{key}.parquet"
+            # Arrow IPC, uncompressed: read back in ~4 ms for 30k tweets where parquet took ~11
+            path = self.data_dir / "cache" / f"split-{key}.arrow"
             table_path = path.with_suffix(".json")
             if path.exists() and table_path.exists():
-                both = pd.read_parquet(path)
-                self.tables[h] = json.loads(table_path.read_text())
-                is_val = both.pop("_val").to_numpy()
-                self.train[h], self.val[h] = both[~is_val], both[is_val]
+                both = pd.read_feather(path)
+                meta = json.loads(table_path.read_text())
+                self.tables[h], n_train = meta["table"], meta["n_train"]
+                self.train[h] = both.iloc[:n_train]
+                self.val[h] = both.iloc[n_train:].reset_index(drop=True)
             else:
                 cleaned = cleaning.clean_posts(posts.read_posts(self.data_dir, h), self.clean_cfg)
                 self.tables[h] = cleaned.table
                 cleaning.check_enough(cleaned, h, int(self.clean_cfg.get("min_chars", 0)))
-                self.train[h], self.val[h] = split_tweets(
-                    cleaned.posts, self.val_share, self.split, self.seed, h
-                )
+                train, val = split_tweets(cleaned.posts, self.val_share, self.split, self.seed, h)
+                self.train[h], self.val[h] = train.reset_index(drop=True), val.reset_index(drop=True)
                 # The table first: a crash between the two writes leaves no parquet, a cache miss.
                 with posts.atomic_path(table_path) as tmp:
-                    tmp.write_text(json.dumps(cleaned.table))
-                both = pd.concat([self.train[h].assign(_val=False), self.val[h].assign(_val=True)])
+                    tmp.write_text(json.dumps({"table": cleaned.table,
+                                               "n_train": len(self.train[h])}))
+                both = pd.concat([self.train[h], self.val[h]], ignore_index=True)
                 with posts.atomic_path(path) as tmp:
-                    both.to_parquet(tmp)  # the index too: the frames come back as they were
+                    both.to_feather(tmp, compression="uncompressed")
             self.meta[h] = posts.read_meta(self.data_dir, h)
             self.raw_paths[h] = raw_path
         cleaning.print_table(self.tables, title="Data")
@@ -352,16 +360,18 @@ class TweetDataModule(L.LightningDataModule):
                     tokens[f"{h}/{split}"] = (ids, off + np.arange(len(off)))
         chars = {h: int(self.train[h]["text"].str.len().sum()) for h in self.handles}
         target = mix_counts(chars, self.mix, self.weights)
-        rng = random.Random(self.seed)
+        rng = np.random.default_rng(self.seed)
         # Every user's training tweets in one flat array (offsets shifted), then the epoch's picks.
         picks, flat, starts, n_tweets, n_tokens = [], [], [], 0, 0
         for h in self.handles:
             ids, off = tokens[f"{h}/train"]
-            picks += [n_tweets + i for i in oversample(list(self.train[h]["text"]), target[h], rng)]
+            lengths = self.train[h]["text"].str.len().to_numpy()
+            picks.append(n_tweets + oversample(lengths, target[h], rng))
             flat.append(ids)
             starts.append(off[:-1] + n_tokens)
             n_tweets, n_tokens = n_tweets + len(off) - 1, n_tokens + int(off[-1])
-        rng.shuffle(picks)  # blocks then mix users and periods instead of running in time order
+        # shuffled: blocks then mix users and periods instead of running in time order
+        picks = rng.permutation(np.concatenate(picks))
         blocks = pack_flat(np.concatenate(flat), np.concatenate([*starts, [n_tokens]]), picks,
                            self.block_size, eos)
         if len(blocks) == 0:
