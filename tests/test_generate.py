@@ -113,3 +113,23 @@ def test_generation_stops_at_the_models_context(gen):
     ids = gen.tok("x " * n_pos, add_special_tokens=False)["input_ids"]
     with pytest.raises(UserError, match="shorten"):
         gen.sample([gen.tok.decode(ids)], n=1)
+
+
+def test_prompts_of_different_lengths_share_one_call_without_changing_a_sample(gen, monkeypatch):
+    # near-greedy sampling: a left-padded prompt must continue exactly as it does alone, which
+    # needs the padding masked and the positions counted from the first real token
+    opts = {"n": 2, "seed": 1, "max_new_tokens": 10, "temperature": 1e-4, "filter_copies": False,
+            "cut_newline": False}
+    short, long = "I", "My dream is to write a much longer prompt than the other one"
+    alone = gen.sample([short], **opts)
+    calls = []
+    real = gen.model.generate
+    monkeypatch.setattr(gen.model, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    both = gen.sample([long, short], **opts)
+    assert len(calls) == 1  # 2 prompts x 2 samples in one generate call
+    assert [s["prompt"] for s in both] == [long, long, short, short]
+    assert [s["text"] for s in both[2:]] == [s["text"] for s in alone]
+    monkeypatch.setattr(type(gen), "max_batch", 3)
+    calls.clear()
+    assert [s["text"] for s in gen.sample([long, short], **opts)][2:] == [s["text"] for s in alone]
+    assert len(calls) == 2  # 4 sequences in chunks of at most 3

@@ -36,13 +36,16 @@ def test_fused_gelu_is_the_same_function_and_survives_export(tmp_path):
     assert fuse_gelu(again) == 0  # already fused: nothing left to swap
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_adamw_is_fused_as_configured(monkeypatch, fused):
-    monkeypatch.setattr(TweetLM, "trainer",
-                        property(lambda self: SimpleNamespace(estimated_stepping_batches=10)))
+@pytest.mark.parametrize("fused,precision,expected", [
+    (True, "32-true", True), (False, "32-true", False),
+    # Lightning refuses gradient clipping with a fused optimizer under mixed precision
+    (True, "bf16-mixed", False), (True, "16-mixed", False)])
+def test_adamw_is_fused_as_configured(monkeypatch, fused, precision, expected):
+    monkeypatch.setattr(TweetLM, "trainer", property(lambda self: SimpleNamespace(
+        estimated_stepping_batches=10, precision=precision)))
     m = build(optim={"lr": 1e-3, "fused": fused})
     opt = m.configure_optimizers()["optimizer"]
-    assert isinstance(opt, torch.optim.AdamW) and bool(opt.defaults["fused"]) is fused
+    assert isinstance(opt, torch.optim.AdamW) and bool(opt.defaults["fused"]) is expected
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] > 0 and no_decay["weight_decay"] == 0
 

@@ -222,12 +222,15 @@ class TweetLM(L.LightningModule):
         no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
         # fused: one kernel for the whole update instead of a dozen per parameter group (torch
         # has it on CPU and GPU): +4% tokens/s on 2 CPU cores for the small model, bench/throughput.py.
+        # Not under mixed precision: Lightning then refuses gradient clipping with an optimizer
+        # that unscales gradients itself (found on an H100 with bf16-mixed, bench/gpu.py).
+        fused = bool(o.get("fused", False)) and "mixed" not in str(self.trainer.precision)
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": o["weight_decay"]},
              {"params": no_decay, "weight_decay": 0.0}],
             lr=o["lr"],
             betas=tuple(o["betas"]),
-            fused=bool(o.get("fused", False)),
+            fused=fused,
         )
         total = self.trainer.estimated_stepping_batches
         name = {"constant": "constant_with_warmup"}.get(o["schedule"], o["schedule"])
