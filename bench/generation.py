@@ -13,8 +13,9 @@ round, in one process; each is seeded the same before each call.
   tweets (copy check, redraws) and cutting at the first newline;
 - generate.py, no copy check: filter_copies=false (the sampling alone);
 - pipeline: pipeline(model=dir) called once per prompt with num_return_sequences=5;
-- prototype: generate.py's sampler with the samples of all prompts drawn in one model.generate
-  call (left padding), a possible product change (batched_sample below).
+- generate.py, one call per prompt (before): the sampler as it was before it batched prompts;
+- pipeline, prompts batched: the pipeline given all prompts at once with batch_size=3 (its own
+  batching; the pad token set to EOS), the strongest use of it.
 """
 
 from __future__ import annotations
@@ -72,51 +73,6 @@ class Counter:
         model.generate = generate
 
 
-def batched_sample(gen, prompts, n=5, temperature=1.0, top_p=0.95, top_k=0, max_new_tokens=60,
-                   seed=0, cut_newline=True, filter_copies=True, max_rounds=4) -> list[dict]:
-    """Prototype of a Generator.sample that draws the samples of every prompt in ONE
-    model.generate call (prompts left-padded; generate derives the position ids from the
-    attention mask), then filters exactly as Generator.sample does (empty, copies, redraws)."""
-    import torch
-
-    from huggingtweets.generate import USER_TOKEN
-
-    tok, prefix = gen.tok, gen._prefix(None)
-    eos = tok.eos_token_id
-    side, pad = tok.padding_side, tok.pad_token
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    torch.manual_seed(seed)
-    kept = {i: [] for i in range(len(prompts))}
-    try:
-        for _ in range(max_rounds):
-            todo = [i for i in kept for _ in range(n - len(kept[i]))]
-            if not todo:
-                break
-            enc = tok([prefix + str(prompts[i] or "") for i in todo], return_tensors="pt",
-                      padding=True, add_special_tokens=False)
-            with torch.no_grad():
-                seqs = gen.model.generate(
-                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                    do_sample=True, temperature=float(temperature), top_p=float(top_p),
-                    top_k=int(top_k), max_new_tokens=int(max_new_tokens), max_length=None,
-                    pad_token_id=eos, eos_token_id=eos)
-            for i, seq in zip(todo, seqs[:, enc["input_ids"].shape[1]:]):
-                prompt = str(prompts[i] or "")
-                text = prompt + USER_TOKEN.sub("", tok.decode(seq, skip_special_tokens=True))
-                text = (text.split("\n")[0] if cut_newline else text).strip()
-                if not text:
-                    continue
-                copy = gen.copies.check(text, tok) if gen.copies and text else None
-                if copy and filter_copies:
-                    continue
-                kept[i].append({"prompt": prompt, "text": text, "user": None, "copy": copy})
-    finally:
-        tok.padding_side, tok.pad_token = side, pad
-    return [s for i in kept for s in kept[i][:n]]
-
-
 def main(argv=None) -> dict:
     if argv is None:
         common.ensure_env()
@@ -172,12 +128,26 @@ def main(argv=None) -> dict:
                         max_new_tokens=SAMPLING["max_new_tokens"], max_length=None)
         return out
 
+    def run_gen_per_prompt():  # generate.py before batching: one generate call per prompt
+        return [s for p in PROMPTS for s in gen.sample([p], seed=0, **SAMPLING)]
+
+    def run_pipe_batched():  # the pipeline given every prompt at once, batched
+        if pipe.tokenizer.pad_token is None:
+            pipe.tokenizer.pad_token = pipe.tokenizer.eos_token
+        torch.manual_seed(0)
+        return [x for r in pipe(PROMPTS, do_sample=True, num_return_sequences=SAMPLING["n"],
+                                top_p=SAMPLING["top_p"], top_k=SAMPLING["top_k"],
+                                temperature=SAMPLING["temperature"], batch_size=len(PROMPTS),
+                                max_new_tokens=SAMPLING["max_new_tokens"], max_length=None)
+                for x in r]
+
     calls = {"generate.py": lambda: run_gen(True),
              "generate.py, no copy check": lambda: run_gen(False),
+             "generate.py, one call per prompt (before)": run_gen_per_prompt,
              "pipeline": run_pipe,
-             "prototype: all prompts in one generate call": lambda: batched_sample(
-                 gen, PROMPTS, seed=0, **SAMPLING)}
-    counters["prototype: all prompts in one generate call"] = counters["generate.py"]
+             "pipeline, prompts batched (batch_size=3)": run_pipe_batched}
+    counters["generate.py, one call per prompt (before)"] = counters["generate.py"]
+    counters["pipeline, prompts batched (batch_size=3)"] = counters["pipeline"]
     times = {k: 0.0 for k in calls}
     tokens = {k: 0 for k in calls}
     samples = {k: 0 for k in calls}

@@ -192,7 +192,9 @@ def main(argv=None) -> dict:
     n_params = sum(p.numel() for p in module.model.parameters())
 
     # -- the original recipe -----------------------------------------------------------------
-    orig_model = transformers.GPT2LMHeadModel(module.model.config)
+    # the original ran GPT-2 as transformers builds it (gelu_new); the fused GELU is one of ours
+    orig_model = transformers.GPT2LMHeadModel(transformers.GPT2Config.from_dict(
+        {**module.model.config.to_dict(), "activation_function": "gelu_new"}))
     orig_model.load_state_dict(init)
     orig_blocks = original_blocks(train_ids, eos, ORIGINAL["epochs"], ORIGINAL["block_size"],
                                   args.seed)
