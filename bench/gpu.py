@@ -59,9 +59,9 @@ matrices, clipping 1.0):
   foreach), the scheduler, zero_grad; batches moved with non_blocking from pinned memory;
 - `hf`: transformers.Trainer with bf16=True and its defaults (fused AdamW);
 - levers, ours with one setting flipped against the product's current default: `fused` AdamW
-  (`-fused`: optim.fused=false where the product has it on; `+fused`:
-  throughput.fused_optimizers where it has no such setting), `gelu` (`-gelu`:
-  model.fused_gelu=false, back to GPT-2's eight-kernel gelu_new; `+gelu`: the swap patched in),
+  (`-fused`: optim.fused=false where the product has it on, `+fused` optim.fused=true where
+  not), `gelu` (`-gelu`: model.fused_gelu=false, back to GPT-2's eight-kernel gelu_new; `+gelu`:
+  model.fused_gelu=true),
   both (`-fused-gelu` / `+fused+gelu`), `+nondet` (trainer.deterministic=false: what
   deterministic mode costs on a GPU), and with `--compile` `+compile` (torch.compile of the model).
 plain and hf build the model from the same GPT2Config and state dict with GPT-2's stock activation
@@ -332,7 +332,6 @@ class StepClock:
 
 def run_shape(args, shape, spec, handle, tmp, tok_dir, precision, peak) -> dict:
     import quality
-    import throughput
     import torch
     import transformers
     from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -363,11 +362,11 @@ def run_shape(args, shape, spec, handle, tmp, tok_dir, precision, peak) -> dict:
             if part == "fused" and cfg.optim.get("fused") is not None and cfg.optim.fused:
                 name, ov = name + "-fused", ov + ["optim.fused=false"]
             elif part == "fused":
-                name, patches = name + "+fused", patches | {"fused"}
+                name, ov = name + "+fused", ov + ["optim.fused=true"]
             elif part == "gelu" and cfg.model.get("fused_gelu") is not None and cfg.model.fused_gelu:
                 name, ov = name + "-gelu", ov + ["model.fused_gelu=false"]
             elif part == "gelu":
-                name, patches = name + "+gelu", patches | {"gelu"}
+                name, ov = name + "+gelu", ov + ["model.fused_gelu=true"]
             elif part == "nondet" and cfg.trainer.deterministic:
                 name, ov = name + "+nondet", ov + ["trainer.deterministic=false"]
             elif part == "nondet":
@@ -403,13 +402,6 @@ def run_shape(args, shape, spec, handle, tmp, tok_dir, precision, peak) -> dict:
             shared["blocks"] = dm.train_set.blocks
             shared["params"] = sum(p.numel() for p in module.model.parameters())
         module.model.load_state_dict(shared["init"])
-        if "fused" in patches:
-            module.configure_optimizers = throughput.fused_optimizers.__get__(module)
-        if "gelu" in patches:
-            module.model.config.activation_function = "gelu_pytorch_tanh"
-            act = transformers.activations.ACT2FN["gelu_pytorch_tanh"]
-            for blk in module.model.transformer.h:
-                blk.mlp.act = act
         if "compile" in patches:
             module.model = torch.compile(module.model)
         run_dir = tmp / f"run-{shape}-{name}"

@@ -51,7 +51,7 @@ def parse(argv=None):
     common.add_common_args(p)
     p.add_argument("--shapes", default="gpt2-small,small", help="comma list of " + ",".join(SHAPES))
     p.add_argument("--runners", default=",".join(ALL_RUNNERS))
-    p.add_argument("--steps", type=int, default=3, help="timed steps per runner (GPT-2 small)")
+    p.add_argument("--steps", type=int, default=6, help="timed steps per runner (GPT-2 small)")
     p.add_argument("--small-steps", type=int, default=24, help="timed steps for the small shape")
     p.add_argument("--warmup", type=int, default=1, help="untimed first steps per runner")
     p.add_argument("--posts", type=int, default=6000, help="newest posts used as data")

@@ -1,5 +1,5 @@
 """The benchmark suite (bench/) stays runnable: every script answers --help, and the pieces that
-compute results (the prototype pack, curve arithmetic, time attribution) are right. The suite
+compute results (curve arithmetic, time attribution, BENCHMARKS.md) are right. The suite
 itself (`make bench`, ~20 min) and its --quick smoke (minutes) are too slow for the test run."""
 
 import subprocess
@@ -11,7 +11,7 @@ from conftest import ROOT
 pytestmark = pytest.mark.slow
 
 BENCH = ROOT / "bench"
-SCRIPTS = ["quality", "throughput", "pipeline", "startup", "generation", "run_all"]
+SCRIPTS = ["quality", "throughput", "pipeline", "startup", "generation", "run_all", "gpu"]
 
 
 @pytest.fixture(autouse=True)
@@ -27,21 +27,17 @@ def test_every_script_answers_help(name):
     assert "usage:" in res.stdout and "--quick" in res.stdout
 
 
-def test_fast_pack_equals_the_product_pack():
-    import numpy as np
-    import torch
-    from pipeline import fast_pack
+def test_benchmarks_md_renders_every_section_from_the_results(tmp_path):
+    import run_all
 
-    from huggingtweets.data import pack
-
-    rng = np.random.default_rng(0)
-    tweets = [rng.integers(1, 500, size=int(n), dtype=np.int32) for n in rng.integers(0, 40, 300)]
-    ids = np.concatenate(tweets)
-    offsets = np.concatenate([[0], np.cumsum([len(t) for t in tweets])]).astype(np.int64)
-    order = rng.permutation(len(tweets)).tolist() + [3, 3, 7]  # oversampling repeats tweets
-    for block in (8, 32, 128):
-        assert torch.equal(fast_pack(ids, offsets, order, block, 0),
-                           pack([tweets[i] for i in order], block, 0))
+    out = tmp_path / "BENCHMARKS.md"
+    run_all.markdown(out, "make bench", 600.0, quick=False)
+    text = out.read_text()
+    for section in ("## Against the targets", "## (1) Time to quality", "## (2) Training throughput",
+                    "## (3) Data pipeline", "## (4) Sweep overhead", "## (5) Generation"):
+        assert section in text
+    assert "Command: `make bench` (10.0 min)" in text
+    assert len(run_all.ratios()) == 5  # one row per target, from bench/results/*.json
 
 
 def test_curve_arithmetic():

@@ -298,7 +298,7 @@ class TweetDataModule(L.LightningDataModule):
                 cleaning.check_enough(cleaned, h, int(self.clean_cfg.get("min_chars", 0)))
                 train, val = split_tweets(cleaned.posts, self.val_share, self.split, self.seed, h)
                 self.train[h], self.val[h] = train.reset_index(drop=True), val.reset_index(drop=True)
-                # The table first: a crash between the two writes leaves no parquet, a cache miss.
+                # The table first: a crash between the two writes leaves no .arrow, a cache miss.
                 with posts.atomic_path(table_path) as tmp:
                     tmp.write_text(json.dumps({"table": cleaned.table,
                                                "n_train": len(self.train[h])}))
