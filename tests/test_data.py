@@ -202,3 +202,32 @@ def test_load_pretrained_keys_a_tokenizer_by_its_files(tmp_path):
         tmp_path / "tok")
     c = load_pretrained("tokenizer", str(tmp_path / "tok"))
     assert data.tokenizer_key(c) != data.tokenizer_key(a)
+
+
+def test_token_cache_hit_with_tokenizers_keyed_by_their_files(tmp_path, monkeypatch):
+    from huggingtweets.module import load_pretrained
+
+    write_user(tmp_path, "alice", 80)
+    dm = make_dm(tmp_path, "alice", block_size=16)
+    dm.tokenizer.save_pretrained(tmp_path / "tok")
+    dm.tokenizer = load_pretrained("tokenizer", str(tmp_path / "tok"))
+    dm.setup("fit")
+    warm = data.TweetDataModule(user="alice", clean=CLEAN, data_dir=str(tmp_path), block_size=16)
+    warm.tokenizer = load_pretrained("tokenizer", str(tmp_path / "tok"))  # a new object
+    monkeypatch.setattr(type(warm.tokenizer), "__call__", lambda *a, **k: 1 / 0)
+    warm.setup("fit")  # a cache hit: the tokenizer is never called
+    assert torch.equal(dm.train_set.blocks, warm.train_set.blocks)
+
+
+def test_unreadable_caches_are_rebuilt_not_fatal(tmp_path):
+    write_user(tmp_path, "alice", 80)
+    first = make_dm(tmp_path, "alice", block_size=16)
+    first.setup("fit")
+    for f in (tmp_path / "cache").glob("split-*.arrow"):
+        f.write_bytes(b"not arrow")
+    for f in (tmp_path / "cache").glob("tokens-*.npz"):
+        f.write_bytes(b"not npz")
+    again = make_dm(tmp_path, "alice", block_size=16)
+    again.setup("fit")
+    pd.testing.assert_frame_equal(first.train["alice"], again.train["alice"])
+    assert torch.equal(first.train_set.blocks, again.train_set.blocks)

@@ -133,3 +133,17 @@ def test_prompts_of_different_lengths_share_one_call_without_changing_a_sample(g
     calls.clear()
     assert [s["text"] for s in gen.sample([long, short], **opts)][2:] == [s["text"] for s in alone]
     assert len(calls) == 2  # 4 sequences in chunks of at most 3
+
+
+def test_each_prompt_keeps_its_own_budget_of_new_tokens(gen, monkeypatch):
+    context = gen.model.config.n_positions
+    long = " ".join(["word"] * 200)
+    long = gen.tok.decode(gen.tok(long, add_special_tokens=False)["input_ids"][: context - 12])
+    n_long = len(gen.tok(gen._prefix(None) + long, add_special_tokens=False)["input_ids"])
+    assert context - n_long < 30  # the long prompt leaves fewer than 30 positions
+    budgets = []
+    real = gen.model.generate
+    monkeypatch.setattr(gen.model, "generate",
+                        lambda *a, **k: budgets.append(k["max_new_tokens"]) or real(*a, **k))
+    gen.sample(["Hi", long], n=2, seed=0, max_new_tokens=30, filter_copies=False)
+    assert sorted(budgets) == [context - n_long, 30]  # the short prompt is not cut to the long one's

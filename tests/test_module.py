@@ -54,4 +54,6 @@ def test_scratch_tokenizer_carries_its_cache_key(tmp_path):
     tok = train_tokenizer(TEXTS, 300, tmp_path)
     again = train_tokenizer(TEXTS, 300, tmp_path)
     assert tok.ht_key == again.ht_key and tok.ht_key.startswith("bpe-")
-    assert train_tokenizer(TEXTS[:-1], 300, tmp_path).ht_key != tok.ht_key
+    # keyed by the tokenizer itself (its saved file), not by what it was trained on
+    other = train_tokenizer([f"zebra {i} quartz jukebox" for i in range(50)], 300, tmp_path)
+    assert other.ht_key != tok.ht_key

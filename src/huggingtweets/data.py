@@ -182,8 +182,12 @@ def pack_flat(ids: np.ndarray, offsets: np.ndarray, order, block_size: int, eos_
 
 @functools.cache
 def _code_key() -> str:
-    """The cleaning and splitting code itself, so an upgrade never reuses stale cleaned tweets."""
-    return hashlib.sha256(Path(cleaning.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest()
+    """The code that reads, cleans and splits posts (and pandas' version), so an upgrade never
+    reuses stale cleaned tweets."""
+    h = hashlib.sha256(pd.__version__.encode())
+    for module in (posts, cleaning, __file__):
+        h.update(Path(getattr(module, "__file__", module)).read_bytes())
+    return h.hexdigest()
 
 
 def tokenizer_key(tok) -> str:
@@ -197,6 +201,21 @@ def tokenizer_key(tok) -> str:
         tok.ht_key = base
     added = json.dumps(sorted(tok.get_added_vocab().items()), ensure_ascii=False)
     return hashlib.sha256(f"{base}\n{added}".encode()).hexdigest()
+
+
+def _read_split(path: Path, table_path: Path):
+    """(table, train, val) from the cleaned-split cache, or None: missing, or unreadable (a data
+    dir copied across pandas/pyarrow versions, a damaged file), then it is rebuilt."""
+    if not (path.exists() and table_path.exists()):
+        return None
+    try:
+        both = pd.read_feather(path)
+        meta = json.loads(table_path.read_text())
+        n_train = int(meta["n_train"])
+        return meta["table"], both.iloc[:n_train], both.iloc[n_train:].reset_index(drop=True)
+    except Exception as err:
+        print(f"rebuilding the cleaned-posts cache {path.name}: {type(err).__name__}: {err}")
+        return None
 
 
 class EpochShuffle(Sampler[int]):
@@ -286,12 +305,9 @@ class TweetDataModule(L.LightningDataModule):
             # Arrow IPC, uncompressed: read back in ~4 ms for 30k tweets where parquet took ~11
             path = self.data_dir / "cache" / f"split-{key}.arrow"
             table_path = path.with_suffix(".json")
-            if path.exists() and table_path.exists():
-                both = pd.read_feather(path)
-                meta = json.loads(table_path.read_text())
-                self.tables[h], n_train = meta["table"], meta["n_train"]
-                self.train[h] = both.iloc[:n_train]
-                self.val[h] = both.iloc[n_train:].reset_index(drop=True)
+            cached = _read_split(path, table_path)
+            if cached:
+                self.tables[h], self.train[h], self.val[h] = cached
             else:
                 cleaned = cleaning.clean_posts(posts.read_posts(self.data_dir, h), self.clean_cfg)
                 self.tables[h] = cleaned.table
@@ -323,9 +339,13 @@ class TweetDataModule(L.LightningDataModule):
             key.update(self._split_keys[h].encode())
         path = self.data_dir / "cache" / f"tokens-{key.hexdigest()[:20]}.npz"
         names = [f"{h}/{s}" for h in self.handles for s in ("train", "val")]
-        if path.exists():
+        try:
             with np.load(path) as z:
                 return {k: (z[f"{k}:ids"], z[f"{k}:offsets"]) for k in names}
+        except FileNotFoundError:
+            pass
+        except Exception as err:  # unreadable (another numpy, a damaged copy): rebuild it
+            print(f"rebuilding the token cache {path.name}: {type(err).__name__}: {err}")
         out, arrays = {}, {}
         for h in self.handles:
             for s, frames in (("train", self.train), ("val", self.val)):

@@ -183,7 +183,9 @@ class Generator:
         """`n` samples per prompt: [{prompt, text, user, copy}]. With `filter_copies`, samples that
         copy a training tweet are dropped and replaced by fresh ones (up to `max_rounds` draws), so
         fewer than `n` come back only when the model keeps copying; `self.dropped` counts them.
-        `copy` is 'exact' / 'ngram' / None (None too when there is no copy index)."""
+        `copy` is 'exact' / 'ngram' / None (None too when there is no copy index).
+        The prompts are sampled together (one random stream), so a prompt's samples depend on the
+        other prompts of the call; the same call with the same seed gives the same samples."""
         import torch
 
         if n < 1 or temperature <= 0 or not 0 < top_p <= 1 or top_k < 0 or max_new_tokens < 1:
@@ -201,16 +203,23 @@ class Generator:
             if len(e) >= context:
                 raise UserError(f"the prompt is {len(e)} tokens: this model reads at most "
                                 f"{context}; shorten it")
+        # each prompt's own budget of new tokens (never past the context), as if sampled alone
+        budget = [min(int(max_new_tokens), context - len(e)) for e in encoded]
         torch.manual_seed(seed)
         self.dropped = {"copies": 0, "empty": 0}
         kept: dict[int, list[dict]] = {i: [] for i in range(len(prompts))}
         pad = self.tok.eos_token_id
         for _ in range(max_rounds if filter_copies or not keep_empty else 1):
-            todo = [i for i in kept for _ in range(n - len(kept[i]))]
             # Every prompt's missing samples in one generate call (left-padded, masked): one pass
             # of the model per token for all of them, ~2x the tokens/s of a call per prompt on
-            # CPU (bench/generation.py). Chunks bound the memory of many prompts.
-            for chunk in (todo[k:k + self.max_batch] for k in range(0, len(todo), self.max_batch)):
+            # CPU (bench/generation.py). Prompts with another budget of new tokens (only near the
+            # context's end) go in their own call; chunks bound the memory of many prompts.
+            todo = sorted((i for i in kept for _ in range(n - len(kept[i]))),
+                          key=lambda i: (-budget[i], i))
+            chunks = [todo[k:k + self.max_batch] for k in range(0, len(todo), self.max_batch)]
+            chunks = [[i for i in c if budget[i] == b] for c in chunks
+                      for b in dict.fromkeys(budget[i] for i in c)]
+            for chunk in chunks:
                 width = max(len(encoded[i]) for i in chunk)
                 ids = torch.full((len(chunk), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -221,7 +230,7 @@ class Generator:
                     seqs = self.model.generate(
                         input_ids=ids.to(device), attention_mask=mask.to(device),
                         do_sample=True, temperature=float(temperature), top_p=float(top_p),
-                        top_k=int(top_k), max_new_tokens=min(int(max_new_tokens), context - width),
+                        top_k=int(top_k), max_new_tokens=budget[chunk[0]],
                         max_length=None, pad_token_id=pad, eos_token_id=pad,
                     )
                 for i, seq in zip(chunk, seqs[:, width:]):
