@@ -119,6 +119,18 @@ def write_user(data_dir: str | Path, handle: str, df) -> None:
     posts.write_posts(data_dir, handle, df, source="bench", refresh="full")
 
 
+def workload(n_posts: int | None, name: str):
+    """(handle, posts, description, tmp dir): the newest `n_posts` of the benchmark timeline,
+    written to a fresh data dir under tmp/data as fetch.py would."""
+    import tempfile
+
+    handle, df, desc = load_posts()
+    df = newest(df, n_posts)
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    write_user(tmp / "data", handle, df)
+    return handle, df, desc, tmp
+
+
 def newest(df, n: int | None):
     """The newest `n` posts (the original huggingtweets could only download a user's newest
     3,200: the API's cap)."""
@@ -429,11 +441,49 @@ def median(xs: list[float]) -> float:
     return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
 
 
+def parser(doc: str):
+    """A script's argument parser: its docstring's first paragraph as the description, and the
+    options every script has (--quick, --threads)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(p)
+    return p
+
+
 def add_common_args(parser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes: a smoke test of the script in well under a minute")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice, = cores)")
+
+
+def plain_optimizer(model, lr: float, weight_decay: float, warmup_ratio: float, total: int):
+    """The textbook loop's AdamW (torch's defaults, decay on matrices only) and warmup + cosine
+    schedule over `total` steps, as the `plain` runners use them."""
+    import math
+
+    import torch
+    import transformers
+
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    return opt, transformers.get_cosine_schedule_with_warmup(
+        opt, math.ceil(warmup_ratio * total), total)
+
+
+def start(parse, argv):
+    """A script's arguments, with its process set up: the measuring environment (when run as a
+    script, see ensure_env), torch's thread count, quiet libraries."""
+    if argv is None:
+        ensure_env()
+    args = parse(argv)
+    apply_threads(args)
+    quiet()
+    return args
 
 
 def apply_threads(args) -> None:

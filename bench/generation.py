@@ -20,11 +20,9 @@ round, in one process; each is seeded the same before each call.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,9 +34,7 @@ SAMPLING = {"n": 5, "temperature": 1.0, "top_p": 0.95, "top_k": 0, "max_new_toke
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(p)
+    p = common.parser(__doc__)
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of each")
     p.add_argument("--gpt2-tokenizer", action="store_true",
                    help="GPT-2's 50k vocabulary instead of the fitted BPE (4,096) of model=scratch")
@@ -74,21 +70,14 @@ class Counter:
 
 
 def main(argv=None) -> dict:
-    if argv is None:
-        common.ensure_env()
-    args = parse(argv)
-    common.apply_threads(args)
-    common.quiet()
+    args = common.start(parse, argv)
     import torch
     import transformers
 
     from huggingtweets import export
     from huggingtweets.generate import Generator
 
-    handle, df, desc = common.load_posts()
-    df = common.newest(df, 3200)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-generation-"))
-    common.write_user(tmp / "data", handle, df)
+    handle, df, desc, tmp = common.workload(3200, "generation")
     overrides = [f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",
                  f"model.scratch.n_layer={args.n_layer}", f"model.scratch.n_embd={args.n_embd}",
                  f"model.scratch.n_head={args.n_head}", "trainer.accelerator=cpu"]

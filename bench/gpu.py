@@ -421,12 +421,8 @@ def run_shape(args, shape, spec, handle, tmp, tok_dir, precision, peak) -> dict:
         blocks = shared["blocks"]
 
         def body():
-            decay = [p for p in model.parameters() if p.dim() >= 2]
-            no_decay = [p for p in model.parameters() if p.dim() < 2]
-            opt = torch.optim.AdamW([{"params": decay, "weight_decay": HP["weight_decay"]},
-                                     {"params": no_decay, "weight_decay": 0.0}], lr=HP["lr"])
-            sched = transformers.get_cosine_schedule_with_warmup(
-                opt, math.ceil(HP["warmup_ratio"] * total), total)
+            opt, sched = common.plain_optimizer(model, HP["lr"], HP["weight_decay"],
+                                                HP["warmup_ratio"], total)
             loader = torch.utils.data.DataLoader(blocks, batch_size=batch, shuffle=True,
                                                  pin_memory=True)
             model.train()
@@ -537,10 +533,7 @@ def run_shape(args, shape, spec, handle, tmp, tok_dir, precision, peak) -> dict:
 
 
 def run_throughput(args, tok_dir, precision, peak) -> dict:
-    handle, df, desc = common.load_posts()
-    df = common.newest(df, args.posts)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-gpu-throughput-"))
-    common.write_user(tmp / "data", handle, df)
+    handle, df, desc, tmp = common.workload(args.posts, "gpu-throughput")
     table = shapes(args.quick)
     out = {"data": desc, "posts": len(df), "hyperparameters": HP, "shapes": {}}
     for shape in [s for s in args.shapes.split(",") if s]:

@@ -15,7 +15,6 @@ on the same texts (the cold path cannot beat it) and the JSON import alone.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import shutil
@@ -30,9 +29,7 @@ import common  # noqa: E402
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(p)
+    p = common.parser(__doc__)
     p.add_argument("--repeats", type=int, default=3, help="cold and warm runs each (interleaved)")
     p.add_argument("--block", type=int, default=128)
     p.add_argument("--posts", type=int, default=None, help="newest posts only (default: all)")
@@ -116,11 +113,7 @@ def one_pass(kind: str, handle: str, records_fn, tok, data_dir: Path, block: int
 
 
 def main(argv=None) -> dict:
-    if argv is None:
-        common.ensure_env()
-    args = parse(argv)
-    common.apply_threads(args)
-    common.quiet()
+    args = common.start(parse, argv)
     import torch
 
     if common.have_real_data():

@@ -26,13 +26,11 @@ more (the API's cap), and it keeps the run to minutes on 2 cores.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import math
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,9 +41,7 @@ ORIGINAL = {"block_size": 1024, "batch_size": 1, "lr": 1.372e-4, "epochs": 4,
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(p)
+    p = common.parser(__doc__)
     p.add_argument("--posts", type=int, default=3200, help="newest posts of the timeline")
     p.add_argument("--vocab", type=int, default=4096, help="BPE vocabulary (both recipes)")
     p.add_argument("--n-embd", type=int, default=128)
@@ -157,19 +153,12 @@ def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
 
 
 def main(argv=None) -> dict:
-    if argv is None:
-        common.ensure_env()
-    args = parse(argv)
-    common.apply_threads(args)
-    common.quiet()
+    args = common.start(parse, argv)
     import torch
     import transformers
     from lightning.pytorch.callbacks import EarlyStopping
 
-    handle, df, desc = common.load_posts()
-    df = common.newest(df, args.posts)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-quality-"))
-    common.write_user(tmp / "data", handle, df)
+    handle, df, desc, tmp = common.workload(args.posts, "quality")
 
     overrides = [
         f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",

@@ -14,12 +14,10 @@ imports; job 2 runs in the same process.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -29,9 +27,7 @@ import common  # noqa: E402
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(p)
+    p = common.parser(__doc__)
     p.add_argument("--repeats", type=int, default=1, help="warm runs per variant")
     p.add_argument("--posts", type=int, default=3200, help="newest posts (0: all)")
     args = p.parse_args(argv)
@@ -113,13 +109,8 @@ def group(parts: dict) -> dict:
 
 
 def main(argv=None) -> dict:
-    if argv is None:
-        common.ensure_env()
-    args = parse(argv)
-    handle, df, desc = common.load_posts()
-    df = common.newest(df, args.posts)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    common.write_user(tmp / "data", handle, df)
+    args = common.start(parse, argv)
+    handle, df, desc, tmp = common.workload(args.posts, "startup")
     base = [f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",
             "optim.lr=1e-3,2e-3", "+trainer.max_steps=2", "eval=none", "export=false",
             "trainer.enable_progress_bar=false",

@@ -24,13 +24,11 @@ are dropped and the median step time counts.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,9 +44,7 @@ ALL_RUNNERS = ["ours", "plain", "hf", "ours-fused", "ours-gelu", "ours-levers"]
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(p)
+    p = common.parser(__doc__)
     p.add_argument("--shapes", default="gpt2-small,small", help="comma list of " + ",".join(SHAPES))
     p.add_argument("--runners", default=",".join(ALL_RUNNERS))
     p.add_argument("--steps", type=int, default=6, help="timed steps per runner (GPT-2 small)")
@@ -99,17 +95,10 @@ def omp_policy_check(rounds: int = 3, steps: int = 6) -> dict:
 
 
 def main(argv=None) -> dict:
-    if argv is None:
-        common.ensure_env()
-    args = parse(argv)
-    common.apply_threads(args)
-    common.quiet()
+    args = common.start(parse, argv)
     import torch
 
-    handle, df, desc = common.load_posts()
-    df = common.newest(df, args.posts)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
-    common.write_user(tmp / "data", handle, df)
+    handle, df, desc, tmp = common.workload(args.posts, "throughput")
     tok_dir = tmp / "gpt2-tokenizer"
     if common.have_gpt2_tokenizer():
         common.gpt2_tokenizer().save_pretrained(tok_dir)
@@ -220,12 +209,8 @@ def run_shape(args, shape, handle, tmp, tok_dir, n_layer, n_embd, n_head, tokeni
         blocks = shared["blocks"]
 
         def plain():
-            decay = [p for p in model.parameters() if p.dim() >= 2]
-            no_decay = [p for p in model.parameters() if p.dim() < 2]
-            opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp["weight_decay"]},
-                                     {"params": no_decay, "weight_decay": 0.0}], lr=hp["lr"])
-            sched = transformers.get_cosine_schedule_with_warmup(
-                opt, math.ceil(hp["warmup_ratio"] * total), total)
+            opt, sched = common.plain_optimizer(model, hp["lr"], hp["weight_decay"],
+                                                hp["warmup_ratio"], total)
             loader = torch.utils.data.DataLoader(blocks, batch_size=batch, shuffle=True)
             model.train()
             done = 0

@@ -214,11 +214,9 @@ class Generator:
             # of the model per token for all of them, ~2x the tokens/s of a call per prompt on
             # CPU (bench/generation.py). Prompts with another budget of new tokens (only near the
             # context's end) go in their own call; chunks bound the memory of many prompts.
-            todo = sorted((i for i in kept for _ in range(n - len(kept[i]))),
-                          key=lambda i: (-budget[i], i))
-            chunks = [todo[k:k + self.max_batch] for k in range(0, len(todo), self.max_batch)]
-            chunks = [[i for i in c if budget[i] == b] for c in chunks
-                      for b in dict.fromkeys(budget[i] for i in c)]
+            todo = [i for i in kept for _ in range(n - len(kept[i]))]
+            groups = [[i for i in todo if budget[i] == b] for b in dict.fromkeys(budget[i] for i in todo)]
+            chunks = [g[k:k + self.max_batch] for g in groups for k in range(0, len(g), self.max_batch)]
             for chunk in chunks:
                 width = max(len(encoded[i]) for i in chunk)
                 ids = torch.full((len(chunk), width), pad, dtype=torch.long)
