@@ -154,6 +154,7 @@ def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
 
 def main(argv=None) -> dict:
     args = common.start(parse, argv)
+    import numpy as np
     import torch
     import transformers
     from lightning.pytorch.callbacks import EarlyStopping
@@ -174,7 +175,8 @@ def main(argv=None) -> dict:
         cfg, dm, module, trainer = common.product_run(overrides, tmp / "run", [stop])
     tok = dm.tokenizer
     eos = tok.eos_token_id
-    tokens = dm._tokens()  # cached by setup(): the same ids the datamodule packed
+    # the ids the datamodule packed (its token cache), one array per tweet
+    tokens = {k: np.split(ids, off[1:-1]) for k, (ids, off) in dm._flat_tokens().items()}
     train_ids = tokens[f"{handle}/train"]
     metric = TweetLoss(tokens[f"{handle}/val"], eos)
     init = {k: v.clone() for k, v in module.model.state_dict().items()}

@@ -361,11 +361,6 @@ class TweetDataModule(L.LightningDataModule):
                 np.savez(f, **arrays)
         return out
 
-    def _tokens(self) -> dict:
-        """{"h/split": [token ids of each tweet]}: the cached ids, one array per tweet."""
-        return {k: np.split(ids, off[1:-1]) if len(off) > 1 else []
-                for k, (ids, off) in self._flat_tokens().items()}
-
     def setup(self, stage: str | None = None) -> None:
         if self.tokenizer is None:
             raise RuntimeError("set datamodule.tokenizer (the model's tokenizer) before setup")
