@@ -27,14 +27,16 @@ test-fast: $(STAMP)  ## tests without the slow end-to-end runs
 	$(BIN)/pytest -q -m "not slow"
 
 REPRODUCE := outputs/reproduce
-# the file whose results table the study must reproduce
-RESULTS   ?= README.md
+# the committed results the study must reproduce, and how close (README "Reference results":
+# derived from bench/reproducibility.py's measured spread across machines)
+RESULTS   ?= results/lr_epochs_mix.csv
+TOLERANCE ?= 0.02
 
-reproduce: $(STAMP)  ## the reference study: lr x epochs x mix sweep -> report -> check README's table
+reproduce: $(STAMP)  ## the reference study: lr x epochs x mix sweep -> report -> check results/ -> demo run
 	$(BIN)/python fetch.py source=demo user=demo_ada-demo_bo-demo_cy
 	rm -rf $(REPRODUCE)
 	$(BIN)/python train.py experiment=lr_epochs_mix hydra.sweep.dir=$(REPRODUCE)
-	$(BIN)/python report.py $(REPRODUCE) --check $(RESULTS) --tolerance 1e-3
+	$(BIN)/python report.py $(REPRODUCE) --check $(RESULTS) --tolerance $(TOLERANCE)
 	# then the single reference run, evaluated: model dir + card + eval.json + predictions
 	$(BIN)/python train.py experiment=demo
 

@@ -13,6 +13,9 @@ from huggingtweets.errors import reported
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    from huggingtweets import numerics
+
+    numerics.pin(**cfg.numerics)  # before torch starts: it picks its kernels once
     import lightning as L
     from hydra.utils import instantiate
 

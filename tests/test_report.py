@@ -119,37 +119,64 @@ def test_curves_skip_the_final_validate_of_the_best_checkpoint(sweep):
     assert all("train/loss" in c for c in job.curve)
 
 
-def test_check_passes_on_its_own_table_and_fails_loudly_on_a_difference(sweep, tmp_path, capsys):
+def test_check_passes_on_its_own_results_and_fails_loudly_on_a_difference(sweep, tmp_path, capsys):
     cli = load_cli()
-    rep = report.build(sweep)
-    table = report.markdown_table(rep.table)
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n{report.RESULTS_START}\n{table}\n{report.RESULTS_END}\n")
-    assert cli.main([str(sweep), "--check", str(readme), "--wandb", "off"]) == 0
+    report.write(sweep, wandb="off")
+    expected = tmp_path / "results.csv"
+    expected.write_text((sweep / "report.csv").read_text())
+    assert cli.main([str(sweep), "--check", str(expected), "--wandb", "off"]) == 0
     assert "OK: matches" in capsys.readouterr().out
 
-    target = f"{fake_loss('1e-3', '2', 'demo_ada-demo_bo'):.4f}"
-    assert target in table
-    readme.write_text(readme.read_text().replace(target, f"{float(target) + 0.01:.4f}", 1))
-    assert cli.main([str(sweep), "--check", str(readme), "--wandb", "off"]) == 1
+    rows = report.read_expected(expected)
+    row = next(r for r in rows if (r["optim.lr"], r["trainer.max_epochs"], r["user"])
+               == ("1e-3", "2", "demo_ada-demo_bo"))
+    row["val/loss"] = str(float(row["val/loss"]) + 0.01)
+    _write_csv(expected, rows)
+    assert cli.main([str(sweep), "--check", str(expected), "--wandb", "off"]) == 1
     err = capsys.readouterr().err
     assert "FAIL" in err and "optim.lr=1e-3, trainer.max_epochs=2, user=demo_ada-demo_bo" in err
-    assert "(diff -0.0100)" in err and "expected (" in err  # the diff and both tables
-    expected = report.results_block(readme.read_text())
-    assert report.check(rep, expected, tolerance=0.02) == []  # within the tolerance: passes
-    assert len(report.check(rep, expected, tolerance=0.001)) == 1
-    with pytest.raises(report.UserError, match="no results table"):
-        report.results_block("no table here")
+    assert "(diff -0.0100)" in err and "got:" in err
+    rep = report.build(sweep)
+    assert report.check(rep, rows, tolerance=0.02) == []  # within the tolerance: passes
+    assert len(report.check(rep, rows, tolerance=0.001)) == 1
+    (tmp_path / "README.md").write_text("# not a results file\n")
+    with pytest.raises(report.UserError, match="no results rows"):
+        report.read_expected(tmp_path / "README.md")
+    with pytest.raises(report.UserError, match="cannot read it"):
+        report.read_expected(tmp_path / "missing.csv")
+
+
+def _write_csv(path, rows):
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_check_asserts_the_conclusion_best_job_and_order(sweep, tmp_path):
+    report.write(sweep, wandb="off")
+    rows = report.read_expected(sweep / "report.csv")
+    rep = report.build(sweep)
+    done = sorted((r for r in rows if r["status"] == "done"), key=lambda r: float(r["val/loss"]))
+    best, second = done[0], done[1]
+    # swap the two best results: every value still within a loose tolerance, the conclusion not
+    gap = float(second["val/loss"]) - float(best["val/loss"])
+    best["val/loss"], second["val/loss"] = second["val/loss"], best["val/loss"]
+    best["best"], second["best"] = second["best"], best["best"]
+    problems = report.check(rep, rows, tolerance=gap / 2.5)
+    assert any(p.startswith("the best job is") for p in problems)
+    assert any(p.startswith("order:") for p in problems)
 
 
 def test_check_reports_missing_and_extra_rows(sweep):
+    report.write(sweep, wandb="off")
+    rows = report.read_expected(sweep / "report.csv")
     rep = report.build(sweep)
-    table = report.markdown_table(rep.table)
-    lines = table.splitlines()
-    fewer = "\n".join(lines[:-1])  # the expected table lacks a row the sweep has
-    assert any("not in the expected table" in p for p in report.check(rep, fewer))
-    extra = table + "\n| | 9e-3 | 2 | demo_ada-demo_bo | done | 5.0000 | 1.0 | 4.9900 | 2/2 | 0.1 |"
-    assert any("missing from this sweep" in p for p in report.check(rep, extra))
+    assert any("not in the expected results" in p for p in report.check(rep, rows[:-1]))
+    extra = {**rows[0], "optim.lr": "9e-3", "best": ""}
+    assert any("missing from this sweep" in p for p in report.check(rep, rows + [extra]))
 
 
 def test_wandb_report_run_in_the_sweeps_group(sweep, tmp_path, monkeypatch):

@@ -40,7 +40,6 @@ except ImportError:  # pragma: no cover
     _HydraCallback = object
 
 STATUS_FILE = "status.json"
-RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 # Preferred plot axes: x, then one line per value of the second.
 X_AXIS, LINE_AXIS = "optim.lr", "trainer.max_epochs"
 BEST, PANEL_BEST = "★", "●"
@@ -579,60 +578,67 @@ def log_to_wandb(rep: Report, out_dir: Path, images: list[str], mode: str = "aut
 # Checking a results table (make reproduce)
 
 
-def parse_markdown_table(text: str) -> list[dict[str, str]]:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("|")]
-    if len(lines) < 2:
-        return []
+def read_expected(path: str | Path) -> list[dict[str, str]]:
+    """The committed reference results: the report.csv of a reference sweep, e.g.
+    results/lr_epochs_mix.csv (every value as text, as written)."""
+    import csv
 
-    def cells(line):
-        parts = re.split(r"(?<!\\)\|", line.strip().strip("|"))
-        return [p.strip().replace("\\|", "|").strip("*").strip() for p in parts]
-
-    header = cells(lines[0])
-    return [dict(zip(header, cells(ln), strict=False)) for ln in lines[2:]]
-
-
-def results_block(text: str) -> str:
-    if RESULTS_START not in text or RESULTS_END not in text:
-        raise UserError(f"no results table between {RESULTS_START} and {RESULTS_END}")
-    return text.split(RESULTS_START, 1)[1].split(RESULTS_END, 1)[0]
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"--check {path}: cannot read it ({err}); it should be a report.csv") from None
+    if not rows or "status" not in rows[0]:
+        raise UserError(f"--check {path}: no results rows (it should be a report.csv)")
+    return rows
 
 
-def check(rep: Report, expected_md: str, tolerance: float = 1e-3) -> list[str]:
-    """Differences between the fresh report and an expected Markdown table: [] when they agree.
+def check(rep: Report, expected: list[dict[str, str]], tolerance: float = 1e-3) -> list[str]:
+    """Differences between a fresh report and the expected results: [] when they agree.
 
-    Rows are matched by the swept axes; every loss column both tables have (val/loss, and
-    val/loss_<handle>) must agree within `tolerance` (absolute, in nats)."""
-    want = parse_markdown_table(expected_md)
-    if not want:
-        return ["the expected table is empty"]
-    got = parse_markdown_table(markdown_table(rep.table))
-    axes = [a for a in rep.axes if a in want[0]]
-    if not axes and len(want) > 1:
-        return [f"the expected table has none of the swept axes {rep.axes} as columns"]
-    losses = [c for c in want[0] if re.fullmatch(r"val/loss(_\w+)?", c) and c in (got[0] if got else {})]
-    if not losses:
-        return [f"the tables share no loss column (expected has {list(want[0])})"]
-    index = {tuple(r.get(a) for a in axes): r for r in got}
-    problems = []
-    for w in want:
-        key = tuple(w.get(a) for a in axes)
-        where = ", ".join(f"{a}={v}" for a, v in zip(axes, key, strict=True)) or "the job"
-        g = index.pop(key, None)
-        if g is None:
-            problems.append(f"{where}: in the expected table, missing from this sweep")
+    Rows are matched by the swept axes. Every loss column both have (val/loss, val/loss_<handle>)
+    must agree within `tolerance` (absolute, in nats), and the study's conclusions must hold: the
+    same best job, and every two jobs whose expected val/loss differ by more than twice the
+    tolerance in the same order (closer pairs may swap within the tolerance)."""
+    got = {tuple(str(j.overrides.get(a, "")) for a in rep.axes): j for j in rep.jobs}
+    axes = [a for a in rep.axes if a in expected[0]]
+    if axes != rep.axes:
+        return [f"the expected results have the axes {[a for a in expected[0] if '.' in a or a == 'user']}, "
+                f"this sweep {rep.axes}"]
+    losses = [c for c in expected[0] if re.fullmatch(r"val/loss(_\w+)?", c)]
+    problems, pairs = [], []
+    for w in expected:
+        key = tuple(w[a] for a in axes)
+        where = ", ".join(f"{a}={v}" for a, v in zip(axes, key, strict=True))
+        job = got.pop(key, None)
+        if job is None:
+            problems.append(f"{where}: in the expected results, missing from this sweep")
+            continue
+        if job.status != "done":
+            if w.get("status") == "done":
+                problems.append(f"{where}: {job.status} ({job.error or 'no metrics'})")
             continue
         for col in losses:
-            wv, gv = _num(w.get(col)), _num(g.get(col))
+            wv, gv = _num(w.get(col)), job.metrics.get(col)
             if wv is None and gv is None:
                 continue
             if wv is None or gv is None or abs(float(wv) - float(gv)) > tolerance:
-                problems.append(f"{where}: {col} expected {w.get(col) or '-'}, got {g.get(col) or '-'}"
-                                + (f" (diff {float(gv) - float(wv):+.4f})" if wv is not None and
-                                   gv is not None else ""))
-    for key in index:
-        where = ", ".join(f"{a}={v}" for a, v in zip(axes, key, strict=True))
-        problems.append(f"{where}: in this sweep, not in the expected table")
+                shown = f"{float(gv):.4f}" if gv is not None else "-"
+                diff = f" (diff {float(gv) - float(wv):+.4f})" if wv is not None and gv is not None else ""
+                problems.append(f"{where}: {col} expected {wv if wv is None else f'{float(wv):.4f}'}, "
+                                f"got {shown}{diff}")
+        if _num(w.get(rep.metric)) is not None and rep.metric in job.metrics:
+            pairs.append((where, float(w[rep.metric]), job.metrics[rep.metric], w.get("best") == BEST))
+    for key in got:
+        problems.append(", ".join(f"{a}={v}" for a, v in zip(axes, key, strict=True))
+                        + ": in this sweep, not in the expected results")
+    want_best = next((p[0] for p in pairs if p[3]), None)
+    got_best = min(pairs, key=lambda p: p[2])[0] if pairs else None
+    if want_best and got_best != want_best:
+        problems.append(f"the best job is {got_best}, expected {want_best}")
+    for a, b in ((a, b) for a in pairs for b in pairs if a[1] + 2 * tolerance < b[1]):
+        if not a[2] < b[2]:
+            problems.append(f"order: {a[0]} ({a[2]:.4f}) should beat {b[0]} ({b[2]:.4f})")
     return problems
 
 

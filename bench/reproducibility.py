@@ -1,0 +1,93 @@
+"""How far the reference study's numbers move with what differs between machines.
+
+Runs the reference sweep (`train.py experiment=lr_epochs_mix`, 8 jobs, ~1 min) once per machine
+condition, each in a fresh process with that condition's environment:
+
+- threads: 1, 2, 4 intra-op threads (a laptop, this project's 2-core machine, a workstation);
+- CPU kernels: torch's ATen vector kernels (ATEN_CPU_CAPABILITY: avx512 where the CPU has it,
+  avx2, or `default`, plain C++), MKL's code path (MKL_CBWR) and oneDNN's (ONEDNN_MAX_CPU_ISA):
+  another CPU type picks other kernels, which sum in another order.
+
+and prints every job's val/loss under each, the spread with nothing pinned (what a reference table
+made on one machine meets on another) and the spread with the pins that `experiment=lr_epochs_mix`
+applies (`numerics.threads=2 numerics.cpu_isa=avx2`): the check's tolerance is derived from
+these (README, "Reference results").
+
+    python bench/reproducibility.py                 # ~8 runs of ~1 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "outputs" / "reproducibility"
+
+# name -> (train.py overrides, environment)
+UNPINNED = ["numerics.threads=null", "numerics.cpu_isa=null"]
+CONDITIONS = {
+    "threads=1": (UNPINNED, {"OMP_NUM_THREADS": "1"}),
+    "threads=2": (UNPINNED, {"OMP_NUM_THREADS": "2"}),
+    "threads=4": (UNPINNED, {"OMP_NUM_THREADS": "4"}),
+    "avx2 kernels, threads=2": (UNPINNED, {"OMP_NUM_THREADS": "2", "ATEN_CPU_CAPABILITY": "avx2",
+                                           "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}),
+    "plain C++ kernels, threads=2": (UNPINNED, {"OMP_NUM_THREADS": "2",
+                                                "ATEN_CPU_CAPABILITY": "default",
+                                                "MKL_CBWR": "COMPATIBLE",
+                                                "ONEDNN_MAX_CPU_ISA": "SSE41"}),
+    # the reference run's pins, under what differs between machines
+    "pinned, 1 core free": ([], {"OMP_NUM_THREADS": "1"}),
+    "pinned, 4 cores free": ([], {"OMP_NUM_THREADS": "4"}),
+    "pinned": ([], {}),
+}
+PINNED = [k for k in CONDITIONS if k.startswith("pinned")]
+
+
+def sweep(name: str, overrides: list[str], env: dict) -> dict[str, float]:
+    out = OUT / re.sub(r"[^A-Za-z0-9]+", "_", name)
+    cmd = [sys.executable, str(ROOT / "train.py"), "experiment=lr_epochs_mix", "logger=csv",
+           f"hydra.sweep.dir={out}", *overrides]
+    clean_env = {k: v for k, v in os.environ.items()
+                 if k not in ("OMP_NUM_THREADS", "ATEN_CPU_CAPABILITY", "MKL_CBWR",
+                              "ONEDNN_MAX_CPU_ISA", "MKL_NUM_THREADS")}
+    subprocess.run(cmd, cwd=ROOT, env={**clean_env, **env}, check=True, capture_output=True)
+    return {job.name: json.loads((job / "metrics.json").read_text())["val/loss"]
+            for job in sorted(out.iterdir()) if (job / "metrics.json").exists()}
+
+
+def spread(results: dict[str, dict[str, float]], names: list[str]) -> float:
+    jobs = results[names[0]]
+    return max(max(results[n][j] for n in names) - min(results[n][j] for n in names) for j in jobs)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--json", default=str(ROOT / "bench" / "results" / "reproducibility.json"))
+    args = p.parse_args(argv)
+    results = {}
+    for name, (overrides, env) in CONDITIONS.items():
+        t0 = time.time()
+        results[name] = sweep(name, overrides, env)
+        print(f"{name}: {len(results[name])} jobs in {time.time() - t0:.0f} s", flush=True)
+    jobs = list(results["pinned"])
+    print("\n| job | " + " | ".join(CONDITIONS) + " |\n|---|" + "---|" * len(CONDITIONS))
+    for j in jobs:
+        print(f"| {j} | " + " | ".join(f"{results[n][j]:.4f}" for n in CONDITIONS) + " |")
+    unpinned = [n for n in CONDITIONS if n not in PINNED]
+    summary = {"unpinned_spread": spread(results, unpinned), "pinned_spread": spread(results, PINNED),
+               "results": results}
+    print(f"\nlargest val/loss spread of one job: {summary['unpinned_spread']:.4f} with nothing "
+          f"pinned, {summary['pinned_spread']:.4f} pinned")
+    Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
