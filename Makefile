@@ -30,7 +30,7 @@ REPRODUCE := outputs/reproduce
 # the committed results the study must reproduce, and how close (README "Reference results":
 # derived from bench/reproducibility.py's measured spread across machines)
 RESULTS   ?= results/lr_epochs_mix.csv
-TOLERANCE ?= 0.02
+TOLERANCE ?= 0.06
 
 reproduce: $(STAMP)  ## the reference study: lr x epochs x mix sweep -> report -> check results/ -> demo run
 	$(BIN)/python fetch.py source=demo user=demo_ada-demo_bo-demo_cy
