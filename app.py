@@ -12,7 +12,7 @@ from huggingtweets.errors import reported
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="app")
 def main(cfg: DictConfig) -> None:
-    from huggingtweets.app import Demo, make_server
+    from huggingtweets.publish.app import Demo, make_server
 
     with reported():
         demo = Demo(cfg.model_dir, n=cfg.n, max_n=cfg.max_n, temperature=cfg.temperature,

@@ -21,7 +21,7 @@ from huggingtweets.errors import UserError, reported
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from huggingtweets import clean, posts, sources
+    from huggingtweets.ingest import clean, posts, sources
 
     choice = HydraConfig.get().runtime.choices.source
     with reported():

@@ -16,7 +16,7 @@ def main(cfg: DictConfig) -> None:
     import sys
 
     from huggingtweets.errors import UserError
-    from huggingtweets.generate import generate
+    from huggingtweets.publish.generate import generate
 
     with reported():
         if cfg.format not in ("text", "jsonl"):

@@ -12,7 +12,7 @@ from huggingtweets.errors import reported
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="push")
 def main(cfg: DictConfig) -> None:
-    from huggingtweets.push import push
+    from huggingtweets.publish.push import push
 
     with reported():
         result = push(cfg.model_dir, repo_id=cfg.repo_id, private=cfg.private, dry_run=cfg.dry_run)

@@ -11,7 +11,7 @@ from huggingtweets.errors import reported
 
 
 def main(argv=None) -> int:
-    from huggingtweets import report
+    from huggingtweets.publish import report
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("sweep_dir", nargs="?", help="a multirun folder (default: newest in outputs/multirun)")

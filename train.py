@@ -13,13 +13,14 @@ from huggingtweets.errors import reported
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from huggingtweets import numerics
+    from huggingtweets.train import numerics
 
     numerics.pin(**cfg.numerics)  # before torch starts: it picks its kernels once
     import lightning as L
     from hydra.utils import instantiate
 
-    from huggingtweets import export, tracking
+    from huggingtweets.publish import export
+    from huggingtweets.train import tracking
     from huggingtweets.config import redact
 
     run_dir = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
@@ -48,7 +49,7 @@ def main(cfg: DictConfig) -> float:
                     model_dir = export.export_model(module, dm, f"{run_dir}/model", metrics, hparams)
                     evaluation = None
                     if cfg.get("eval") and cfg.eval.enabled:  # vs a baseline, memorization, voice
-                        from huggingtweets.evaluate import evaluate_run
+                        from huggingtweets.publish.evaluate import evaluate_run
 
                         evaluation = evaluate_run(module, dm, cfg.eval, run_dir, model_dir)
                         tracking.log_eval(trainer, evaluation, model_dir / "predictions.png")

@@ -60,15 +60,15 @@ def wrap(owner, attr: str, name: str) -> None:
 def patch(module_name: str, module) -> None:
     if module_name == "hydra.core.utils":
         wrap(module, "run_job", "job")
-    elif module_name == "huggingtweets.data":
+    elif module_name == "huggingtweets.train.data":
         wrap(module.TweetDataModule, "__init__", "data: read + clean + split")
         wrap(module.TweetDataModule, "_tokens", "tokens: tokenize or load the cache")
         wrap(module.TweetDataModule, "setup", "data setup: oversample + pack")
-    elif module_name == "huggingtweets.module":
+    elif module_name == "huggingtweets.train.module":
         wrap(module.TweetLM, "build", "model build (init)")
         wrap(module, "train_tokenizer", "tokenizer: train or load the cache")
         wrap(module.TweetLM, "configure_optimizers", "optimizer + schedule")
-    elif module_name == "huggingtweets.tracking":
+    elif module_name == "huggingtweets.train.tracking":
         wrap(module, "log_inputs", "W&B: log input artifacts")
     elif module_name == "lightning.pytorch.trainer.trainer":
         wrap(module.Trainer, "__init__", "Trainer()")
@@ -84,8 +84,8 @@ def patch(module_name: str, module) -> None:
             lambda opt, a, k: EVENTS.append([now(), "optimizer step", "P"]))
 
 
-PATCHED = {"hydra.core.utils", "huggingtweets.data", "huggingtweets.module",
-           "huggingtweets.tracking", "lightning.pytorch.trainer.trainer",
+PATCHED = {"hydra.core.utils", "huggingtweets.train.data", "huggingtweets.train.module",
+           "huggingtweets.train.tracking", "lightning.pytorch.trainer.trainer",
            "lightning.pytorch.loggers.wandb", "torch.optim.optimizer",
            "lightning.pytorch.loops.fit_loop", "lightning.pytorch.loops.evaluation_loop"}
 

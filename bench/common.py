@@ -72,7 +72,7 @@ def read_zipped_json(path: str | Path) -> list:
 def trump_records(kind: str = "condensed") -> list[dict]:
     """The 2009-2017 timeline as canonical records (v1.1 `master_*` status objects, filtered on
     user.screen_name, or the `condensed_*` files), through the product's own v1.1 mapping."""
-    from huggingtweets.sources.x import v1_record
+    from huggingtweets.ingest.sources.x import v1_record
 
     files = sorted(glob.glob(str(TRUMP / f"{kind}_*.json.zip")))
     if not files:
@@ -96,7 +96,7 @@ def trump_records(kind: str = "condensed") -> list[dict]:
 def load_posts(kind: str = "condensed"):
     """(handle, canonical post table, description): the largest real timeline when
     ../shared/data has it, else the three demo personas merged under one handle."""
-    from huggingtweets.posts import to_frame
+    from huggingtweets.ingest.posts import to_frame
 
     if have_real_data():
         df = to_frame(trump_records(kind))
@@ -104,7 +104,7 @@ def load_posts(kind: str = "condensed"):
         return HANDLE, df, f"@{HANDLE} 2009-2017 ({kind} v1.1 JSON, {len(df):,} posts)"
     import pandas as pd
 
-    from huggingtweets.sources import demo
+    from huggingtweets.ingest.sources import demo
 
     frames = [demo.generate(h, n=4000) for h in ("demo_ada", "demo_bo", "demo_cy")]
     df = pd.concat(frames, ignore_index=True)
@@ -114,7 +114,7 @@ def load_posts(kind: str = "condensed"):
 
 def write_user(data_dir: str | Path, handle: str, df) -> None:
     """Put `df` in the product's per-user cache, as fetch.py would."""
-    from huggingtweets import posts
+    from huggingtweets.ingest import posts
 
     posts.write_posts(data_dir, handle, df, source="bench", refresh="full")
 

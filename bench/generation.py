@@ -1,9 +1,9 @@
-"""(5) Generation: tokens/s of generate.py's sampler (huggingtweets.generate.Generator, what
+"""(5) Generation: tokens/s of generate.py's sampler (huggingtweets.publish.generate.Generator, what
 `python generate.py` runs) against `transformers.pipeline("text-generation")` on the same exported
 model directory and the same sampling settings (generate.py's defaults: 5 samples for each of
 its 3 prompts, nucleus top_p 0.95, top_k 0, temperature 1, at most 60 new tokens).
 
-The model directory is written by the product's exporter (huggingtweets.export.export_model, with
+The model directory is written by the product's exporter (huggingtweets.publish.export.export_model, with
 the copy-check index beside it) from a GPT-2-shaped model (6 x 384 with the BPE model=scratch fits,
 4,096 entries; --gpt2-tokenizer for GPT-2's 50k; random weights, so the samples run to the 60-token
 limit and every sampler generates about the same number of tokens). Generated tokens are counted at model.generate, for both. The two alternate, round after
@@ -74,8 +74,8 @@ def main(argv=None) -> dict:
     import torch
     import transformers
 
-    from huggingtweets import export
-    from huggingtweets.generate import Generator
+    from huggingtweets.publish import export
+    from huggingtweets.publish.generate import Generator
 
     handle, df, desc, tmp = common.workload(3200, "generation")
     overrides = [f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",

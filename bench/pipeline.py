@@ -77,8 +77,9 @@ class Stages:
 def one_pass(kind: str, handle: str, records_fn, tok, data_dir: Path, block: int) -> dict:
     """Time the pipeline once. kind: cold (empty data dir: import + everything) | warm (the data
     dir of a previous pass: the train-time part only). Returns stage seconds and the blocks."""
-    from huggingtweets import clean as cleaning
-    from huggingtweets import data, posts
+    from huggingtweets.ingest import clean as cleaning
+    from huggingtweets.ingest import posts
+    from huggingtweets.train import data
 
     st = Stages()
     st.wrap(posts, "read_posts", "read cache")
@@ -124,7 +125,7 @@ def main(argv=None) -> dict:
             return sorted(recs, key=lambda r: r["created_at"])[-args.posts:] if args.posts \
                 else recs
     else:
-        from huggingtweets.sources import demo
+        from huggingtweets.ingest.sources import demo
 
         handle, desc = "demo_ada", "demo_ada (no ../shared/data), 30,000 generated posts"
         records_fn = lambda: demo.generate(handle, n=args.posts or 30000)  # noqa: E731
@@ -132,13 +133,13 @@ def main(argv=None) -> dict:
         tok_dir, tok_name = Path(tempfile.mkdtemp(prefix="bench-tok-")), "GPT-2 (50,257)"
         common.gpt2_tokenizer().save_pretrained(tok_dir)
     else:
-        from huggingtweets.module import train_tokenizer
+        from huggingtweets.train.module import train_tokenizer
 
         texts = [r["text"] for r in records_fn()] if common.have_real_data() else \
             list(records_fn()["text"])
         tok_dir, tok_name = Path(tempfile.mkdtemp(prefix="bench-tok-")), "BPE 4,096 (no GPT-2 files)"
         train_tokenizer(texts[:5000], 4096).save_pretrained(tok_dir)
-    from huggingtweets.module import load_pretrained
+    from huggingtweets.train.module import load_pretrained
 
     runs = defaultdict(list)
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
@@ -158,7 +159,7 @@ def main(argv=None) -> dict:
         shutil.rmtree(d, ignore_errors=True)
 
     # lower bounds: the JSON import alone, and the tokenizer alone on the kept texts
-    from huggingtweets import posts
+    from huggingtweets.ingest import posts
 
     t = time.perf_counter()
     frame = posts.to_frame(records_fn())

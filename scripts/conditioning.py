@@ -21,7 +21,7 @@ import torch
 import transformers
 import yaml
 
-from huggingtweets.data import TweetDataModule, conditioned_users, control_token
+from huggingtweets.train.data import TweetDataModule, conditioned_users, control_token
 
 
 def token_losses(model, tok, texts: list[str], handle: str, batch: int = 32) -> float:

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT
 from test_evaluate import tiny  # noqa: F401  (the trained tiny run, shared)
 
-from huggingtweets.app import Demo, make_server
+from huggingtweets.publish.app import Demo, make_server
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

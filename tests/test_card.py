@@ -9,7 +9,7 @@ import pytest
 from markdown_it import MarkdownIt
 from test_evaluate import tiny  # noqa: F401  (the trained tiny run, shared)
 
-from huggingtweets import card
+from huggingtweets.publish import card
 
 HOSTILE = [
     "<script>alert(1)</script>",

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from huggingtweets.clean import (
+from huggingtweets.ingest.clean import (
     Cleaned,
     boring_tweet,
     check_enough,
@@ -21,7 +21,7 @@ from huggingtweets.clean import (
     table_markdown,
 )
 from huggingtweets.errors import UserError
-from huggingtweets.posts import COLUMNS, to_frame
+from huggingtweets.ingest.posts import COLUMNS, to_frame
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "clean"
 SMITHJD = Path(__file__).resolve().parents[2] / "shared" / "data" / "archives" / "smithjd"

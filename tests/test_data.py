@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from huggingtweets import data, posts
+from huggingtweets.ingest import posts
+from huggingtweets.train import data
 from huggingtweets.errors import UserError
-from huggingtweets.module import train_tokenizer
+from huggingtweets.train.module import train_tokenizer
 
 CLEAN = {"preset": "default", "dedupe": True, "min_chars": 0}
 
@@ -157,7 +158,7 @@ def test_pack_flat_matches_pack_for_any_order_with_repeats():
 
 
 def test_cleaned_split_is_cached_and_keyed_by_the_raw_posts_and_settings(tmp_path, monkeypatch):
-    from huggingtweets import clean as cleaning
+    from huggingtweets.ingest import clean as cleaning
 
     write_user(tmp_path, "alice", 80)
     dm = make_dm(tmp_path, "alice", block_size=16)
@@ -190,7 +191,7 @@ def test_token_cache_key_follows_the_tokenizer_and_its_added_tokens(tmp_path):
 
 
 def test_load_pretrained_keys_a_tokenizer_by_its_files(tmp_path):
-    from huggingtweets.module import load_pretrained
+    from huggingtweets.train.module import load_pretrained
 
     write_user(tmp_path, "alice", 80)
     tok = make_dm(tmp_path, "alice").tokenizer
@@ -205,7 +206,7 @@ def test_load_pretrained_keys_a_tokenizer_by_its_files(tmp_path):
 
 
 def test_token_cache_hit_with_tokenizers_keyed_by_their_files(tmp_path, monkeypatch):
-    from huggingtweets.module import load_pretrained
+    from huggingtweets.train.module import load_pretrained
 
     write_user(tmp_path, "alice", 80)
     dm = make_dm(tmp_path, "alice", block_size=16)

@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import ROOT, TINY, run_cli
 
-from huggingtweets import distributed
+from huggingtweets.train import distributed
 
 
 def test_rank_commands_rerun_only_the_current_job(monkeypatch, tmp_path):

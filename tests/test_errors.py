@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 from conftest import TINY, run_cli
 
-from huggingtweets import posts
+from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
-from huggingtweets.module import TweetLM
+from huggingtweets.train.module import TweetLM
 
 
 def assert_clean_error(res, *needles):

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from huggingtweets.evaluate import KneserNeyTrigram, diversity, words
-from huggingtweets.generate import COPY_INDEX, CopyCheck, normalize
+from huggingtweets.publish.evaluate import KneserNeyTrigram, diversity, words
+from huggingtweets.publish.generate import COPY_INDEX, CopyCheck, normalize
 
 _RUN: dict = {}
 EVAL = {"n": 4, "prompts": ["My dream is", "I think that", ""], "max_new_tokens": 24}
@@ -26,10 +26,10 @@ def tiny_run(tmp_path_factory) -> dict:
         return _RUN
     import lightning as L
 
-    from huggingtweets import export
-    from huggingtweets.data import TweetDataModule
-    from huggingtweets.evaluate import evaluate_run
-    from huggingtweets.module import TweetLM
+    from huggingtweets.publish import export
+    from huggingtweets.train.data import TweetDataModule
+    from huggingtweets.publish.evaluate import evaluate_run
+    from huggingtweets.train.module import TweetLM
 
     base = tmp_path_factory.mktemp("tiny")
     run = base / "run"
@@ -175,7 +175,7 @@ def test_eval_config_group_composes_and_none_skips(compose_cfg):
 
 
 def test_picture_draws_hostile_and_unsupported_text(tmp_path):
-    from huggingtweets.evaluate import render_cards
+    from huggingtweets.publish.evaluate import render_cards
 
     path = render_cards([
         {"name": "$x$ <b>", "handle": "a", "text": "costs $5 and $10 \\frac{1}{2} 🔭 料理 " * 4},
@@ -185,7 +185,7 @@ def test_picture_draws_hostile_and_unsupported_text(tmp_path):
 
 
 def test_evaluating_an_exported_model_dir_gives_the_same_numbers(tiny, tmp_path):
-    from huggingtweets.evaluate import evaluate_run
+    from huggingtweets.publish.evaluate import evaluate_run
 
     again = evaluate_run(tiny["model"], tiny["dm"], EVAL, tmp_path, tmp_path / "model")
     assert again["heldout"] == tiny["results"]["heldout"]

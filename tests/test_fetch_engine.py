@@ -13,9 +13,9 @@ from conftest import TINY, run_cli
 from omegaconf import OmegaConf
 from test_fetch_fakes import CONF, TOKEN, serve
 
-from huggingtweets import posts, sources
+from huggingtweets.ingest import posts, sources
 from huggingtweets.errors import UserError
-from huggingtweets.sources import fetching
+from huggingtweets.ingest.sources import fetching
 
 HANDLE = "alice.bsky.social"
 
@@ -260,7 +260,7 @@ def test_training_config_fetches_a_missing_mix_across_platforms(api, tmp_path, c
 def test_load_user_outside_hydra_only_generates_demo_users(tmp_path, monkeypatch):
     from hydra.core.hydra_config import HydraConfig
 
-    from huggingtweets import data
+    from huggingtweets.train import data
 
     monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # other tests leave one behind
 

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 from conftest import ROOT, run_cli
 from werkzeug import Request, Response
 
-from huggingtweets import posts
+from huggingtweets.ingest import posts
 
 CONF = ROOT / "conf" / "source"
 TOKEN = "test-bearer-TOKEN-do-not-leak-7f3a9c"

@@ -7,9 +7,9 @@ import json
 import pytest
 from conftest import run_cli
 
-from huggingtweets import posts
+from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
-from huggingtweets.sources.twarc import parse_twarc, read_twarc
+from huggingtweets.ingest.sources.twarc import parse_twarc, read_twarc
 
 ALICE = {"id": "11", "username": "alice", "name": "Alice A."}
 BOB = {"id": "22", "username": "bob", "name": "Bob"}

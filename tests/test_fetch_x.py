@@ -10,7 +10,7 @@ from conftest import run_cli
 from omegaconf import OmegaConf
 from test_fetch_fakes import CONF, TOKEN, kill_mid_fetch_then_resume, serve
 
-from huggingtweets import posts, sources
+from huggingtweets.ingest import posts, sources
 from huggingtweets.errors import UserError
 
 

@@ -9,7 +9,7 @@ from conftest import run_cli
 from test_evaluate import tiny  # noqa: F401  (the trained tiny run, shared)
 
 from huggingtweets.errors import UserError
-from huggingtweets.generate import CopyCheck, Generator, control_users
+from huggingtweets.publish.generate import CopyCheck, Generator, control_users
 
 
 @pytest.fixture(scope="module")

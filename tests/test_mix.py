@@ -6,9 +6,10 @@ import pytest
 import torch
 from conftest import TINY
 
-from huggingtweets import data, posts
+from huggingtweets.ingest import posts
+from huggingtweets.train import data
 from huggingtweets.errors import UserError
-from huggingtweets.module import train_tokenizer
+from huggingtweets.train.module import train_tokenizer
 
 CLEAN = {"preset": "default", "dedupe": True, "min_chars": 0}
 
@@ -80,7 +81,7 @@ def test_a_conditioned_tiny_mix_trains_and_exports_its_control_tokens(compose_cf
     import transformers
     from hydra.utils import instantiate
 
-    from huggingtweets import export
+    from huggingtweets.publish import export
 
     cfg = compose_cfg("user=demo_ada-demo_bo", *TINY, "data.condition=true",
                       "trainer.fast_dev_run=true")

@@ -6,7 +6,7 @@ import pytest
 import torch
 import transformers
 
-from huggingtweets.module import TweetLM, fuse_gelu, train_tokenizer
+from huggingtweets.train.module import TweetLM, fuse_gelu, train_tokenizer
 
 SCRATCH = {"vocab_size": 300, "n_positions": 32, "n_embd": 32, "n_layer": 2, "n_head": 2,
            "dropout": 0.0}

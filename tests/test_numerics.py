@@ -6,9 +6,9 @@ import sys
 import pytest
 
 from huggingtweets.errors import UserError
-from huggingtweets.numerics import cpu_flags, pin
+from huggingtweets.train.numerics import cpu_flags, pin
 
-CODE = ("from huggingtweets.numerics import pin; notes = pin(threads=1, cpu_isa='avx2'); "
+CODE = ("from huggingtweets.train.numerics import pin; notes = pin(threads=1, cpu_isa='avx2'); "
         "import torch; print(torch.get_num_threads(), torch.backends.cpu.get_cpu_capability(), notes)")
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import run_cli
 
-from huggingtweets import push
+from huggingtweets.publish import push
 from huggingtweets.errors import UserError
 
 LOCAL = "/somewhere/outputs/runs/2024_demo_ada/model"

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from huggingtweets.errors import UserError
-from huggingtweets.sources.archive import read_archive
-from huggingtweets.sources.files import read_csv
+from huggingtweets.ingest.sources.archive import read_archive
+from huggingtweets.ingest.sources.files import read_csv
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -140,9 +140,9 @@ def _raw_x_items(path: Path) -> list[tuple[bool, bool, bool]]:
 
 
 def _parsed_and_raw(path: Path):
-    from huggingtweets.posts import to_frame
-    from huggingtweets.sources import bluesky, mastodon
-    from huggingtweets.sources.twarc import parse_twarc
+    from huggingtweets.ingest.posts import to_frame
+    from huggingtweets.ingest.sources import bluesky, mastodon
+    from huggingtweets.ingest.sources.twarc import parse_twarc
 
     kind = path.parent.name
     if kind == "bluesky-getAuthorFeed":
@@ -196,7 +196,7 @@ def test_mastodon_sample_counts_from_its_readme():
 
 
 def test_twarc_sample_counts():
-    from huggingtweets.sources.twarc import read_twarc
+    from huggingtweets.ingest.sources.twarc import read_twarc
 
     df, _ = _parsed_and_raw(SAMPLES / "twarc2-jsonl" / "2sets.jsonl")  # two search pages
     assert (len(df), df["is_retweet"].sum(), df["is_reply"].sum(), df["is_quote"].sum()) == (200, 145, 10, 11)
@@ -235,7 +235,7 @@ def _source(name: str, url: str, **kw):
 def test_mastodon_replay_follows_the_recorded_link_headers(replay, tmp_path):
     import re
 
-    from huggingtweets import sources
+    from huggingtweets.ingest import sources
 
     folder = SAMPLES / "mastodon-account-statuses"
     pages = {}
@@ -267,7 +267,7 @@ def test_mastodon_replay_follows_the_recorded_link_headers(replay, tmp_path):
 def test_bluesky_replay(replay, tmp_path):
     import re
 
-    from huggingtweets import sources
+    from huggingtweets.ingest import sources
 
     body = json.loads((SAMPLES / "bluesky-getAuthorFeed" /
                        "getAuthorFeed_chriskenny.bsky.social.json").read_text())
@@ -288,7 +288,7 @@ def test_bluesky_replay(replay, tmp_path):
 def test_x_replay_through_tweepy(replay, tmp_path, monkeypatch):
     import re
 
-    from huggingtweets import sources
+    from huggingtweets.ingest import sources
 
     monkeypatch.setenv("X_BEARER_TOKEN", "replay-token")
     body = json.loads((SAMPLES / "x-api-v2-and-v1.1-tweepy" /

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from huggingtweets import report
+from huggingtweets.publish import report
 
 
 def load_cli():

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from huggingtweets.errors import UserError
-from huggingtweets.posts import COLUMNS
-from huggingtweets.sources import archive, demo, files
-from huggingtweets.sources.archive import read_archive
-from huggingtweets.sources.files import read_csv, read_jsonl
+from huggingtweets.ingest.posts import COLUMNS
+from huggingtweets.ingest.sources import archive, demo, files
+from huggingtweets.ingest.sources.archive import read_archive
+from huggingtweets.ingest.sources.files import read_csv, read_jsonl
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "source"
 
@@ -583,8 +583,8 @@ def test_source_configs_instantiate(tmp_path):
     hydra_utils = pytest.importorskip("hydra.utils")
     from omegaconf import OmegaConf
 
-    from huggingtweets import sources
-    from huggingtweets.sources import bluesky, mastodon, twarc, x
+    from huggingtweets.ingest import sources
+    from huggingtweets.ingest.sources import bluesky, mastodon, twarc, x
 
     targets = {
         "archive": archive.read_archive,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, run_cli
 
-from huggingtweets import posts
+from huggingtweets.ingest import posts
 
 GROUPS = {
     group: sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))

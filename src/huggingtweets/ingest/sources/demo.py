@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.posts import to_frame, validate_handle
+from huggingtweets.ingest.posts import to_frame, validate_handle
 
 PERSONAS = {
     "demo_ada": {

@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.posts import to_frame, validate_handle
-from huggingtweets.sources.files import _read_text
-from huggingtweets.sources.x import v1_record, v2_record, v2_records
+from huggingtweets.ingest.posts import to_frame, validate_handle
+from huggingtweets.ingest.sources.files import _read_text
+from huggingtweets.ingest.sources.x import v1_record, v2_record, v2_records
 
 
 def parse_twarc(path: str | Path, encoding: str = "utf-8") -> list[dict]:

@@ -66,7 +66,7 @@ class CopyCheck:
         return cls(np.array(exact, dtype=np.uint64), np.array(grams, dtype=np.uint64), ngram)
 
     def save(self, path: str | Path) -> Path:
-        from huggingtweets.posts import atomic_path
+        from huggingtweets.ingest.posts import atomic_path
 
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
@@ -152,7 +152,7 @@ class Generator:
         return cls(model, tok, copies, read_info(path))
 
     def _prefix(self, user: str | None) -> str:
-        from huggingtweets.module import EOS
+        from huggingtweets.train.module import EOS
 
         prefix = getattr(self.model.config, "prefix", None) or self.tok.eos_token or EOS
         if not user:

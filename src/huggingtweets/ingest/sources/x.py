@@ -22,9 +22,9 @@ import logging
 import os
 from datetime import UTC, datetime
 
-from huggingtweets import posts
+from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
-from huggingtweets.sources import fetching
+from huggingtweets.ingest.sources import fetching
 
 TOKEN_ENV = "X_BEARER_TOKEN"
 TOKEN_HELP = (

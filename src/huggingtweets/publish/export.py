@@ -8,9 +8,9 @@ from pathlib import Path
 import transformers
 import yaml
 
-from huggingtweets import card
-from huggingtweets.generate import COPY_INDEX, INFO, CopyCheck
-from huggingtweets.module import EOS
+from huggingtweets.publish import card
+from huggingtweets.publish.generate import COPY_INDEX, INFO, CopyCheck
+from huggingtweets.train.module import EOS
 
 # Sampling defaults of the original huggingtweets models: nucleus sampling, tweets of at most
 # 160 tokens, and an EOS prefix so an empty or short prompt starts a fresh tweet.

@@ -20,9 +20,9 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
-from huggingtweets import posts
+from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
-from huggingtweets.sources import fetching
+from huggingtweets.ingest.sources import fetching
 
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
 REPOST = "app.bsky.feed.defs#reasonRepost"

@@ -21,9 +21,9 @@ import html
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
-from huggingtweets import posts
+from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
-from huggingtweets.sources import fetching
+from huggingtweets.ingest.sources import fetching
 
 
 class MastodonSource(fetching.Remote):

@@ -23,8 +23,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from huggingtweets import clean as cleaning
-from huggingtweets import posts
+from huggingtweets.ingest import clean as cleaning
+from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
 
 DEMO_PREFIX = "demo_"
@@ -71,8 +71,8 @@ def load_user(data_dir: str | Path, handle: str, source=None) -> pd.DataFrame:
     (train.py's default, source=auto: demo personas, Bluesky, Mastodon, X with X_BEARER_TOKEN);
     otherwise the error says exactly how to provide the posts. `source` is a source config node;
     by default the running Hydra job's, and outside a Hydra job only demo users are generated."""
-    from huggingtweets import sources
-    from huggingtweets.sources import demo
+    from huggingtweets.ingest import sources
+    from huggingtweets.ingest.sources import demo
 
     if posts.tweets_path(data_dir, handle).exists():
         return posts.read_posts(data_dir, handle)

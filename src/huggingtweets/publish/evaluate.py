@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from huggingtweets.card import PROMPTS
-from huggingtweets.clean import DENSE_SCRIPT
-from huggingtweets.generate import COPY_INDEX, CopyCheck, Generator
+from huggingtweets.publish.card import PROMPTS
+from huggingtweets.ingest.clean import DENSE_SCRIPT
+from huggingtweets.publish.generate import COPY_INDEX, CopyCheck, Generator
 
 BASELINE = "interpolated Kneser-Ney trigram model over the same training token ids"
 

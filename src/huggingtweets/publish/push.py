@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from huggingtweets.errors import UserError
-from huggingtweets.generate import COPY_INDEX, read_info
+from huggingtweets.publish.generate import COPY_INDEX, read_info
 
 
 def default_name(handles: list[str]) -> str:

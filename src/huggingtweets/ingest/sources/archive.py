@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.posts import to_frame, validate_handle
+from huggingtweets.ingest.posts import to_frame, validate_handle
 
 # tweets.js / tweet.js and their split parts; deliberately not deleted-tweets.js or
 # tweet-headers.js, which newer archives also carry.

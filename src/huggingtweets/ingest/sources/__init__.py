@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from huggingtweets import posts
+from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
 
 DEMO_PREFIX = "demo_"
@@ -77,7 +77,7 @@ def fetch_user(cfg, handle: str | None, data_dir: str | Path, refresh: str = "me
     missing_only (API sources): leave a cache that exists alone, e.g. one that a concurrent job
     wrote while this one waited for it.
     """
-    from huggingtweets.sources import fetching
+    from huggingtweets.ingest.sources import fetching
 
     made = build(cfg, handle)
     if isinstance(made, fetching.Remote):

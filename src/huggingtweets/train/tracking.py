@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lightning.pytorch.loggers import WandbLogger
 
-from huggingtweets.posts import cache_name  # W&B names allow no '@' or ':'
+from huggingtweets.ingest.posts import cache_name  # W&B names allow no '@' or ':'
 
 
 def wandb_run(trainer):
@@ -84,7 +84,7 @@ def log_eval(trainer, results: dict, picture: Path | None = None) -> None:
         return
     import wandb
 
-    from huggingtweets.evaluate import flat_metrics
+    from huggingtweets.publish.evaluate import flat_metrics
 
     table = wandb.Table(columns=["prompt", "generation", "copies_training_tweet", "attributed_to"])
     for s in results["predictions"]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from huggingtweets import posts
+from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
 
 JOURNAL_VERSION = 1

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.posts import to_frame, validate_handle
+from huggingtweets.ingest.posts import to_frame, validate_handle
 
 DEFAULT_COLUMNS: dict[str, str | None] = {
     "id": "id",

@@ -14,7 +14,7 @@ import transformers
 from omegaconf import DictConfig, OmegaConf
 
 from huggingtweets.errors import UserError
-from huggingtweets.posts import atomic_path
+from huggingtweets.ingest.posts import atomic_path
 
 EOS = "<|endoftext|>"
 

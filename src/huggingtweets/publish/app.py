@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from huggingtweets.errors import UserError
-from huggingtweets.generate import Generator
+from huggingtweets.publish.generate import Generator
 
 MAX_PROMPT = 280
 

@@ -1,0 +1,1 @@
+"""Prepared posts -> a trained model: tokenizer, DataModule, LightningModule, tracking, DDP. Never fetches."""
