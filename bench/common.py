@@ -519,12 +519,16 @@ def product_run(overrides: list[str], run_dir: str | Path, extra_callbacks=()):
     import lightning as L
     from hydra.utils import instantiate
 
+    from huggingtweets.ingest.prepare import prepare
+
     cfg = compose_train(["logger=csv", "trainer.enable_progress_bar=false", *overrides], run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = instantiate(cfg.data)
+    dm = instantiate(cfg.data, _partial_=True)(prepared=prepare(**cfg.data, source=cfg.source, quiet=True))
     module = instantiate(cfg.model)
     dm.tokenizer = module.build(dm.train_texts)
-    trainer = instantiate(cfg.trainer, logger=[instantiate(lg) for lg in cfg.logger.values()])
+    from huggingtweets.train.fit import make_trainer
+
+    trainer = make_trainer(cfg)
     trainer.callbacks.extend(extra_callbacks)
     dm.setup("fit")
     return cfg, dm, module, trainer

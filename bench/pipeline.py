@@ -133,13 +133,13 @@ def main(argv=None) -> dict:
         tok_dir, tok_name = Path(tempfile.mkdtemp(prefix="bench-tok-")), "GPT-2 (50,257)"
         common.gpt2_tokenizer().save_pretrained(tok_dir)
     else:
-        from huggingtweets.train.module import train_tokenizer
+        from huggingtweets.train.tokenizer import train_tokenizer
 
         texts = [r["text"] for r in records_fn()] if common.have_real_data() else \
             list(records_fn()["text"])
         tok_dir, tok_name = Path(tempfile.mkdtemp(prefix="bench-tok-")), "BPE 4,096 (no GPT-2 files)"
         train_tokenizer(texts[:5000], 4096).save_pretrained(tok_dir)
-    from huggingtweets.train.module import load_pretrained
+    from huggingtweets.train.tokenizer import load_tokenizer
 
     runs = defaultdict(list)
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
@@ -147,9 +147,9 @@ def main(argv=None) -> dict:
     for rep in range(args.repeats):
         d = tmp / f"run-{rep}"
         # a fresh tokenizer object per pass, as each job loads one (TweetLM.build)
-        cold = one_pass("cold", handle, records_fn, load_pretrained("tokenizer", str(tok_dir)),
+        cold = one_pass("cold", handle, records_fn, load_tokenizer(str(tok_dir)),
                         d, args.block)
-        warm = one_pass("warm", handle, records_fn, load_pretrained("tokenizer", str(tok_dir)),
+        warm = one_pass("warm", handle, records_fn, load_tokenizer(str(tok_dir)),
                         d, args.block)
         runs["cold"].append(cold)
         runs["warm"].append(warm)
@@ -165,7 +165,7 @@ def main(argv=None) -> dict:
     frame = posts.to_frame(records_fn())
     import_s = time.perf_counter() - t
     texts = [x for x in frame["text"]]
-    tok = load_pretrained("tokenizer", str(tok_dir))
+    tok = load_tokenizer(str(tok_dir))
     t = time.perf_counter()
     n_tokens = sum(len(x) for x in tok(texts, add_special_tokens=False)["input_ids"])
     tokenize_s = time.perf_counter() - t

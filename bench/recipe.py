@@ -19,6 +19,7 @@ import argparse
 import itertools
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -54,10 +55,11 @@ GRID = {
 def import_timelines(data_dir: Path, users: list[str]) -> None:
     """Write each timeline's posts to data_dir/tweets/<handle>.parquet (once)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from huggingtweets.ingest import posts
-    from huggingtweets.ingest.sources.archive import read_archive
-    from huggingtweets.ingest.sources.files import read_csv
-    from huggingtweets.ingest.sources.twarc import read_twarc
+    from huggingtweets.sources.archive import read_archive
+    from huggingtweets.sources.files import read_csv
+    from huggingtweets.sources.twarc import read_twarc
+
+    from huggingtweets import posts
 
     readers = {"archive": read_archive, "csv": read_csv, "twarc": read_twarc}
     for handle in users:
@@ -82,7 +84,7 @@ def add_congress(n: int) -> list[str]:
 
 def run(user: str, overrides: list[str], data_dir: Path, tag: str) -> dict:
     """One `python train.py user=<user> model=scratch <overrides>`; its held-out numbers."""
-    run_dir = OUT / "runs" / tag / user
+    run_dir = OUT / "runs" / re.sub(r"[^A-Za-z0-9.]+", "_", "-".join([tag, *(o.split(".")[-1] for o in overrides)])) / user
     cmd = [sys.executable, str(ROOT / "train.py"), f"user={user}", "model=scratch",
            f"data.data_dir={data_dir}", "logger=csv", "eval.n=2", f"hydra.run.dir={run_dir}",
            *overrides]

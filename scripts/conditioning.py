@@ -21,7 +21,8 @@ import torch
 import transformers
 import yaml
 
-from huggingtweets.train.data import TweetDataModule, conditioned_users, control_token
+from huggingtweets.train.data import TweetDataModule
+from huggingtweets.train.tokenizer import control_token, control_users
 
 
 def token_losses(model, tok, texts: list[str], handle: str, batch: int = 32) -> float:
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
                          val_share=d["val_share"], split=d["split"], seed=d["seed"])
     tok = transformers.AutoTokenizer.from_pretrained(run / "model")
     model = transformers.AutoModelForCausalLM.from_pretrained(run / "model").eval()
-    users = conditioned_users(tok)
+    users = control_users(tok)
     if not users:
         print(f"{run}/model has no <|user:...|> tokens: train with data.condition=true", file=sys.stderr)
         return 2

@@ -59,7 +59,20 @@ def compose_cfg(tmp_path):
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(tmp_path / "run")
         HydraConfig.instance().set_config(cfg)
+        if name == "train":
+            write_demo(cfg.data.data_dir, cfg.user)  # as `fetch.py source=demo` would
         return cfg
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+def write_demo(data_dir, user: str) -> None:
+    """Cache the demo personas of `user` (a mix) as `fetch.py source=demo` does: the DataModule
+    only reads prepared posts, it never fetches or generates them."""
+    from huggingtweets.ingest import posts
+    from huggingtweets.ingest.sources import demo
+
+    for h in posts.parse_users(user):
+        if h in demo.PERSONAS and not posts.tweets_path(data_dir, h).exists():
+            posts.write_posts(data_dir, h, demo.generate(h), source="demo")

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from huggingtweets.errors import UserError
 from huggingtweets.ingest.clean import (
     Cleaned,
     boring_tweet,
@@ -20,7 +21,6 @@ from huggingtweets.ingest.clean import (
     print_table,
     table_markdown,
 )
-from huggingtweets.errors import UserError
 from huggingtweets.ingest.posts import COLUMNS, to_frame
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "clean"

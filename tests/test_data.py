@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from huggingtweets.ingest import posts
-from huggingtweets.train import data
 from huggingtweets.errors import UserError
-from huggingtweets.train.module import train_tokenizer
+from huggingtweets.ingest import posts
+from huggingtweets.train import data, tokenizer
+from huggingtweets.train.tokenizer import train_tokenizer
 
 CLEAN = {"preset": "default", "dedupe": True, "min_chars": 0}
 
@@ -183,38 +183,38 @@ def test_token_cache_key_follows_the_tokenizer_and_its_added_tokens(tmp_path):
     write_user(tmp_path, "alice", 80)
     dm = make_dm(tmp_path, "alice", block_size=16)
     tok = dm.tokenizer
-    key = data.tokenizer_key(tok)
+    key = tokenizer.key(tok)
     other = train_tokenizer(dm.train_texts, vocab_size=280)
-    assert data.tokenizer_key(other) != key
-    data.add_control_tokens(tok, ["alice"])
-    assert data.tokenizer_key(tok) != key  # conditioning's control tokens: other ids
+    assert tokenizer.key(other) != key
+    tokenizer.add_control_tokens(tok, ["alice"])
+    assert tokenizer.key(tok) != key  # conditioning's control tokens: other ids
 
 
 def test_load_pretrained_keys_a_tokenizer_by_its_files(tmp_path):
-    from huggingtweets.train.module import load_pretrained
+    from huggingtweets.train.tokenizer import load_tokenizer
 
     write_user(tmp_path, "alice", 80)
     tok = make_dm(tmp_path, "alice").tokenizer
     tok.save_pretrained(tmp_path / "tok")
-    a = load_pretrained("tokenizer", str(tmp_path / "tok"))
-    b = load_pretrained("tokenizer", str(tmp_path / "tok"))
-    assert a.ht_key.startswith("files-") and data.tokenizer_key(a) == data.tokenizer_key(b)
+    a = load_tokenizer(str(tmp_path / "tok"))
+    b = load_tokenizer(str(tmp_path / "tok"))
+    assert tokenizer._BASE_KEYS[a].startswith("files-") and tokenizer.key(a) == tokenizer.key(b)
     train_tokenizer(make_dm(tmp_path, "alice", val_share=0.5).train_texts, 280).save_pretrained(
         tmp_path / "tok")
-    c = load_pretrained("tokenizer", str(tmp_path / "tok"))
-    assert data.tokenizer_key(c) != data.tokenizer_key(a)
+    c = load_tokenizer(str(tmp_path / "tok"))
+    assert tokenizer.key(c) != tokenizer.key(a)
 
 
 def test_token_cache_hit_with_tokenizers_keyed_by_their_files(tmp_path, monkeypatch):
-    from huggingtweets.train.module import load_pretrained
+    from huggingtweets.train.tokenizer import load_tokenizer
 
     write_user(tmp_path, "alice", 80)
     dm = make_dm(tmp_path, "alice", block_size=16)
     dm.tokenizer.save_pretrained(tmp_path / "tok")
-    dm.tokenizer = load_pretrained("tokenizer", str(tmp_path / "tok"))
+    dm.tokenizer = load_tokenizer(str(tmp_path / "tok"))
     dm.setup("fit")
     warm = data.TweetDataModule(user="alice", clean=CLEAN, data_dir=str(tmp_path), block_size=16)
-    warm.tokenizer = load_pretrained("tokenizer", str(tmp_path / "tok"))  # a new object
+    warm.tokenizer = load_tokenizer(str(tmp_path / "tok"))  # a new object
     monkeypatch.setattr(type(warm.tokenizer), "__call__", lambda *a, **k: 1 / 0)
     warm.setup("fit")  # a cache hit: the tokenizer is never called
     assert torch.equal(dm.train_set.blocks, warm.train_set.blocks)

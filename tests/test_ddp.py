@@ -10,6 +10,7 @@ import pytest
 from conftest import ROOT, TINY, run_cli
 
 from huggingtweets.train import distributed
+from huggingtweets.train.fit import make_trainer
 
 
 def test_rank_commands_rerun_only_the_current_job(monkeypatch, tmp_path):
@@ -52,11 +53,10 @@ def test_a_new_job_forgets_the_previous_jobs_environment(monkeypatch):
 
 
 def test_ddp_config_builds_the_sweep_safe_strategy(compose_cfg):
-    from hydra.utils import instantiate
 
     cfg = compose_cfg("user=demo_ada", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
                       "logger=csv")
-    trainer = instantiate(cfg.trainer, logger=False)
+    trainer = make_trainer(cfg)
     assert isinstance(trainer.strategy, distributed.DDPStrategy)
     assert trainer.world_size == 2 and trainer.is_global_zero
     assert isinstance(trainer.strategy.launcher, distributed._JobScriptLauncher)

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 from conftest import TINY, run_cli
 
-from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
+from huggingtweets.ingest import posts
 from huggingtweets.train.module import TweetLM
 
 

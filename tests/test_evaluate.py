@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, write_demo
 
 from huggingtweets.publish.evaluate import KneserNeyTrigram, diversity, words
 from huggingtweets.publish.generate import COPY_INDEX, CopyCheck, normalize
@@ -27,14 +27,15 @@ def tiny_run(tmp_path_factory) -> dict:
     import lightning as L
 
     from huggingtweets.publish import export
-    from huggingtweets.train.data import TweetDataModule
     from huggingtweets.publish.evaluate import evaluate_run
+    from huggingtweets.train.data import TweetDataModule
     from huggingtweets.train.module import TweetLM
 
     base = tmp_path_factory.mktemp("tiny")
     run = base / "run"
     clean = yaml.safe_load((ROOT / "conf" / "clean" / "default.yaml").read_text())
     L.seed_everything(0)
+    write_demo(base / "data", "demo_ada-demo_bo")
     dm = TweetDataModule("demo_ada-demo_bo", clean, data_dir=str(base / "data"), block_size=32,
                          batch_size=32, mix="balanced", seed=0)
     module = TweetLM(name_or_path=None, optim={"lr": 3e-3, "warmup_ratio": 0.1},

@@ -13,8 +13,8 @@ from conftest import TINY, run_cli
 from omegaconf import OmegaConf
 from test_fetch_fakes import CONF, TOKEN, serve
 
-from huggingtweets.ingest import posts, sources
 from huggingtweets.errors import UserError
+from huggingtweets.ingest import posts, sources
 from huggingtweets.ingest.sources import fetching
 
 HANDLE = "alice.bsky.social"
@@ -237,8 +237,10 @@ def test_auto_rate_limit_setting_reaches_every_platform():
 
 def test_training_config_fetches_a_missing_mix_across_platforms(api, tmp_path, compose_cfg,
                                                                  monkeypatch):
-    """`python train.py user=...` in process: the datamodule's load_user fetches each user."""
+    """`python train.py user=...` in process: its prepare step fetches each missing user."""
     from hydra.utils import instantiate
+
+    from huggingtweets.ingest.prepare import prepare
 
     monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
     api.x.add_user("carol", 120)
@@ -247,43 +249,41 @@ def test_training_config_fetches_a_missing_mix_across_platforms(api, tmp_path, c
     user = f"carol+{HANDLE}+bob@mastodon.example"
     cfg = compose_cfg(f"user={user}", *[f"source.{p}.base_url={api.url}"
                                         for p in ("x", "bluesky", "mastodon")])
-    dm = instantiate(cfg.data)
+    prepared = prepare(**cfg.data, source=cfg.source)
+    dm = instantiate(cfg.data, _partial_=True)(prepared=prepared)
     assert dm.handles == ["carol", HANDLE, "bob@mastodon.example"]
     assert {h: t["Tweets downloaded"] for h, t in dm.tables.items()} == {
         "carol": 120, HANDLE: 110, "bob@mastodon.example": 130}
     assert posts.read_meta(cfg.data.data_dir, HANDLE)["source"] == "bluesky"
     requests = len(api.log)
-    instantiate(cfg.data)  # cached now: no request at all
+    prepare(**cfg.data, source=cfg.source)  # cached now: no request at all
+    instantiate(cfg.data)
     assert len(api.log) == requests
 
 
-def test_load_user_outside_hydra_only_generates_demo_users(tmp_path, monkeypatch):
-    from hydra.core.hydra_config import HydraConfig
+def test_the_datamodule_never_fetches(api, tmp_path, compose_cfg, monkeypatch):
+    from hydra.utils import instantiate
 
-    from huggingtweets.train import data
-
-    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # other tests leave one behind
-
-    assert len(data.load_user(tmp_path, "demo_cy")) == 400
-    with pytest.raises(UserError, match="no posts cached for @alice.bsky.social.*"
-                                        "python fetch.py user=alice.bsky.social"):
-        data.load_user(tmp_path, HANDLE)
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    api.bsky.add_user(HANDLE, 110)
+    cfg = compose_cfg(f"user={HANDLE}", f"source.bluesky.base_url={api.url}")
+    with pytest.raises(Exception) as caught:
+        instantiate(cfg.data)
+    assert "no posts cached for @alice.bsky.social" in str(caught.value)
+    assert "python fetch.py user=alice.bsky.social" in str(caught.value)
+    assert api.log == [] and not posts.tweets_path(cfg.data.data_dir, HANDLE).exists()
 
 
 def test_train_without_a_way_to_fetch_says_how(tmp_path, compose_cfg, monkeypatch):
-    from hydra.utils import instantiate
+    from huggingtweets.ingest.prepare import prepare
 
     monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
     cfg = compose_cfg("user=demo_ada+nobody_here")
-    with pytest.raises(Exception) as caught:
-        instantiate(cfg.data)
-    err = caught.value
-    while err is not None and not isinstance(err, UserError):
-        err = err.__cause__ or err.__context__
-    assert isinstance(err, UserError), caught.value
+    with pytest.raises(UserError) as caught:
+        prepare(**cfg.data, source=cfg.source)
     for needle in ("no posts cached for @nobody_here", "X_BEARER_TOKEN",
                    "python fetch.py user=nobody_here source=x", "source=archive source.path="):
-        assert needle in str(err), str(err)
+        assert needle in str(caught.value), str(caught.value)
 
 
 def test_cli_rate_limit_stop_is_one_clear_line(api, tmp_path):

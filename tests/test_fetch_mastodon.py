@@ -8,8 +8,8 @@ import pytest
 from omegaconf import OmegaConf
 from test_fetch_fakes import CONF, kill_mid_fetch_then_resume, serve
 
-from huggingtweets.ingest import posts, sources
 from huggingtweets.errors import UserError
+from huggingtweets.ingest import posts, sources
 from huggingtweets.ingest.sources import mastodon
 
 HANDLE = "bob@mastodon.example"

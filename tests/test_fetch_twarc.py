@@ -7,8 +7,8 @@ import json
 import pytest
 from conftest import run_cli
 
-from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
+from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources.twarc import parse_twarc, read_twarc
 
 ALICE = {"id": "11", "username": "alice", "name": "Alice A."}

@@ -10,8 +10,8 @@ from conftest import run_cli
 from omegaconf import OmegaConf
 from test_fetch_fakes import CONF, TOKEN, kill_mid_fetch_then_resume, serve
 
-from huggingtweets.ingest import posts, sources
 from huggingtweets.errors import UserError
+from huggingtweets.ingest import posts, sources
 
 
 @pytest.fixture

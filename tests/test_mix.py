@@ -6,10 +6,11 @@ import pytest
 import torch
 from conftest import TINY
 
-from huggingtweets.ingest import posts
-from huggingtweets.train import data
 from huggingtweets.errors import UserError
-from huggingtweets.train.module import train_tokenizer
+from huggingtweets.ingest import posts
+from huggingtweets.train import data, tokenizer
+from huggingtweets.train.fit import make_trainer
+from huggingtweets.train.tokenizer import train_tokenizer
 
 CLEAN = {"preset": "default", "dedupe": True, "min_chars": 0}
 
@@ -33,15 +34,15 @@ def conditioned_dm(tmp_path, condition=True, **kw):
 
 
 def test_control_token_helpers():
-    assert data.control_token("alice") == "<|user:alice|>"
-    assert data.control_token("@Bob_1") == "<|user:Bob_1|>"
+    assert tokenizer.control_token("alice") == "<|user:alice|>"
+    assert tokenizer.control_token("@Bob_1") == "<|user:Bob_1|>"
     with pytest.raises(UserError):
-        data.control_token("../x")
+        tokenizer.control_token("../x")
     tok = train_tokenizer(["hello world"] * 20, vocab_size=260)
-    assert data.conditioned_users(tok) == []
-    ids = data.add_control_tokens(tok, ["bob", "alice"])
-    assert data.add_control_tokens(tok, ["bob", "alice"]) == ids  # idempotent
-    assert data.conditioned_users(tok) == ["bob", "alice"]
+    assert tokenizer.control_users(tok) == []
+    ids = tokenizer.add_control_tokens(tok, ["bob", "alice"])
+    assert tokenizer.add_control_tokens(tok, ["bob", "alice"]) == ids  # idempotent
+    assert tokenizer.control_users(tok) == ["bob", "alice"]
     text = "<|endoftext|><|user:alice|>hello"
     enc = tok(text, add_special_tokens=False)["input_ids"]
     assert enc[:2] == [tok.eos_token_id, ids[1]]  # never split into pieces
@@ -53,7 +54,7 @@ def test_conditioned_blocks_start_every_tweet_with_its_users_token(tmp_path):
     dm = conditioned_dm(tmp_path)
     tok, eos = dm.tokenizer, dm.tokenizer.eos_token_id
     ctl = dict(zip(["alice", "bob"], dm.control_ids, strict=True))
-    assert data.conditioned_users(tok) == ["alice", "bob"]
+    assert tokenizer.control_users(tok) == ["alice", "bob"]
     # training blocks: every EOS (but a block's last token) is followed by a control token
     blocks = dm.train_set.blocks
     after = blocks[:, 1:][blocks[:, :-1] == eos]
@@ -73,7 +74,7 @@ def test_conditioned_blocks_start_every_tweet_with_its_users_token(tmp_path):
         assert len(nxt) and set(nxt.tolist()) == {ctl[h]}
     # the unconditioned module has none of it
     plain = conditioned_dm(tmp_path, condition=False)
-    assert data.conditioned_users(plain.tokenizer) == []
+    assert tokenizer.control_users(plain.tokenizer) == []
     assert not torch.isin(plain.train_set.blocks, torch.tensor(dm.control_ids)).any()
 
 
@@ -90,16 +91,16 @@ def test_a_conditioned_tiny_mix_trains_and_exports_its_control_tokens(compose_cf
     dm.tokenizer = module.build(dm.train_texts)
     n_vocab = module.model.get_input_embeddings().num_embeddings
     assert len(module.tokenizer) == n_vocab + 2  # the datamodule added the two control tokens
-    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, callbacks=[])
+    trainer = make_trainer(cfg)
     trainer.fit(module, datamodule=dm)  # TweetLM.setup grew the embeddings: no index error
     assert module.model.get_input_embeddings().num_embeddings == len(module.tokenizer)
     assert module.model.get_output_embeddings().weight.shape[0] == len(module.tokenizer)
     assert trainer.callback_metrics["val/loss"] > 0 and "val/loss_demo_bo" in trainer.callback_metrics
     out = export.export_model(module, dm, tmp_path / "model", {"val/loss": 1.0}, {})
     tok = transformers.AutoTokenizer.from_pretrained(out)
-    assert data.conditioned_users(tok) == ["demo_ada", "demo_bo"]
+    assert tokenizer.control_users(tok) == ["demo_ada", "demo_bo"]
     model = transformers.AutoModelForCausalLM.from_pretrained(out)
-    ids = tok(tok.eos_token + data.control_token("demo_bo"), return_tensors="pt",
+    ids = tok(tok.eos_token + tokenizer.control_token("demo_bo"), return_tensors="pt",
               add_special_tokens=False)["input_ids"]
     assert ids.shape[1] == 2
     gen = model.generate(ids, max_new_tokens=5, do_sample=True, pad_token_id=tok.eos_token_id)

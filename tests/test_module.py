@@ -6,7 +6,8 @@ import pytest
 import torch
 import transformers
 
-from huggingtweets.train.module import TweetLM, fuse_gelu, train_tokenizer
+from huggingtweets.train.module import TweetLM, fuse_gelu
+from huggingtweets.train.tokenizer import _BASE_KEYS, train_tokenizer
 
 SCRATCH = {"vocab_size": 300, "n_positions": 32, "n_embd": 32, "n_layer": 2, "n_head": 2,
            "dropout": 0.0}
@@ -53,7 +54,7 @@ def test_adamw_is_fused_as_configured(monkeypatch, fused, precision, expected):
 def test_scratch_tokenizer_carries_its_cache_key(tmp_path):
     tok = train_tokenizer(TEXTS, 300, tmp_path)
     again = train_tokenizer(TEXTS, 300, tmp_path)
-    assert tok.ht_key == again.ht_key and tok.ht_key.startswith("bpe-")
+    assert _BASE_KEYS[tok] == _BASE_KEYS[again] and _BASE_KEYS[tok].startswith("bpe-")
     # keyed by the tokenizer itself (its saved file), not by what it was trained on
     other = train_tokenizer([f"zebra {i} quartz jukebox" for i in range(50)], 300, tmp_path)
-    assert other.ht_key != tok.ht_key
+    assert _BASE_KEYS[other] != _BASE_KEYS[tok]

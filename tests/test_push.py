@@ -6,8 +6,8 @@ import json
 import pytest
 from conftest import run_cli
 
-from huggingtweets.publish import push
 from huggingtweets.errors import UserError
+from huggingtweets.publish import push
 
 LOCAL = "/somewhere/outputs/runs/2024_demo_ada/model"
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from huggingtweets.publish.card import PROMPTS
 from huggingtweets.ingest.clean import DENSE_SCRIPT
+from huggingtweets.publish.card import PROMPTS
 from huggingtweets.publish.generate import COPY_INDEX, CopyCheck, Generator
 
 BASELINE = "interpolated Kneser-Ney trigram model over the same training token ids"
@@ -116,17 +116,13 @@ class KneserNeyTrigram:
 
 @torch.no_grad()
 def model_nll(model, blocks: torch.Tensor, batch_size: int = 16) -> np.ndarray:
-    """Per-token NLL of the next-token targets, exactly as TweetLM.validation_step computes it."""
+    """Per-token NLL of the next-token targets, exactly as validation computes it (token_nll)."""
+    from huggingtweets.train.module import token_nll
+
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
-    out = []
-    for i in range(0, len(blocks), batch_size):
-        ids = blocks[i : i + batch_size].to(device)
-        logits = model(input_ids=ids).logits[:, :-1].float()
-        nll = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none"
-        )
-        out.append(nll.view(ids.size(0), -1).double().cpu().numpy())
+    out = [token_nll(model, blocks[i : i + batch_size].to(device)).double().cpu().numpy()
+           for i in range(0, len(blocks), batch_size)]
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, blocks.shape[1] - 1))
 
@@ -364,7 +360,7 @@ def flat_metrics(results: dict) -> dict[str, float]:
 
 
 def evaluate_run(module, dm, cfg: Mapping | None, run_dir: str | Path,
-                 model_dir: str | Path | None = None) -> dict:
+                 model_dir: str | Path | None = None, copies: CopyCheck | None = None) -> dict:
     """Evaluate the trained `module` (anything with .model and .tokenizer, or an exported model
     dir) on `dm` (set up, with the model's tokenizer); write eval.json, predictions.jsonl and the
     copy index to `run_dir`, predictions.png to `model_dir` (default `<run_dir>/model`)."""
@@ -379,8 +375,9 @@ def evaluate_run(module, dm, cfg: Mapping | None, run_dir: str | Path,
         model, tok = module.model, module.tokenizer
     results = {"heldout": heldout(model, dm)}
 
-    copies = CopyCheck.build(dm.train_texts, tok, c["copy_ngram"])
-    copies.save(run_dir / COPY_INDEX)  # generate.py and the demo then apply this very check
+    if copies is None:  # generate.py and the demo then apply this very check
+        copies = CopyCheck.build(dm.train_texts, tok, c["copy_ngram"])
+        copies.save(run_dir / COPY_INDEX)
     gen = Generator(model, tok, copies)
     voices = [u for u in gen.users if u in dm.handles] or [None]  # author conditioning: each user
     per_voice = max(1, math.ceil(c["n"] / len(voices)))

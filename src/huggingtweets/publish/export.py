@@ -10,7 +10,7 @@ import yaml
 
 from huggingtweets.publish import card
 from huggingtweets.publish.generate import COPY_INDEX, INFO, CopyCheck
-from huggingtweets.train.module import EOS
+from huggingtweets.train.tokenizer import EOS
 
 # Sampling defaults of the original huggingtweets models: nucleus sampling, tweets of at most
 # 160 tokens, and an EOS prefix so an empty or short prompt starts a fresh tweet.
@@ -26,11 +26,40 @@ def languages(dm) -> list[str]:
     return sorted(langs, key=langs.get, reverse=True)[:5]
 
 
-def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict,
-                 copy_ngram: int = 8) -> Path:
+def publish_run(cfg, trainer, module, dm, metrics: dict, run_dir: str | Path) -> Path | None:
+    """Everything a finished run leaves (rank zero): metrics.json and the resolved config; with
+    cfg.export the model dir, the copy check's index, the evaluation (unless eval=none), the card
+    and the W&B artifacts. Returns the model dir."""
+    from omegaconf import OmegaConf
+
+    from huggingtweets.config import redact
+    from huggingtweets.train import tracking
+
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    write_run_files(run_dir, metrics, resolved)
+    if not cfg.export:
+        return None
+    hparams = {**resolved["optim"], "epochs": cfg.trainer.max_epochs, "steps": trainer.global_step,
+               "seed": cfg.seed, "block_size": cfg.data.block_size, "batch_size": cfg.data.batch_size}
+    model_dir = export_model(module, dm, Path(run_dir) / "model", metrics, hparams)
+    copies = CopyCheck.build(dm.train_texts, module.tokenizer, cfg.eval.copy_ngram)
+    copies.save(Path(run_dir) / COPY_INDEX)  # beside the model dir: never published (generate.py)
+    evaluation = None
+    if cfg.eval.enabled:  # vs a baseline, memorization, voice
+        from huggingtweets.publish.evaluate import evaluate_run, flat_metrics
+
+        evaluation = evaluate_run(module, dm, cfg.eval, run_dir, model_dir, copies)
+        tracking.log_eval(trainer, evaluation["predictions"], flat_metrics(evaluation),
+                          model_dir / "predictions.png")
+    write_card(module, dm, model_dir, metrics, hparams, evaluation, tracking.run_url(trainer))
+    tracking.log_model(trainer, model_dir, metrics, dm.handles)
+    print(f"model: {model_dir}")
+    return model_dir
+
+
+def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) -> Path:
     """Weights, tokenizer, generation defaults, the demo's info file and the card (without an
-    evaluation yet: `write_card` rewrites it once `evaluate` has run). The copy check's index goes
-    to the run dir around `out_dir`, not into the published model dir (see generate.py)."""
+    evaluation yet: `write_card` rewrites it once `evaluate` has run)."""
     out = Path(out_dir)
     model, tok = module.model, module.tokenizer
     eos = tok.eos_token_id
@@ -49,7 +78,6 @@ def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict,
         "model_id": str(out),  # what the card's snippet names; push.py swaps in the repo id
     }
     (out / INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-    CopyCheck.build(dm.train_texts, tok, copy_ngram).save(out.parent / COPY_INDEX)
     write_card(module, dm, out, metrics, hparams)
     return out
 

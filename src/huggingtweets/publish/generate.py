@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from huggingtweets.errors import UserError
+from huggingtweets.train.tokenizer import CONTROL_TOKEN, EOS, control_users
 
 COPY_INDEX = "copycheck.npz"
 INFO = "huggingtweets.json"  # handles, display names and prompts for the demo (public info only)
-USER_TOKEN = re.compile(r"<\|user:([^|<>]+)\|>")  # author-conditioning control tokens
 
 
 def normalize(text: str) -> str:
@@ -105,12 +105,6 @@ class CopyCheck:
         return None
 
 
-def control_users(tokenizer) -> list[str]:
-    """Users a model trained with author conditioning knows: its `<|user:NAME|>` added tokens."""
-    added = tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else {}
-    return sorted(m.group(1) for t in added if (m := USER_TOKEN.fullmatch(t)))
-
-
 def read_info(model_dir: str | Path) -> dict:
     path = Path(model_dir) / INFO
     return json.loads(path.read_text()) if path.exists() else {}
@@ -152,8 +146,6 @@ class Generator:
         return cls(model, tok, copies, read_info(path))
 
     def _prefix(self, user: str | None) -> str:
-        from huggingtweets.train.module import EOS
-
         prefix = getattr(self.model.config, "prefix", None) or self.tok.eos_token or EOS
         if not user:
             return prefix
@@ -235,7 +227,7 @@ class Generator:
                     cont = self.tok.decode(seq, skip_special_tokens=True)
                     # control tokens, and the U+FFFD of a character cut mid-way by max_new_tokens
                     # or by a byte-level model that emitted an invalid byte sequence
-                    cont = USER_TOKEN.sub("", cont).replace("\ufffd", "")
+                    cont = CONTROL_TOKEN.sub("", cont).replace("\ufffd", "")
                     text = prompts[i] + cont
                     if cut_newline:
                         text = text.split("\n")[0]

@@ -1,4 +1,5 @@
-"""TweetDataModule: cached posts -> cleaned tweets -> token ids (cached) -> packed fixed-length blocks.
+"""TweetDataModule: prepared posts (huggingtweets.ingest.prepare: cleaned, split per user) -> token
+ids (cached) -> packed fixed-length blocks -> loaders.
 
 Tweets are short (tens of tokens), so instead of padding each one we concatenate them with an EOS
 before every tweet and cut the stream into full blocks of `block_size` tokens: no padding, no
@@ -8,101 +9,20 @@ user's tweets by default) and packed per user, so each user of a mix gets its ow
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
-import re
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
 import lightning as L
 import numpy as np
-import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from huggingtweets.ingest import clean as cleaning
-from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
-
-DEMO_PREFIX = "demo_"
-
-# Author conditioning: one control token per user of a mix, e.g. "<|user:alice|>". With
-# data.condition=true every tweet is packed as [EOS, <|user:h|>, tweet...], so one mixed model can
-# be asked to write as any one of its users (generation starts with EOS + that token), or as the
-# blend (EOS alone: the model then picks a user itself).
-CONTROL_TOKEN = re.compile(r"^<\|user:([A-Za-z0-9_]{1,15})\|>$")
-
-
-def control_token(handle: str) -> str:
-    """The control token of one user: `<|user:alice|>`."""
-    return f"<|user:{posts.validate_handle(handle)}|>"
-
-
-def conditioned_users(tokenizer) -> list[str]:
-    """The users a tokenizer has control tokens for (in id order); [] for an unconditioned model."""
-    added = tokenizer.get_added_vocab()
-    found = [(i, CONTROL_TOKEN.match(t)) for t, i in added.items()]
-    return [m.group(1) for i, m in sorted(found, key=lambda x: x[0]) if m]
-
-
-def add_control_tokens(tokenizer, handles: list[str]) -> list[int]:
-    """Add the users' control tokens to `tokenizer` as special tokens (idempotent); their ids.
-
-    Special: never split, never produced by tokenizing ordinary text, and dropped by
-    decode(skip_special_tokens=True). The model's embeddings grow to match (TweetLM.setup).
-    """
-    from tokenizers import AddedToken
-
-    tokens = [control_token(h) for h in handles]
-    tokenizer.add_tokens(
-        [AddedToken(t, special=True, normalized=False) for t in tokens], special_tokens=True
-    )
-    ids = tokenizer.convert_tokens_to_ids(tokens)
-    if any(i is None or i == tokenizer.unk_token_id for i in ids):
-        raise RuntimeError(f"the tokenizer did not take the control tokens {tokens}")
-    return ids
-
-
-def load_user(data_dir: str | Path, handle: str, source=None) -> pd.DataFrame:
-    """The user's cached posts. A user not cached yet is fetched when the configured source can
-    (train.py's default, source=auto: demo personas, Bluesky, Mastodon, X with X_BEARER_TOKEN);
-    otherwise the error says exactly how to provide the posts. `source` is a source config node;
-    by default the running Hydra job's, and outside a Hydra job only demo users are generated."""
-    from huggingtweets.ingest import sources
-    from huggingtweets.ingest.sources import demo
-
-    if posts.tweets_path(data_dir, handle).exists():
-        return posts.read_posts(data_dir, handle)
-    name = None
-    if source is None:
-        source, name = sources.configured()
-    if handle in demo.PERSONAS:
-        posts.write_posts(data_dir, handle, demo.generate(handle), source="demo")
-    elif source is not None:
-        try:
-            sources.fetch_user(source, handle, data_dir, name=name, missing_only=True)
-        except sources.NoSource:
-            pass  # read_posts below says how to provide the posts
-    return posts.read_posts(data_dir, handle)
-
-
-def split_tweets(df: pd.DataFrame, val_share: float, how: str, seed: int, handle: str):
-    """Return (train, val) frames. `time`: the newest share is validation (no leakage from the
-    future into training, the honest choice for a timeline); `random`: a seeded shuffle."""
-    n_val = max(1, round(len(df) * val_share))
-    if n_val >= len(df):
-        raise UserError(f"@{handle}: {len(df)} tweets kept is too few to split off a validation set")
-    if how == "time":
-        df = df.sort_values(["created_at", "id"], kind="stable")
-    elif how == "random":
-        rng = np.random.default_rng([seed, zlib.crc32(handle.encode())])
-        df = df.iloc[rng.permutation(len(df))]
-    else:
-        raise UserError(f"data.split={how!r}: use time or random")
-    return df.iloc[:-n_val], df.iloc[-n_val:]
+from huggingtweets.ingest import posts
+from huggingtweets.ingest.prepare import Prepared, prepare
+from huggingtweets.train import tokenizer as tk
 
 
 def mix_counts(chars: Mapping[str, int], mix: str, weights: Mapping[str, float] | None) -> dict:
@@ -180,44 +100,6 @@ def pack_flat(ids: np.ndarray, offsets: np.ndarray, order, block_size: int, eos_
     return torch.from_numpy(stream[: n_blocks * block_size].reshape(n_blocks, block_size))
 
 
-@functools.cache
-def _code_key() -> str:
-    """The code that reads, cleans and splits posts (and pandas' version), so an upgrade never
-    reuses stale cleaned tweets."""
-    h = hashlib.sha256(pd.__version__.encode())
-    for module in (posts, cleaning, __file__):
-        h.update(Path(getattr(module, "__file__", module)).read_bytes())
-    return h.hexdigest()
-
-
-def tokenizer_key(tok) -> str:
-    """What the token cache is keyed by: the tokenizer's identity (`tok.ht_key`, set where it was
-    made, e.g. train_tokenizer's cache key; else a hash of its full serialisation, ~40 ms for
-    GPT-2's 50k vocabulary, so computed once per tokenizer object) plus its added tokens (author
-    conditioning adds control tokens after the tokenizer was made)."""
-    base = getattr(tok, "ht_key", None)
-    if base is None:
-        base = hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()
-        tok.ht_key = base
-    added = json.dumps(sorted(tok.get_added_vocab().items()), ensure_ascii=False)
-    return hashlib.sha256(f"{base}\n{added}".encode()).hexdigest()
-
-
-def _read_split(path: Path, table_path: Path):
-    """(table, train, val) from the cleaned-split cache, or None: missing, or unreadable (a data
-    dir copied across pandas/pyarrow versions, a damaged file), then it is rebuilt."""
-    if not (path.exists() and table_path.exists()):
-        return None
-    try:
-        both = pd.read_feather(path)
-        meta = json.loads(table_path.read_text())
-        n_train = int(meta["n_train"])
-        return meta["table"], both.iloc[:n_train], both.iloc[n_train:].reset_index(drop=True)
-    except Exception as err:
-        print(f"rebuilding the cleaned-posts cache {path.name}: {type(err).__name__}: {err}")
-        return None
-
-
 class EpochShuffle(Sampler[int]):
     """A shuffle that depends only on (seed, epoch): a run resumed from a checkpoint sees exactly
     the batches an uninterrupted run would (Lightning calls set_epoch before every epoch)."""
@@ -262,17 +144,28 @@ class TweetDataModule(L.LightningDataModule):
         seed: int = 1234,
         num_workers: int = 0,
         condition: bool = False,
+        prepared: Prepared | None = None,
     ):
+        """`prepared`: the posts train.py's prepare step made; None reads them here (the same
+        call, from the cache only: the DataModule never fetches)."""
         super().__init__()
-        self.handles = posts.parse_users(user)
-        self.clean_cfg = OmegaConf.to_container(clean) if isinstance(clean, DictConfig) else clean
+        clean = OmegaConf.to_container(clean) if isinstance(clean, DictConfig) else dict(clean)
+        self.prepared = prepared or prepare(user, clean, data_dir, val_share, split, seed)
+        self.handles = self.prepared.handles
         self.data_dir, self.block_size, self.batch_size = Path(data_dir), block_size, batch_size
-        self.val_share, self.split, self.seed, self.num_workers = val_share, split, seed, num_workers
+        self.seed, self.num_workers = seed, num_workers
         self.mix = mix
         self.weights = dict(weights) if weights else None
         self.condition = bool(condition)
         self.tokenizer = None
-        self._load()
+
+    # the prepared posts, by user
+    train = property(lambda self: self.prepared.train)
+    val = property(lambda self: self.prepared.val)
+    tables = property(lambda self: self.prepared.tables)
+    meta = property(lambda self: self.prepared.meta)
+    raw_paths = property(lambda self: self.prepared.raw_paths)
+    train_texts = property(lambda self: self.prepared.train_texts)
 
     @property
     def tokenizer(self):
@@ -283,60 +176,17 @@ class TweetDataModule(L.LightningDataModule):
         """The model's tokenizer. With data.condition=true, the users' control tokens are added to
         it here (the same object the model holds: TweetLM.setup then grows its embeddings)."""
         self._tokenizer = tok
-        self.control_ids = add_control_tokens(tok, self.handles) if tok is not None and \
+        self.control_ids = tk.add_control_tokens(tok, self.handles) if tok is not None and \
             self.condition else None
-
-    def _load(self) -> None:
-        """Read, clean and split every user of the mix (cheap; the tokenizer is not needed yet).
-
-        The cleaned split is cached by the raw cache's bytes + the cleaning and split settings, so
-        every run after the first (every job of a sweep) skips reading and cleaning the posts."""
-        self.tables, self.meta, self.train, self.val, self.raw_paths = {}, {}, {}, {}, {}
-        self._split_keys = {}
-        for h in self.handles:
-            raw_path = posts.tweets_path(self.data_dir, h)
-            if not raw_path.exists():
-                load_user(self.data_dir, h)  # fetch or generate it (or say how to provide it)
-            key = hashlib.sha256(raw_path.read_bytes())
-            key.update(_code_key().encode())  # a new version of the cleaning code: a new key
-            key.update(json.dumps([self.clean_cfg, self.val_share, self.split, self.seed],
-                                  sort_keys=True, default=str).encode())
-            key = self._split_keys[h] = key.hexdigest()[:20]
-            # Arrow IPC, uncompressed: read back in ~4 ms for 30k tweets where parquet took ~11
-            path = self.data_dir / "cache" / f"split-{key}.arrow"
-            table_path = path.with_suffix(".json")
-            cached = _read_split(path, table_path)
-            if cached:
-                self.tables[h], self.train[h], self.val[h] = cached
-            else:
-                cleaned = cleaning.clean_posts(posts.read_posts(self.data_dir, h), self.clean_cfg)
-                self.tables[h] = cleaned.table
-                cleaning.check_enough(cleaned, h, int(self.clean_cfg.get("min_chars", 0)))
-                train, val = split_tweets(cleaned.posts, self.val_share, self.split, self.seed, h)
-                self.train[h], self.val[h] = train.reset_index(drop=True), val.reset_index(drop=True)
-                # The table first: a crash between the two writes leaves no .arrow, a cache miss.
-                with posts.atomic_path(table_path) as tmp:
-                    tmp.write_text(json.dumps({"table": cleaned.table,
-                                               "n_train": len(self.train[h])}))
-                both = pd.concat([self.train[h], self.val[h]], ignore_index=True)
-                with posts.atomic_path(path) as tmp:
-                    both.to_feather(tmp, compression="uncompressed")
-            self.meta[h] = posts.read_meta(self.data_dir, h)
-            self.raw_paths[h] = raw_path
-        cleaning.print_table(self.tables, title="Data")
-
-    @property
-    def train_texts(self) -> list[str]:
-        return [t for h in self.handles for t in self.train[h]["text"]]
 
     def _flat_tokens(self) -> dict:
         """{"h/split": (flat int32 ids, int64 offsets)} per user and split, cached under data/cache
         by the tokenizer and the cleaned split's key, so every job of a sweep after the first
         skips tokenization (one .npz read instead)."""
         tok = self.tokenizer
-        key = hashlib.sha256(tokenizer_key(tok).encode())
+        key = hashlib.sha256(tk.key(tok).encode())
         for h in self.handles:
-            key.update(self._split_keys[h].encode())
+            key.update(self.prepared.keys[h].encode())
         path = self.data_dir / "cache" / f"tokens-{key.hexdigest()[:20]}.npz"
         names = [f"{h}/{s}" for h in self.handles for s in ("train", "val")]
         try:

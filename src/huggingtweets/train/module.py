@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -14,88 +11,20 @@ import transformers
 from omegaconf import DictConfig, OmegaConf
 
 from huggingtweets.errors import UserError
-from huggingtweets.ingest.posts import atomic_path
-
-EOS = "<|endoftext|>"
+from huggingtweets.train import tokenizer as tk
 
 
 def _plain(x):
     return OmegaConf.to_container(x, resolve=True) if isinstance(x, DictConfig) else x
 
 
-def train_tokenizer(texts: list[str], vocab_size: int, cache_dir: str | Path | None = None):
-    """A byte-level BPE (GPT-2's scheme) trained on the training tweets, cached by its inputs.
-
-    Why not GPT-2's own: its 50k-entry LM head dominates a small model's compute (see
-    ../shared/stack-notes.md), and a vocabulary fitted to one person's tweets is 10-20x smaller.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    key = hashlib.sha256(json.dumps([vocab_size, texts], ensure_ascii=False).encode()).hexdigest()
-    path = Path(cache_dir) / f"tokenizer-{key[:20]}.json" if cache_dir else None
-    if path and path.exists():
-        tk = Tokenizer.from_file(str(path))
-    else:
-        tk = Tokenizer(models.BPE())
-        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tk.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            special_tokens=[EOS],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # any byte stays encodable
-            show_progress=False,
-        )
-        tk.train_from_iterator(texts, trainer=trainer)
-        if path:
-            with atomic_path(path) as tmp:
-                tk.save(str(tmp))
-    tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tk, eos_token=EOS, bos_token=EOS, unk_token=EOS
-    )
-    if path:  # the token cache's key for it (data.tokenizer_key): the file's bytes, ~1 ms
-        tok.ht_key = "bpe-" + hashlib.sha256(path.read_bytes()).hexdigest()
-    return tok
-
-
-def load_pretrained(kind: str, name: str):
-    """from_pretrained with a clear message when the Hub (or the path) can't provide `name`."""
-    loader = transformers.AutoTokenizer if kind == "tokenizer" else transformers.AutoModelForCausalLM
-    try:
-        obj = loader.from_pretrained(name)
-    except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(
-            f"could not load the {kind} {name!r} (not a local directory, and the Hugging Face Hub "
-            f"could not provide it: {first}). model=scratch trains a small GPT-2 fully offline"
-        ) from None
-    if kind == "tokenizer":
-        files = tokenizer_files(name)
-        names = {f.name for f in files}
-        # The token cache's key (data.tokenizer_key) from the files read, ~2 ms, when they define
-        # the whole tokenizer; else (a sentencepiece model, say) data.tokenizer_key serialises it.
-        if "tokenizer.json" in names or {"vocab.json", "merges.txt"} <= names:
-            import tokenizers
-
-            h = hashlib.sha256(f"{transformers.__version__} {tokenizers.__version__}".encode())
-            for f in files:
-                h.update(f.name.encode() + b"\0" + f.read_bytes())
-            obj.ht_key = f"files-{h.hexdigest()}"
-    return obj
-
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
-                   "special_tokens_map.json", "added_tokens.json")
-
-
-def tokenizer_files(name: str) -> list[Path]:
-    """The files a tokenizer was loaded from: a local directory's, or the Hub cache's copies
-    (looked up without the network). [] when unknown: data.tokenizer_key then serialises it."""
-    if Path(name).is_dir():
-        return sorted(p for p in Path(name).iterdir() if p.name in TOKENIZER_FILES)
-    from huggingface_hub import try_to_load_from_cache
-
-    found = [try_to_load_from_cache(name, f) for f in TOKENIZER_FILES]
-    return [Path(p) for p in found if isinstance(p, str)]
+def token_nll(model, ids: torch.Tensor) -> torch.Tensor:
+    """Per-token NLL of every next-token target of each block: shape (n, block_size - 1). The one
+    definition of the held-out loss: validation and the evaluation both use it."""
+    logits = model(input_ids=ids).logits[:, :-1].float()
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none"
+    ).view(ids.size(0), -1)
 
 
 def fuse_gelu(model) -> int:
@@ -145,16 +74,14 @@ class TweetLM(L.LightningModule):
     def build(self, train_texts: list[str]):
         """Load or train the tokenizer, then load or initialise the network. Returns the tokenizer."""
         hp = self.hparams
-        if hp.tokenizer:
-            self.tokenizer = load_pretrained("tokenizer", hp.tokenizer)
-        elif hp.name_or_path:
-            self.tokenizer = load_pretrained("tokenizer", hp.name_or_path)
+        if hp.tokenizer or hp.name_or_path:
+            self.tokenizer = tk.load_tokenizer(hp.tokenizer or hp.name_or_path)
         else:
-            self.tokenizer = train_tokenizer(train_texts, hp.scratch["vocab_size"], self.cache_dir)
+            self.tokenizer = tk.train_tokenizer(train_texts, hp.scratch["vocab_size"], self.cache_dir)
         if len(self.tokenizer) == 0 or self.tokenizer.eos_token_id is None:
             raise UserError(f"the tokenizer {hp.tokenizer or hp.name_or_path!r} is empty or has no EOS")
         if hp.name_or_path:
-            self.model = load_pretrained("model", hp.name_or_path)
+            self.model = tk.load_pretrained(transformers.AutoModelForCausalLM, "model", hp.name_or_path)
             if len(self.tokenizer) > self.model.get_input_embeddings().num_embeddings:
                 self.model.resize_token_embeddings(len(self.tokenizer))
         else:
@@ -199,11 +126,7 @@ class TweetLM(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         # Sum of token losses and token counts per user, so val/loss is an exact token average
         # over the whole validation set (and per user), independent of batch boundaries.
-        ids = batch["input_ids"]
-        logits = self.model(input_ids=ids).logits[:, :-1].float()
-        nll = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none"
-        ).view(ids.size(0), -1)
+        nll = token_nll(self.model, batch["input_ids"])
         for u in batch["user"].unique():
             m = batch["user"] == u
             self._val_sums[u, 0] += nll[m].sum().double()

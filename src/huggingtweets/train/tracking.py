@@ -76,7 +76,7 @@ def run_url(trainer) -> str | None:
     return run.url
 
 
-def log_eval(trainer, results: dict, picture: Path | None = None) -> None:
+def log_eval(trainer, predictions: list[dict], summary: dict, picture: Path | None = None) -> None:
     """The evaluation's numbers in the run summary, and its samples as a predictions table
     (prompt -> generation, like the original huggingtweets) with the tweet-card picture."""
     run = wandb_run(trainer)
@@ -84,13 +84,11 @@ def log_eval(trainer, results: dict, picture: Path | None = None) -> None:
         return
     import wandb
 
-    from huggingtweets.publish.evaluate import flat_metrics
-
     table = wandb.Table(columns=["prompt", "generation", "copies_training_tweet", "attributed_to"])
-    for s in results["predictions"]:
+    for s in predictions:
         table.add_data(s["prompt"], s["text"], s["copy"] or "", s.get("attributed") or "")
-    logged = {"predictions": table, **flat_metrics(results)}
+    logged = {"predictions": table, **summary}
     if picture and Path(picture).exists():
         logged["predictions_picture"] = wandb.Image(str(picture))
     run.log(logged)
-    run.summary.update(flat_metrics(results))
+    run.summary.update(summary)

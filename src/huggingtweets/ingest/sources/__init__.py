@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
+from huggingtweets.ingest import posts
 
 DEMO_PREFIX = "demo_"
 
@@ -92,24 +92,3 @@ def fetch_user(cfg, handle: str | None, data_dir: str | Path, refresh: str = "me
         name = str(made["source"].dropna().iloc[0]) if made["source"].notna().any() else "auto"
     merged = posts.write_posts(data_dir, handle, made, source=name, refresh=refresh)
     return Fetched(handle, name, made, merged)
-
-
-def configured():
-    """(the `source` node, its name) of the running Hydra job, or (None, None) outside one.
-
-    train.py composes `source` (default auto) beside `data`; load_user gets here from the
-    datamodule, which knows nothing of sources. Hydra keeps the job's whole config as the parent
-    of the `hydra` node it stores (that is how `${hydra:...}` interpolations resolve), so the
-    node is read from there.
-    """
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    if not HydraConfig.initialized():
-        return None, None
-    hydra_node = HydraConfig.instance().cfg.hydra
-    root = hydra_node._get_parent()
-    source = OmegaConf.select(root, "source", default=None) if root is not None else None
-    if source is None or "_target_" not in source:
-        return None, None
-    return source, hydra_node.runtime.choices.get("source")

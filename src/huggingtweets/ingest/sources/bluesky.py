@@ -20,8 +20,8 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
-from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
+from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources import fetching
 
 PUBLIC_APPVIEW = "https://public.api.bsky.app"

@@ -34,8 +34,8 @@ from typing import Any
 
 import pandas as pd
 
-from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
+from huggingtweets.ingest import posts
 
 JOURNAL_VERSION = 1
 RATE_LIMIT_FALLBACK_S = 60.0  # a 429 without any reset header: wait this long

@@ -21,8 +21,8 @@ import html
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
-from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
+from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources import fetching
 
 

@@ -22,8 +22,8 @@ import logging
 import os
 from datetime import UTC, datetime
 
-from huggingtweets.ingest import posts
 from huggingtweets.errors import UserError
+from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources import fetching
 
 TOKEN_ENV = "X_BEARER_TOKEN"
