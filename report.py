@@ -11,7 +11,7 @@ from huggingtweets.errors import reported
 
 
 def main(argv=None) -> int:
-    from huggingtweets.publish import report
+    from huggingtweets.publish import plots, report
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("sweep_dir", nargs="?", help="a multirun folder (default: newest in outputs/multirun)")
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     with reported():
         sweep = args.sweep_dir or report.latest_sweep()
-        rep = report.write(sweep, args.out, args.metric, args.wandb, args.top, args.stale_minutes)
+        rep = plots.write_report(sweep, args.out, args.metric, args.wandb, args.top, args.stale_minutes)
         out = args.out or rep.sweep_dir
         print(report.markdown_table(rep.table))
         print(f"\n{report.summary_line(rep)}")

@@ -176,7 +176,7 @@ def test_eval_config_group_composes_and_none_skips(compose_cfg):
 
 
 def test_picture_draws_hostile_and_unsupported_text(tmp_path):
-    from huggingtweets.publish.evaluate import render_cards
+    from huggingtweets.publish.plots import render_cards
 
     path = render_cards([
         {"name": "$x$ <b>", "handle": "a", "text": "costs $5 and $10 \\frac{1}{2} 🔭 料理 " * 4},

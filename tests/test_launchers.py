@@ -12,7 +12,6 @@ def test_joblib_runs_a_2_job_sweep_in_parallel_and_report_reads_it(tmp_path):
     sweep = tmp_path / "sweep"
     res = run_cli("train.py", "-m", "user=demo_ada,demo_bo", *TINY, "export=false", "eval=none",
                   "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                  "+hydra.callbacks.job_status._target_=huggingtweets.publish.report.JobStatus",
                   f"data.data_dir={tmp_path}/data", f"hydra.sweep.dir={sweep}")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in res.stdout + res.stderr

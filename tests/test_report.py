@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from huggingtweets.publish import report
+from huggingtweets.publish import plots, report
 
 
 def load_cli():
@@ -83,7 +83,7 @@ def sweep(tmp_path):
 
 
 def test_report_of_a_sweep_with_done_running_failed_and_unstarted_jobs(sweep):
-    rep = report.write(sweep, wandb="off")
+    rep = plots.write_report(sweep, wandb="off")
     assert rep.axes == ["optim.lr", "trainer.max_epochs", "user"]
     assert rep.expected == 8
     assert rep.counts == {"done": 4, "running": 1, "failed": 2}
@@ -121,7 +121,7 @@ def test_curves_skip_the_final_validate_of_the_best_checkpoint(sweep):
 
 def test_check_passes_on_its_own_results_and_fails_loudly_on_a_difference(sweep, tmp_path, capsys):
     cli = load_cli()
-    report.write(sweep, wandb="off")
+    plots.write_report(sweep, wandb="off")
     expected = tmp_path / "results.csv"
     expected.write_text((sweep / "report.csv").read_text())
     assert cli.main([str(sweep), "--check", str(expected), "--wandb", "off"]) == 0
@@ -156,7 +156,7 @@ def _write_csv(path, rows):
 
 
 def test_check_asserts_the_conclusion_best_job_and_order(sweep, tmp_path):
-    report.write(sweep, wandb="off")
+    plots.write_report(sweep, wandb="off")
     rows = report.read_expected(sweep / "report.csv")
     rep = report.build(sweep)
     done = sorted((r for r in rows if r["status"] == "done"), key=lambda r: float(r["val/loss"]))
@@ -171,7 +171,7 @@ def test_check_asserts_the_conclusion_best_job_and_order(sweep, tmp_path):
 
 
 def test_check_reports_missing_and_extra_rows(sweep):
-    report.write(sweep, wandb="off")
+    plots.write_report(sweep, wandb="off")
     rows = report.read_expected(sweep / "report.csv")
     rep = report.build(sweep)
     assert any("not in the expected results" in p for p in report.check(rep, rows[:-1]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from pathlib import Path
 
 import yaml
 
@@ -18,6 +19,30 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~])")  # and ">" becomes &gt;
 _ZWSP = "\u200b"  # zero-width space: invisible, and breaks what a linkifier would match
 LICENSE = "mit"
 PROMPTS = ["My dream is", "I think that", "Today I", ""]  # the widget's, the demo's, the eval's
+
+
+def model_name(handles) -> str:
+    """The neutral name an exported model goes by until it is pushed: `huggingtweets-<handles>`,
+    a valid Hub repo name. The card's usage snippet and model-index, and huggingtweets.json, name
+    the model this way, never by the folder it was exported to: that absolute local path (user
+    name, home layout) would be published with the model. push.py swaps in the real repo id."""
+    name = "huggingtweets-" + "-".join(str(h).removeprefix("@") for h in handles)
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name)[:96].strip("-.")
+
+
+def snippet_model(model_id: str) -> str:
+    """The `model=...` argument of the card's usage snippet (push.py finds and replaces it): a JSON
+    string literal is a valid Python one, with backticks escaped so it cannot end the code block."""
+    return "model=" + json.dumps(str(model_id), ensure_ascii=False).replace("`", "\\u0060")
+
+
+def hub_base_model(base_model) -> str | None:
+    """`base_model` when it names a Hub repo (`gpt2`, `owner/name`), else None: a local directory
+    is not a base model the Hub can link, and its path is the user's, not the card's. A name
+    shaped like a repo id that is also a directory here is local: transformers loads it first."""
+    name = str(base_model or "")
+    ok = re.fullmatch(r"[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?", name) and ".." not in name
+    return name if ok and not Path(name).exists() else None
 
 
 def md(text) -> str:
@@ -65,8 +90,8 @@ def _front(languages, base_model, prompt, model_id, evaluation) -> dict:
         "tags": ["huggingtweets", "text-generation", "gpt2", "twitter"],
         "widget": [{"text": str(prompt)}],
     }
-    if base_model:
-        front["base_model"] = str(base_model)
+    if hub_base_model(base_model):
+        front["base_model"] = hub_base_model(base_model)
     if evaluation:
         row = evaluation["heldout"]["users"]["all"]
         front["model-index"] = [{
@@ -188,14 +213,17 @@ def render(
     names = " & ".join(_name(h, meta) for h in handles)
     rows = "\n".join(f"| {md(k)} | {md(v)} |" for k, v in hparams.items() if v is not None)
     results = "\n".join(f"| {md(k)} | {float(v):.4f} |" for k, v in metrics.items())
-    base = md(base_model) if base_model else (
-        "GPT\\-2 trained from scratch \\(random init, byte\\-level BPE fitted to the tweets\\)")
+    if hub_base_model(base_model):
+        base = md(base_model)
+    elif base_model:  # a local checkpoint: say so, without its path
+        base = "a local checkpoint \\(not on the Hub\\)"
+    else:
+        base = "GPT\\-2 trained from scratch \\(random init, byte\\-level BPE fitted to the tweets\\)"
     url = str(wandb_url or "")
     wandb = (f"\nThe training run, with its curves, config and data lineage, is on "
              f"[Weights & Biases]({url}).\n" if re.fullmatch(r"https://[\w.-]+(/[\w.~%-]+)*/?", url) else "")
     evaluation_md = _evaluation(evaluation, handles, meta) if evaluation else ""
     samples_md = _samples(evaluation, card_samples) if evaluation else ""
-    snippet_id = json.dumps(str(model_id), ensure_ascii=False).replace("`", "\\u0060")
     snippet_prompt = json.dumps(str(prompt), ensure_ascii=False).replace("`", "\\u0060")
     return f"""---
 {yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()}
@@ -236,7 +264,7 @@ is exported.
 
 ```python
 from transformers import pipeline
-generator = pipeline("text-generation", model={snippet_id})
+generator = pipeline("text-generation", {snippet_model(model_id)})
 generator({snippet_prompt}, num_return_sequences=5)
 ```
 

@@ -75,7 +75,8 @@ def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) 
         "display_names": {h: dm.meta.get(h, {}).get("display_name") or h for h in dm.handles},
         "languages": languages(dm),
         "prompts": card.PROMPTS,
-        "model_id": str(out),  # what the card's snippet names; push.py swaps in the repo id
+        # what the card's snippet names (never the local path); push.py swaps in the repo id
+        "model_id": card.model_name(dm.handles),
     }
     (out / INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     write_card(module, dm, out, metrics, hparams)
@@ -93,7 +94,7 @@ def write_card(module, dm, out_dir: str | Path, metrics: dict, hparams: dict,
         hparams=hparams,
         metrics=metrics,
         languages=languages(dm),
-        model_id=str(out),
+        model_id=card.model_name(dm.handles),  # not str(out): the path would be published
         evaluation=evaluation,
         wandb_url=wandb_url,
     )

@@ -105,6 +105,36 @@ class CopyCheck:
         return None
 
 
+# Characters a terminal acts on instead of showing: C0 controls (ESC starts ANSI/OSC sequences that
+# recolour, retitle, hyperlink or rewrite the screen; CR and BS overwrite what was printed), DEL,
+# C1 controls (U+009B is an 8-bit CSI on some terminals) and the bidirectional overrides that can
+# make printed text read differently from what it is. Model output and display names come from
+# other people's posts and from downloaded models, so none of them reaches a terminal raw.
+_TERMINAL_UNSAFE = (
+    [c for c in range(0x20) if c not in (0x09, 0x0A)] + [0x7F] + list(range(0x80, 0xA0))
+    + [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
+_TERMINAL_TABLE = {c: "\ufffd" for c in _TERMINAL_UNSAFE}
+_ONE_LINE_TABLE = {**_TERMINAL_TABLE, 0x09: " ", 0x0A: " ", 0x2028: " ", 0x2029: " "}
+_JSON_TABLE = {c: f"\\u{c:04x}" for c in _TERMINAL_UNSAFE}
+
+
+def terminal_safe(text, *, one_line: bool = False) -> str:
+    """`text` made safe to print to a terminal: every control character but newline and tab (and
+    the bidi overrides) becomes U+FFFD, so an ANSI escape shows as inert "\ufffd[31m" text.
+    `one_line`: newlines and tabs become spaces too (a name inside a status line must not be able
+    to print a line of its own). For JSON output, see terminal_json."""
+    return str(text).translate(_ONE_LINE_TABLE if one_line else _TERMINAL_TABLE)
+
+
+def terminal_json(obj) -> str:
+    """One JSON line, faithful (json.loads gives `obj` back) and safe to print: json.dumps escapes
+    C0 controls itself, and with ensure_ascii=False leaves DEL, C1 and bidi controls raw, so those
+    are written as \\uXXXX escapes too (they can only occur inside JSON strings)."""
+    line = json.dumps(obj, ensure_ascii=False)
+    return line.translate(_JSON_TABLE)
+
+
 def read_info(model_dir: str | Path) -> dict:
     path = Path(model_dir) / INFO
     return json.loads(path.read_text()) if path.exists() else {}
@@ -154,7 +184,8 @@ class Generator:
             raise UserError(f"user={user}: this model was not trained with author conditioning "
                             "(its tokenizer has no <|user:NAME|> tokens); leave user= unset")
         if name not in self.users:
-            raise UserError(f"user={user}: this model knows {', '.join(self.users)}")
+            raise UserError(f"user={terminal_safe(user, one_line=True)}: this model knows "
+                            f"{terminal_safe(', '.join(self.users), one_line=True)}")
         return prefix + f"<|user:{name}|>"
 
     def sample(

@@ -1,0 +1,249 @@
+"""Pictures: a sweep's plots (val/loss against the learning rate; curves of the best jobs) and the
+evaluation's tweet cards (predictions.png). matplotlib only, Agg, no display needed."""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from pathlib import Path
+
+from huggingtweets.publish.report import (
+    BEST,
+    PANEL_BEST,
+    X_AXIS,
+    Job,
+    Report,
+    _num,
+    _roles,
+    _sort_key,
+    build,
+    log_to_wandb,
+    markdown,
+)
+
+
+def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, metric: str = "val/loss",
+          wandb: str = "auto", top: int = 3, stale_minutes: float = 30) -> Report:
+    """Build the report of a sweep and write report.csv, report.md and the plots."""
+    rep = build(sweep_dir, metric, stale_minutes)
+    out = Path(out_dir) if out_dir else rep.sweep_dir
+    out.mkdir(parents=True, exist_ok=True)
+    rep.table.to_csv(out / "report.csv", index=False)
+    images = [i for i in (plot_vs_x(rep, out), plot_curves(rep, out, top)) if i]
+    (out / "report.md").write_text(markdown(rep, images))
+    rep.images = images
+    rep.wandb = log_to_wandb(rep, out, images, wandb)
+    return rep
+
+
+# -- a sweep's plots -------------------------------------------------------------------------
+
+def _slug(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", key.split(".")[-1] if "." in key else key).strip("_")
+
+
+def _label(job: Job, axes: list[str]) -> str:
+    return ", ".join(f"{a.split('.')[-1]}={job.overrides.get(a)}" for a in axes) or job.name
+
+
+def plot_vs_x(rep: Report, out_dir: Path) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, line, panels = _roles(rep.axes, rep.jobs)
+    done = [j for j in rep.jobs if j.status == "done" and rep.metric in j.metrics]
+    if not x or not done:
+        return None
+    keys = sorted({tuple(j.overrides.get(a) for a in panels) for j in done},
+                  key=lambda k: tuple(_sort_key(v) for v in k))
+    fig, axs = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.8), sharey=True,
+                            sharex=True, squeeze=False)
+    numeric_x = all(_num(j.overrides.get(x)) is not None for j in done)
+    xvals = sorted({j.overrides.get(x) for j in done}, key=_sort_key)
+    where = {v: (_num(v) if numeric_x else i) for i, v in enumerate(xvals)}
+    groups = sorted({j.overrides.get(line) for j in done} if line else {None},
+                    key=lambda v: _sort_key(v or ""))
+    colors = {g: f"C{i}" for i, g in enumerate(groups)}  # the same colour in every panel
+    panel_best = set(rep.panel_best.values())
+    for ax, key in zip(axs[0], keys, strict=True):
+        in_panel = [j for j in done if tuple(j.overrides.get(a) for a in panels) == key]
+        for g in groups:
+            pts = sorted((j for j in in_panel if not line or j.overrides.get(line) == g),
+                         key=lambda j: _sort_key(j.overrides.get(x)))
+            if not pts:
+                continue
+            xs = [where[j.overrides.get(x)] for j in pts]
+            ys = [j.metrics[rep.metric] for j in pts]
+            ax.plot(xs, ys, marker="o", color=colors[g],
+                    label=f"{line.split('.')[-1]}={g}" if line else None)
+            for j, xv, yv in zip(pts, xs, ys, strict=True):
+                if j.name == rep.best:
+                    ax.scatter([xv], [yv], s=260, marker="*", color="gold", edgecolor="black",
+                               zorder=5, label=f"{BEST} best")
+                elif j.name in panel_best and len(keys) > 1:
+                    ax.scatter([xv], [yv], s=140, facecolors="none", edgecolors="black",
+                               zorder=5, label=f"{PANEL_BEST} best of panel")
+        ax.set_title(", ".join(f"{a}={v}" for a, v in zip(panels, key, strict=True)) or "all jobs",
+                     fontsize=9)
+        ax.set_xlabel(x)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax0 = axs[0][0]
+    if numeric_x and min(where.values()) > 0 and (x == X_AXIS or max(where.values()) /
+                                                 min(where.values()) >= 10):
+        ax0.set_xscale("log")
+    ax0.set_xticks([where[v] for v in xvals], xvals)  # the values as the sweep wrote them
+    ax0.minorticks_off()
+    ax0.set_ylabel(rep.metric)
+    fig.suptitle(f"{rep.sweep_dir.name}: {rep.metric} of the best checkpoint vs {x}", fontsize=10)
+    fig.tight_layout()
+    name = f"{_slug(rep.metric)}_vs_{_slug(x)}.png"
+    fig.savefig(out_dir / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def plot_curves(rep: Report, out_dir: Path, top: int = 3) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranked = sorted((j for j in rep.jobs if j.status == "done" and rep.metric in j.metrics),
+                    key=lambda j: j.metrics[rep.metric])
+    names = list(dict.fromkeys([j.name for j in ranked[:top]] + list(rep.panel_best.values())))
+    names += [j.name for j in rep.jobs if j.status == "running"]  # progress of running jobs
+    shown = [j for j in rep.jobs if j.name in names and j.curve][:8]
+    if not shown:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for i, j in enumerate(sorted(shown, key=lambda j: j.metrics.get(rep.metric, math.inf))):
+        color = f"C{i}"
+        epochs = [c["epoch"] + 1 for c in j.curve if rep.metric in c]
+        label = _label(j, rep.axes) + (" (running)" if j.status == "running" else "")
+        if j.name == rep.best:
+            label = f"{BEST} " + label
+        ax.plot(epochs, [c[rep.metric] for c in j.curve if rep.metric in c], marker="o",
+                color=color, label=label, linewidth=2.2 if j.name == rep.best else 1.4)
+        tr = [(c["epoch"] + 1, c["train/loss"]) for c in j.curve if "train/loss" in c]
+        if tr and rep.metric == "val/loss":
+            ax.plot(*zip(*tr, strict=True), linestyle="--", color=color, alpha=0.5, linewidth=1)
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel(rep.metric + (" (dashed: train/loss)" if rep.metric == "val/loss" else ""))
+    ax.set_title(f"{rep.sweep_dir.name}: {rep.metric} per epoch, best jobs", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(out_dir / "curves.png", dpi=110)
+    plt.close(fig)
+    return "curves.png"
+
+
+# -- the picture -----------------------------------------------------------------------------
+
+_FONTS = ("DejaVu Sans", "Noto Sans CJK JP", "Noto Sans JP", "Droid Sans Fallback",
+          "WenQuanYi Zen Hei", "IPAGothic", "Noto Sans Symbols 2")
+
+
+@functools.lru_cache(maxsize=1)
+def fonts() -> tuple[list[str], set[int]]:
+    """The installed fonts among _FONTS and every code point they can draw."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    families, chars = [], set()
+    for fam in _FONTS:
+        try:
+            path = font_manager.findfont(fam, fallback_to_default=False)
+        except ValueError:
+            continue
+        families.append(fam)
+        chars |= set(FT2Font(path).get_charmap())
+    return families, chars
+
+
+def _drawable(text: str, chars: set[int]) -> str:
+    return " ".join("".join(c for c in text if ord(c) in chars).split())
+
+
+def _wrap(text: str, width: int = 56, max_lines: int = 5) -> list[str]:
+    """Wrap by display width (East Asian wide letters count double), at spaces when possible."""
+    import unicodedata
+
+    lines, line, size = [], "", 0
+    for word in re.findall(r"\S+\s*", text):
+        w = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in word)
+        if size + w > width and line:
+            lines.append(line.rstrip())
+            line, size = "", 0
+        while w > width:  # a word (or an unspaced sentence) longer than a line
+            cut, acc = 0, 0
+            for k, c in enumerate(word):
+                acc += 2 if unicodedata.east_asian_width(c) in "WF" else 1
+                if acc > width:
+                    break
+                cut = k + 1
+            lines.append(word[:cut])
+            word = word[cut:]
+            w = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in word)
+        line, size = line + word, size + w
+    if line.strip():
+        lines.append(line.rstrip())
+    return lines[:max_lines - 1] + [lines[max_lines - 1] + " …"] if len(lines) > max_lines else lines
+
+
+def _color(handle: str) -> str:
+    palette = ["#1d9bf0", "#7856ff", "#f91880", "#00ba7c", "#ff7a00", "#ffd400", "#8b98a5"]
+    return palette[sum(map(ord, handle)) % len(palette)]
+
+
+def render_cards(cards: list[dict], path: str | Path, title: str | None = None) -> Path | None:
+    """Draw [{name, handle, text}] as tweet cards in one PNG (matplotlib, no pyplot state).
+    Letters no installed font can draw (emoji, often CJK) are left out rather than drawn as boxes;
+    `$` and the rest are drawn literally (no mathtext)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Circle, FancyBboxPatch
+
+    families, chars = fonts()
+    cards = [{**c, "lines": _wrap(_drawable(c["text"], chars))} for c in cards]
+    cards = [c for c in cards if c["lines"]]
+    if not cards:
+        return None
+    width, pad, line_h, head_h, gap = 600, 16, 21, 50, 12
+    top = 40 if title else gap
+    heights = [head_h + line_h * len(c["lines"]) + pad for c in cards]
+    total = top + sum(heights) + gap * len(cards)
+    fig = Figure(figsize=(width / 100, total / 100), dpi=100, facecolor="#f7f9f9")
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(total, 0)
+    ax.axis("off")
+    font = {"family": families or ["DejaVu Sans"], "parse_math": False}
+    if title:
+        ax.text(pad, 26, _drawable(title, chars), fontsize=13, weight="bold", color="#0f1419",
+                va="center", **font)
+    y = top
+    for c, h in zip(cards, heights, strict=True):
+        ax.add_patch(FancyBboxPatch((pad, y), width - 2 * pad, h, boxstyle="round,pad=0,rounding_size=12",
+                                    facecolor="white", edgecolor="#cfd9de", linewidth=1))
+        ax.add_patch(Circle((pad + 32, y + 28), 16, color=_color(c["handle"])))
+        name = _drawable(c["name"], chars).rstrip(" |·-–:,") or c["handle"]  # "Cy | 料理" -> "Cy"
+        ax.text(pad + 32, y + 29, name[:1].upper(), color="white", fontsize=12, weight="bold",
+                ha="center", va="center", **font)
+        ax.text(pad + 58, y + 20, name[:40], fontsize=11, weight="bold", color="#0f1419",
+                va="center", **font)
+        ax.text(pad + 58, y + 37, "@" + _drawable(c["handle"], chars)[:40], fontsize=10,
+                color="#536471", va="center", **font)
+        for k, line in enumerate(c["lines"]):
+            ax.text(pad + 16, y + head_h + 6 + k * line_h, line, fontsize=11, color="#0f1419",
+                    va="center", **font)
+        y += h + gap
+    path = Path(path)
+    fig.savefig(path, dpi=100, facecolor=fig.get_facecolor())
+    return path
