@@ -8,6 +8,8 @@
     python fetch.py source=demo                              # the three synthetic demo personas
 
 A second fetch asks only for newer posts (refresh=full refetches); an interrupted fetch resumes.
+A refresh=full that brings far fewer posts than are cached keeps the cache (confirm_shrink=true
+replaces it).
 """
 
 import hydra
@@ -33,7 +35,8 @@ def main(cfg: DictConfig) -> None:
         tables = {}
         for handle in handles:
             got = sources.fetch_user(cfg.source, handle, cfg.data_dir, refresh=cfg.refresh,
-                                     name=choice)
+                                     name=choice, confirm_shrink=cfg.get("confirm_shrink", False),
+                                     lock_timeout=cfg.get("lock_timeout"))
             verb = "fetched" if got.source in ("x", "bluesky", "mastodon") else "read"
             print(f"@{got.handle}: {len(got.new):,} posts {verb} ({got.source}), "
                   f"{len(got.merged):,} cached in {posts.tweets_path(cfg.data_dir, got.handle)}")

@@ -12,11 +12,10 @@ from huggingtweets.errors import reported
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
-    import json
     import sys
 
     from huggingtweets.errors import UserError
-    from huggingtweets.publish.generate import generate
+    from huggingtweets.publish.generate import generate, terminal_json, terminal_safe
 
     with reported():
         if cfg.format not in ("text", "jsonl"):
@@ -28,8 +27,10 @@ def main(cfg: DictConfig) -> None:
             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, cut_newline=cfg.cut_newline,
             filter_copies=cfg.filter_copies, user=cfg.user,
         )
+        # The samples are a model's output (and a downloaded model's, possibly hostile): printed
+        # with no terminal control characters, as text or as JSON that still decodes the same.
         for s in samples:
-            print(json.dumps(s, ensure_ascii=False) if cfg.format == "jsonl" else s["text"])
+            print(terminal_json(s) if cfg.format == "jsonl" else terminal_safe(s["text"]))
         short = len(prompts) * cfg.n - len(samples)
         if short:
             print(f"note: {short} fewer samples than asked: the model kept copying training "

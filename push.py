@@ -12,6 +12,7 @@ from huggingtweets.errors import reported
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="push")
 def main(cfg: DictConfig) -> None:
+    from huggingtweets.publish.generate import terminal_safe
     from huggingtweets.publish.push import push
 
     with reported():
@@ -20,7 +21,7 @@ def main(cfg: DictConfig) -> None:
         f"<HF_TOKEN's account>/{result['repo_id']}"
     print(f"repo: {repo} ({'private' if result['private'] else 'public'} model)")
     for f in result["files"]:
-        print(f"  {f}")
+        print(f"  {terminal_safe(f, one_line=True)}")  # a downloaded model's file names too
     if cfg.dry_run:
         print(f"dry run: nothing uploaded ({len(result['files'])} files)")
     else:

@@ -1,14 +1,17 @@
-"""Shared pieces of the benchmark scripts: the workload (the largest real timeline, or the demo
-personas), machine facts, the matmul peak and model FLOPs, tables and JSON results, and the
-`Baton` that interleaves several training runs in one process so that they share the machine's
-load fairly (other processes come and go; a ratio of two runs taken minutes apart is noise).
+"""The harness every benchmark script shares: the process set-up (`start`: arguments, the measuring
+environment, threads, quiet libraries), the workload (the largest real timeline, or the demo
+personas), the product built as train.py builds it (`product_run`), the device switch
+(`--device cpu|cuda`), the matmul peak and model FLOPs, tables and JSON results, and the `Baton`
+that interleaves several training runs in one process so that they share the machine's load.
 
 Nothing here is imported by the package: bench/ only *uses* huggingtweets, exactly as train.py
-configures it, and measures possible product changes by monkeypatching in the scripts.
+configures it, and measures possible product changes by switching config keys or patching here.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import glob
 import json
 import os
@@ -29,44 +32,88 @@ TRUMP = SHARED / "timelines" / "trump-archive-2009-2017"
 GPT2_TOKENIZER = SHARED / "tokenizer"
 HANDLE = "realDonaldTrump"
 
-# No network: no Hub downloads, no W&B sync (tokenizer parallelism stays as a user has it).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("WANDB_SILENT", "true")
+# No network: no Hub downloads, no W&B sync. cuBLAS: deterministic mode on a GPU needs it set
+# before CUDA starts (Lightning sets the same value).
+for _k, _v in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline",
+               "WANDB_SILENT": "true", "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}.items():
+    os.environ.setdefault(_k, _v)
 if str(ROOT / "src") not in sys.path:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
 
 
+# -- the process -------------------------------------------------------------------------------
 def ensure_env() -> None:
     """Re-run this script with the environment the suite measures in, unless already set:
-
-    - OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise spin at every barrier; on a
-      machine shared with other processes (as this one is while the suite runs) a spinning team
-      waits for a descheduled thread at every op, and small models train 2-3x slower and far
-      more noisily (measured: throughput.py's omp check). On an idle machine it changes little.
-    - MALLOC_ARENA_MAX=2: the interleaved runners live in threads; one malloc arena per thread
-      would keep every thread's freed activations (GPT-2 small runners took 17 GB without it).
-    """
+    OMP_WAIT_POLICY=PASSIVE (torch's OpenMP threads otherwise spin at every barrier, and on a
+    shared machine a spinning team waits for a descheduled thread at every op: throughput.py
+    measures this), MALLOC_ARENA_MAX=2 (the interleaved runners live in threads; one malloc arena
+    per thread keeps every thread's freed activations)."""
     want = {"OMP_WAIT_POLICY": "PASSIVE", "MALLOC_ARENA_MAX": "2"}
     missing = {k: v for k, v in want.items() if k not in os.environ}
     if missing and "torch" not in sys.modules:
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **missing})
 
 
+def parser(doc: str, device: bool = False) -> argparse.ArgumentParser:
+    """A script's argument parser: its docstring's first paragraph as the description, and the
+    options every script has (--quick, --threads; --device where a GPU number matters)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes: a smoke test of the script in well under a minute")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's choice, = cores)")
+    if device:
+        p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                       help="cuda: the product's GPU defaults (bf16-mixed), the HF Trainer with "
+                            "bf16, the plain loop under bf16 autocast; MFU against the bf16 peak; "
+                            "writes results/<name>-cuda.json")
+    return p
+
+
+def start(parse, argv):
+    """A script's arguments, with its process set up: the measuring environment (when run as a
+    script), torch's thread count, quiet libraries, the device checked."""
+    if argv is None:
+        ensure_env()
+    args = parse(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if getattr(args, "device", "cpu") == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"--device cuda: no CUDA device here (torch {torch.__version__})")
+    quiet()
+    return args
+
+
+def quiet() -> None:
+    """Keep the tables readable: no Lightning tips, no per-call transformers warnings."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with contextlib.suppress(ImportError):
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+
+
+@contextlib.contextmanager
+def silent():
+    """Hide the product's and the frameworks' prints while a measurement runs."""
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
 # -- the workload ------------------------------------------------------------------------------
 def have_real_data() -> bool:
     return bool(glob.glob(str(TRUMP / "condensed_*.json.zip")) or
                 glob.glob(str(TRUMP / "master_*.json.zip")))
-
-
-def read_zipped_json(path: str | Path) -> list:
-    out = []
-    with zipfile.ZipFile(path) as z:
-        for name in z.namelist():
-            if name.endswith(".json"):
-                out += json.loads(z.read(name))
-    return out
 
 
 def trump_records(kind: str = "condensed") -> list[dict]:
@@ -79,11 +126,12 @@ def trump_records(kind: str = "condensed") -> list[dict]:
         raise FileNotFoundError(f"no {kind}_*.json.zip under {TRUMP}")
     records = []
     for path in files:
-        for status in read_zipped_json(path):
+        with zipfile.ZipFile(path) as z:
+            statuses = [s for n in z.namelist() if n.endswith(".json") for s in json.loads(z.read(n))]
+        for status in statuses:
             if kind == "master":
-                user = (status.get("user") or {}).get("screen_name") or ""
-                if user.lower() != HANDLE.lower():
-                    continue  # 19 records by other accounts in 2016
+                if ((status.get("user") or {}).get("screen_name") or "").lower() != HANDLE.lower():
+                    continue  # records by other accounts
                 records.append(v1_record(status))
             else:  # condensed: id_str, text, created_at, is_retweet, in_reply_to_user_id_str
                 rec = v1_record({**status, "user": {"screen_name": HANDLE}})
@@ -93,137 +141,235 @@ def trump_records(kind: str = "condensed") -> list[dict]:
     return records
 
 
-def load_posts(kind: str = "condensed"):
-    """(handle, canonical post table, description): the largest real timeline when
-    ../shared/data has it, else the three demo personas merged under one handle."""
-    from huggingtweets.ingest.posts import to_frame
-
-    if have_real_data():
-        df = to_frame(trump_records(kind))
-        df["source"] = "bench"
-        return HANDLE, df, f"@{HANDLE} 2009-2017 ({kind} v1.1 JSON, {len(df):,} posts)"
-    import pandas as pd
-
-    from huggingtweets.ingest.sources import demo
-
-    frames = [demo.generate(h, n=4000) for h in ("demo_ada", "demo_bo", "demo_cy")]
-    df = pd.concat(frames, ignore_index=True)
-    df["handle"] = "demo_mix"
-    return "demo_mix", df, f"demo personas (no ../shared/data; {len(df):,} generated posts)"
-
-
-def write_user(data_dir: str | Path, handle: str, df) -> None:
-    """Put `df` in the product's per-user cache, as fetch.py would."""
-    from huggingtweets.ingest import posts
-
-    posts.write_posts(data_dir, handle, df, source="bench", refresh="full")
-
-
 def workload(n_posts: int | None, name: str):
-    """(handle, posts, description, tmp dir): the newest `n_posts` of the benchmark timeline,
-    written to a fresh data dir under tmp/data as fetch.py would."""
+    """(handle, posts, description, tmp dir): the newest `n_posts` (None or 0: all) of the largest
+    real timeline when ../shared/data has it, else of the three demo personas merged under one
+    handle, written to a fresh data dir under tmp/data as the product's import would."""
     import tempfile
 
-    handle, df, desc = load_posts()
-    df = newest(df, n_posts)
+    from huggingtweets.ingest import posts
+
+    if have_real_data():
+        handle, df = HANDLE, posts.to_frame(trump_records())
+        desc = f"@{HANDLE} 2009-2017 (condensed v1.1 JSON, {len(df):,} posts)"
+    else:
+        import pandas as pd
+
+        from huggingtweets.ingest.sources import demo
+
+        handle = "demo_mix"
+        df = pd.concat([demo.generate(h, n=4000) for h in ("demo_ada", "demo_bo", "demo_cy")],
+                       ignore_index=True)
+        df["handle"] = handle
+        desc = f"demo personas (no ../shared/data; {len(df):,} generated posts)"
+    df["source"] = "bench"
+    if n_posts and n_posts < len(df):  # the newest (the original could download the newest 3,200)
+        df = df.sort_values("created_at").iloc[-n_posts:].reset_index(drop=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    write_user(tmp / "data", handle, df)
+    posts.write_posts(tmp / "data", handle, df, source="bench", refresh="full")
     return handle, df, desc, tmp
-
-
-def newest(df, n: int | None):
-    """The newest `n` posts (the original huggingtweets could only download a user's newest
-    3,200: the API's cap)."""
-    if not n or n >= len(df):
-        return df
-    return df.sort_values("created_at").iloc[-n:].reset_index(drop=True)
-
-
-def gpt2_tokenizer():
-    """GPT-2's real byte-level BPE from ../shared/data/tokenizer (transformers 5 keywords)."""
-    from transformers import GPT2TokenizerFast
-
-    tok = GPT2TokenizerFast(vocab=str(GPT2_TOKENIZER / "vocab.json"),
-                            merges=str(GPT2_TOKENIZER / "merges.txt"))
-    if len(tok) != 50257:
-        raise RuntimeError(f"GPT-2 tokenizer has {len(tok)} entries, expected 50257")
-    return tok
 
 
 def have_gpt2_tokenizer() -> bool:
     return (GPT2_TOKENIZER / "vocab.json").exists() and (GPT2_TOKENIZER / "merges.txt").exists()
 
 
+def gpt2_tokenizer(save_to: str | Path | None = None):
+    """GPT-2's real byte-level BPE from ../shared/data/tokenizer (saved to `save_to`, a directory
+    that `model.tokenizer=` can load, when given); None without those files."""
+    if not have_gpt2_tokenizer():
+        return None
+    from transformers import GPT2TokenizerFast
+
+    tok = GPT2TokenizerFast(vocab=str(GPT2_TOKENIZER / "vocab.json"),
+                            merges=str(GPT2_TOKENIZER / "merges.txt"))
+    if len(tok) != 50257:
+        raise RuntimeError(f"GPT-2 tokenizer has {len(tok)} entries, expected 50257")
+    if save_to:
+        tok.save_pretrained(save_to)
+    return tok
+
+
+# -- the product, configured as train.py does --------------------------------------------------
+def compose_train(overrides: list[str], run_dir: str | Path):
+    """The resolved train.yaml config for `overrides`, with Hydra's runtime set as in a real
+    run (so ${hydra:runtime.output_dir} resolves to `run_dir`)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    import huggingtweets.config  # noqa: F401  (the ${ht.*} resolvers)
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def product_run(overrides: list[str], run_dir: str | Path, extra_callbacks=()):
+    """(cfg, datamodule, module, trainer) built exactly as train.py builds them (logger=csv),
+    with the datamodule already set up (tokenized and packed) so that timing starts at fit."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from huggingtweets.ingest.prepare import prepare
+    from huggingtweets.train.fit import make_trainer
+
+    cfg = compose_train(["logger=csv", "trainer.enable_progress_bar=false", *overrides], run_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    prepared = prepare(**cfg.data, source=cfg.source, quiet=True)
+    dm = instantiate(cfg.data, _partial_=True)(prepared=prepared)
+    module = instantiate(cfg.model)
+    dm.tokenizer = module.build(dm.train_texts)
+    trainer = make_trainer(cfg)
+    trainer.callbacks.extend(extra_callbacks)
+    dm.setup("fit")
+    return cfg, dm, module, trainer
+
+
+def scratch_overrides(handle, tmp, device="cpu", n_layer=None, n_embd=None, n_head=None,
+                      block=None, batch=None, tokenizer=None) -> list[str]:
+    """train.py overrides for a model=scratch run of `handle` in `tmp`, sized as given."""
+    ov = [f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",
+          f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}"]
+    for key, v in (("model.scratch.n_layer", n_layer), ("model.scratch.n_embd", n_embd),
+                   ("model.scratch.n_head", n_head), ("data.block_size", block),
+                   ("data.batch_size", batch), ("model.tokenizer", tokenizer)):
+        if v is not None:
+            ov.append(f"{key}={v}")
+    return ov
+
+
+# -- the baselines on a device -----------------------------------------------------------------
+def hf_args(device: str, **kw):
+    """transformers.TrainingArguments on `device`: bf16 on a GPU with bf16 (as the product's
+    bf16-mixed), fp16 on older GPUs, fp32 on the CPU."""
+    import torch
+    import transformers
+
+    cuda = device == "cuda"
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return transformers.TrainingArguments(
+        use_cpu=not cuda, bf16=bf16, fp16=cuda and not bf16, report_to=[], disable_tqdm=True,
+        save_strategy="no", eval_strategy="no", logging_steps=5, dataloader_num_workers=0, **kw)
+
+
+def autocast(device: str):
+    """The plain loop's mixed precision: bf16 autocast on a GPU (fp16 without bf16), none on CPU."""
+    import torch
+
+    if device != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported()
+                          else torch.float16)
+
+
+def plain_optimizer(model, lr: float, weight_decay: float, warmup_ratio: float, total: int):
+    """The textbook loop's AdamW (torch's defaults, decay on matrices only) and warmup + cosine
+    schedule over `total` steps, as the `plain` runners use them."""
+    import math
+
+    import torch
+    import transformers
+
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    return opt, transformers.get_cosine_schedule_with_warmup(
+        opt, math.ceil(warmup_ratio * total), total)
+
+
+class Blocks:
+    """Token blocks as the HF Trainer's dataset (labels = inputs)."""
+
+    def __init__(self, blocks):
+        self.blocks = blocks
+
+    def __len__(self):
+        return len(self.blocks)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.blocks[i], "labels": self.blocks[i]}
+
+
 # -- the machine -------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def other_load() -> dict:
-    """Load average and the busiest other processes right now (the suite shares the machine)."""
-    info = {"loadavg": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg")
-            else None}
-    busy, me = 0, os.getpid()
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            pid = int(stat.split("/")[2])
-            state = Path(stat).read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, ValueError, IndexError):
-            continue
-        busy += pid != me and state == "R"
-    info["other_running_processes"] = busy
-    return info
-
-
 def machine_info() -> dict:
     import torch
 
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                    if ln.startswith("model name")), cpu)
+    running = 0  # other processes running right now (the suite shares the machine)
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            running += (Path(stat).read_text().rsplit(")", 1)[1].split()[0] == "R"
+                        and stat.split("/")[2] != str(os.getpid()))
     return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-        **other_load(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "other_running_processes": running,
     }
 
 
-def matmul_peak(seconds: float = 1.5, n: int = 2048) -> float:
-    """Best fp32 GFLOP/s of an n x n matmul over `seconds` (the denominator of MFU)."""
+def matmul_peak(device: str = "cpu", seconds: float = 1.5) -> float:
+    """Best GFLOP/s of an n x n matmul over `seconds`, the denominator of MFU: fp32 with n = 2048
+    on the CPU; bf16 with n = 8192 on a GPU (synchronized around each product)."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    cuda = device == "cuda"
+    n, dtype = (8192, torch.bfloat16) if cuda else (2048, torch.float32)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     torch.mm(a, b)
     best, end = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < end:
+        sync(device)
         t = time.perf_counter()
         torch.mm(a, b)
+        sync(device)
         best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def train_flops_per_token(n_layer: int, n_embd: int, vocab: int, block: int) -> float:
     """Model FLOPs of one training token (forward + backward) of a GPT-2: 6 N + 12 L T d, with N
     the matmul parameters (the blocks and the tied LM head; embedding lookups are free), as in the
     PaLM paper's MFU. Activation recomputation or attention masking do not change it."""
-    n = n_layer * 12 * n_embd**2 + vocab * n_embd
-    return 6 * n + 12 * n_layer * block * n_embd
+    return 6 * (n_layer * 12 * n_embd**2 + vocab * n_embd) + 12 * n_layer * block * n_embd
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
 
 
 # -- results -----------------------------------------------------------------------------------
-def save(name: str, data: dict) -> Path:
+def save(name: str, data: dict, device: str = "cpu") -> Path:
+    """bench/results/<name>.json (<name>-cuda.json for a GPU run), with the command, the time and
+    the machine."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    path = RESULTS / (f"{name}.json" if device == "cpu" else f"{name}-{device}.json")
     data = {"benchmark": name, "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "command": " ".join([Path(sys.executable).name, *sys.argv]), **data}
+            "command": " ".join([Path(sys.executable).name, *sys.argv]), **data,
+            "machine": machine_info()}
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     print(f"wrote {path.relative_to(ROOT)}")
     return path
@@ -249,33 +395,13 @@ def fmt(x) -> str:
     if isinstance(x, float):
         if x == 0:
             return "0"
-        if abs(x) >= 1000:
-            return f"{x:,.0f}"
-        if abs(x) >= 100:
-            return f"{x:.0f}"
-        if abs(x) >= 10:
-            return f"{x:.1f}"
-        return f"{x:.3g}" if abs(x) < 1 else f"{x:.2f}"
+        for bound, spec in ((1000, ",.0f"), (100, ".0f"), (10, ".1f"), (1, ".2f")):
+            if abs(x) >= bound:
+                return format(x, spec)
+        return f"{x:.3g}"
     if isinstance(x, int):
         return f"{x:,}"
     return str(x)
-
-
-def quiet() -> None:
-    """Keep the tables readable: no Lightning tips, no per-call transformers warnings."""
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers",
-                 "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-    except ImportError:
-        pass
 
 
 # -- interleaving several runs in one process --------------------------------------------------
@@ -293,7 +419,6 @@ class Runner:
     clock: float = 0.0  # seconds of this runner's own work (steps and its own validation)
     steps: int = 0
     step_times: list = field(default_factory=list)  # per-step seconds (not paused)
-    first_step_at: float | None = None  # clock when the first optimizer step ended
     done: bool = False
     error: BaseException | None = None
     _resumed_at: float = 0.0
@@ -303,100 +428,70 @@ class Runner:
 
 class Baton:
     """Runs several Runners in threads, one at a time, switching every `slice_steps` steps or
-    `slice_s` seconds of the running one's clock. `policy="progress"` gives the turn to the runner
-    with the smallest share of its total steps done (so runs of different lengths progress
-    together and see the same background load); `"round"` goes round in turn, reversing the
-    order every round. Each runner keeps its own torch RNG state and determinism flag, so a run
-    computes exactly what it would alone. The clock of a runner counts only its own time."""
+    `slice_s` seconds of the running one's clock (neither: each runs to its end in turn).
+    `policy="progress"` gives the turn to the runner with the smallest share of its total steps
+    done (runs of different lengths progress together and see the same background load);
+    `"round"` goes round in turn, reversing the order every round. Each runner keeps its own torch
+    CPU RNG state and determinism flag, so a run computes what it would alone (its CUDA RNG is
+    shared). The clock of a runner counts only its own time; on a GPU every step is synchronized
+    before the clock is read, so a step's clock holds its GPU work."""
 
     def __init__(self, runners: list[Runner], slice_steps: int | None = None,
-                 slice_s: float | None = None, policy: str = "round"):
+                 slice_s: float | None = None, policy: str = "round", device: str = "cpu"):
         import torch
 
         self.runners = {r.name: r for r in runners}
         self.order = [r.name for r in runners]
         self.slice_steps, self.slice_s, self.policy = slice_steps, slice_s, policy
+        self.device, self._torch = device, torch
         self._done = threading.Event()
-        self._slice_start_steps = 0
-        self._slice_start_clock = 0.0
-        self._torch = torch
-        self._hook = None
-        self._round = 0
-        self._pos = 0
+        self._slice_start_steps, self._slice_start_clock = 0, 0.0
+        self._round = self._pos = 0
 
-    # called in the runner's thread after every optimizer step
     def tick(self) -> None:
+        """Called in the runner's thread after every optimizer step."""
         r = self.runners.get(threading.current_thread().name)
         if r is None:
             return
-        now = time.perf_counter()
-        dt = now - r._resumed_at
+        sync(self.device)
+        dt = time.perf_counter() - r._resumed_at
         r.clock += dt
         r.step_times.append(dt)
         r.steps += 1
-        if r.first_step_at is None:
-            r.first_step_at = r.clock
         if r.on_step is not None:
             r.on_step(r.steps)  # evaluation for the curve: not on this runner's clock
-        slice_steps = r.steps - self._slice_start_steps
-        slice_time = r.clock - self._slice_start_clock
-        if (self.slice_steps and slice_steps >= self.slice_steps) or \
-                (self.slice_s and slice_time >= self.slice_s):
-            self._yield(r)
+        if (self.slice_steps and r.steps - self._slice_start_steps >= self.slice_steps) or \
+                (self.slice_s and r.clock - self._slice_start_clock >= self.slice_s):
+            r._rng = self._torch.get_rng_state()
+            r._wake.clear()
+            self._schedule()
+            r._wake.wait()
+            self._enter(r)
         r._resumed_at = time.perf_counter()
-
-    def paused(self):
-        """Context manager: time spent inside is removed from the current runner's clock."""
-        baton = self
-
-        class _P:
-            def __enter__(self):
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                r = baton.runners.get(threading.current_thread().name)
-                if r is not None:
-                    r._resumed_at += time.perf_counter() - self.t
-
-        return _P()
-
-    def _yield(self, r: Runner) -> None:
-        r._rng = self._torch.get_rng_state()
-        r._wake.clear()
-        self._schedule(exclude=None)
-        r._wake.wait()
-        self._enter(r)
 
     def _enter(self, r: Runner) -> None:
         self._torch.use_deterministic_algorithms(r.deterministic)
         if r._rng is not None:
             self._torch.set_rng_state(r._rng)
-        self._slice_start_steps = r.steps
-        self._slice_start_clock = r.clock
+        self._slice_start_steps, self._slice_start_clock = r.steps, r.clock
 
     def _pick(self) -> Runner | None:
-        live = [self.runners[n] for n in self.order if not self.runners[n].done]
-        if not live:
+        names = [n for n in self.order if not self.runners[n].done]
+        if not names:
             return None
         if self.policy == "progress":
-            return min(live, key=lambda r: r.steps / max(r.total_steps, 1))
+            return min((self.runners[n] for n in names),
+                       key=lambda r: r.steps / max(r.total_steps, 1))
         # round robin, direction reversed each round: A B C C B A A B C ...
-        names = [n for n in self.order if not self.runners[n].done]
+        if self._pos >= len(names):
+            self._round, self._pos = self._round + 1, 0
         seq = names if self._round % 2 == 0 else names[::-1]
-        if self._pos >= len(seq):
-            self._round += 1
-            self._pos = 0
-            seq = names if self._round % 2 == 0 else names[::-1]
-        pick = self.runners[seq[self._pos]]
         self._pos += 1
-        return pick
+        return self.runners[seq[self._pos - 1]]
 
-    def _schedule(self, exclude=None) -> None:
+    def _schedule(self) -> None:
         nxt = self._pick()
-        if nxt is None:
-            self._done.set()
-        else:
-            nxt._wake.set()
+        (self._done if nxt is None else nxt._wake).set()
 
     def _thread(self, r: Runner) -> None:
         r._wake.wait()
@@ -431,104 +526,3 @@ class Baton:
             if r.error is not None:
                 raise RuntimeError(f"runner {r.name} failed: {r.error!r}") from r.error
         return self.runners
-
-
-def median(xs: list[float]) -> float:
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    m = len(xs) // 2
-    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
-
-
-def parser(doc: str):
-    """A script's argument parser: its docstring's first paragraph as the description, and the
-    options every script has (--quick, --threads)."""
-    import argparse
-
-    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(p)
-    return p
-
-
-def add_common_args(parser) -> None:
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes: a smoke test of the script in well under a minute")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice, = cores)")
-
-
-def plain_optimizer(model, lr: float, weight_decay: float, warmup_ratio: float, total: int):
-    """The textbook loop's AdamW (torch's defaults, decay on matrices only) and warmup + cosine
-    schedule over `total` steps, as the `plain` runners use them."""
-    import math
-
-    import torch
-    import transformers
-
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    return opt, transformers.get_cosine_schedule_with_warmup(
-        opt, math.ceil(warmup_ratio * total), total)
-
-
-def start(parse, argv):
-    """A script's arguments, with its process set up: the measuring environment (when run as a
-    script, see ensure_env), torch's thread count, quiet libraries."""
-    if argv is None:
-        ensure_env()
-    args = parse(argv)
-    apply_threads(args)
-    quiet()
-    return args
-
-
-def apply_threads(args) -> None:
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-
-# -- the product, configured as train.py does --------------------------------------------------
-def compose_train(overrides: list[str], run_dir: str | Path):
-    """The resolved train.yaml config for `overrides`, with Hydra's runtime set as in a real
-    run (so ${hydra:runtime.output_dir} resolves to `run_dir`)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    import huggingtweets.config  # noqa: F401  (the ${ht.*} resolvers)
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
-
-
-def product_run(overrides: list[str], run_dir: str | Path, extra_callbacks=()):
-    """(cfg, datamodule, module, trainer) built exactly as train.py builds them (logger=csv),
-    with the datamodule already set up (tokenized and packed) so that timing starts at fit."""
-    import lightning as L
-    from hydra.utils import instantiate
-
-    from huggingtweets.ingest.prepare import prepare
-
-    cfg = compose_train(["logger=csv", "trainer.enable_progress_bar=false", *overrides], run_dir)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = instantiate(cfg.data, _partial_=True)(prepared=prepare(**cfg.data, source=cfg.source, quiet=True))
-    module = instantiate(cfg.model)
-    dm.tokenizer = module.build(dm.train_texts)
-    from huggingtweets.train.fit import make_trainer
-
-    trainer = make_trainer(cfg)
-    trainer.callbacks.extend(extra_callbacks)
-    dm.setup("fit")
-    return cfg, dm, module, trainer

@@ -1,27 +1,23 @@
-"""(5) Generation: tokens/s of generate.py's sampler (huggingtweets.publish.generate.Generator, what
-`python generate.py` runs) against `transformers.pipeline("text-generation")` on the same exported
-model directory and the same sampling settings (generate.py's defaults: 5 samples for each of
-its 3 prompts, nucleus top_p 0.95, top_k 0, temperature 1, at most 60 new tokens).
+"""(5) Generation: tokens/s of generate.py's sampler (huggingtweets.publish.generate.Generator,
+what `python generate.py` runs) against `transformers.pipeline("text-generation")` on the same
+exported model directory and the same sampling settings (generate.py's defaults: 5 samples for
+each of its 3 prompts, nucleus top_p 0.95, top_k 0, temperature 1, at most 60 new tokens).
 
-The model directory is written by the product's exporter (huggingtweets.publish.export.export_model, with
-the copy-check index beside it) from a GPT-2-shaped model (6 x 384 with the BPE model=scratch fits,
-4,096 entries; --gpt2-tokenizer for GPT-2's 50k; random weights, so the samples run to the 60-token
-limit and every sampler generates about the same number of tokens). Generated tokens are counted at model.generate, for both. The two alternate, round after
-round, in one process; each is seeded the same before each call.
+The model directory is written by the product's exporter (export_model, with the copy-check index
+beside it) from a GPT-2-shaped model (6 x 384 with the BPE model=scratch fits; --gpt2-tokenizer for
+GPT-2's 50k) with random weights, so the samples run to the token limit and every sampler generates
+about the same number of tokens. Generated tokens are counted at model.generate, up to each
+sample's first EOS. The samplers alternate, round after round, in one process, each seeded the same:
 
-- generate.py: the sampler as generate.py runs it, checking every sample against the training
-  tweets (copy check, redraws) and cutting at the first newline;
+- generate.py: the sampler as generate.py runs it (copy check and redraws, cut at the first newline);
 - generate.py, no copy check: filter_copies=false (the sampling alone);
-- pipeline: pipeline(model=dir) called once per prompt with num_return_sequences=5;
 - generate.py, one call per prompt (before): the sampler as it was before it batched prompts;
-- pipeline, prompts batched: the pipeline given all prompts at once with batch_size=3 (its own
-  batching; the pad token set to EOS), the strongest use of it.
+- pipeline: pipeline(model=dir) called once per prompt with num_return_sequences=5;
+- pipeline, prompts batched: all prompts at once with batch_size=3 (pad = EOS), its strongest use.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import sys
 import time
 from pathlib import Path
@@ -34,7 +30,7 @@ SAMPLING = {"n": 5, "temperature": 1.0, "top_p": 0.95, "top_k": 0, "max_new_toke
 
 
 def parse(argv=None):
-    p = common.parser(__doc__)
+    p = common.parser(__doc__, device=True)
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of each")
     p.add_argument("--gpt2-tokenizer", action="store_true",
                    help="GPT-2's 50k vocabulary instead of the fitted BPE (4,096) of model=scratch")
@@ -78,13 +74,10 @@ def main(argv=None) -> dict:
     from huggingtweets.publish.generate import Generator
 
     handle, df, desc, tmp = common.workload(3200, "generation")
-    overrides = [f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",
-                 f"model.scratch.n_layer={args.n_layer}", f"model.scratch.n_embd={args.n_embd}",
-                 f"model.scratch.n_head={args.n_head}", "trainer.accelerator=cpu"]
-    if args.gpt2_tokenizer and common.have_gpt2_tokenizer():
-        common.gpt2_tokenizer().save_pretrained(tmp / "gpt2-tokenizer")
-        overrides.append(f"model.tokenizer={tmp / 'gpt2-tokenizer'}")
-    with contextlib.redirect_stdout(io.StringIO()):
+    gpt2 = args.gpt2_tokenizer and common.gpt2_tokenizer(tmp / "gpt2-tokenizer")
+    overrides = common.scratch_overrides(handle, tmp, "cpu", args.n_layer, args.n_embd,
+                                         args.n_head, tokenizer=tmp / "gpt2-tokenizer" if gpt2 else None)
+    with common.silent():
         cfg, dm, module, _ = common.product_run(overrides, tmp / "run")
         model_dir = export.export_model(
             module, dm, tmp / "run" / "model", {"val/loss": 0.0, "val/ppl": 1.0},
@@ -96,9 +89,10 @@ def main(argv=None) -> dict:
 
     t = time.perf_counter()
     gen = Generator.from_dir(model_dir)  # what generate.py loads (copy index: auto)
+    gen.model.to(args.device)
     load_gen = time.perf_counter() - t
     t = time.perf_counter()
-    pipe = transformers.pipeline("text-generation", model=str(model_dir), device="cpu")
+    pipe = transformers.pipeline("text-generation", model=str(model_dir), device=args.device)
     load_pipe = time.perf_counter() - t
     eos = gen.tok.eos_token_id
     counters = {"generate.py": Counter(gen.model, eos), "pipeline": Counter(pipe.model, eos)}
@@ -167,9 +161,9 @@ def main(argv=None) -> dict:
            "seconds": times, "tokens": tokens, "samples": samples, "tokens_per_s": rate,
            "vs_pipeline": {k: rate[k] / rate["pipeline"] for k in calls},
            "load_s": {"generate.py": load_gen, "pipeline": load_pipe},
-           "machine": common.machine_info(), "target": ">= 1.0x the pipeline",
+           "device": args.device, "target": ">= 1.0x the pipeline",
            "met": rate["generate.py"] / rate["pipeline"] >= 1.0}
-    common.save("generation", out)
+    common.save("generation", out, args.device)
     return out
 
 

@@ -1,22 +1,19 @@
-"""(3) Data pipeline: posts/s of import + clean + tokenize + pack on the largest real timeline
-(30k tweets), cold (nothing cached) and warm (the posts, the cleaned split and the token ids
-cached, as on every run after the first and every job of a sweep after the first), with the time
-of each stage.
+"""(3) Data pipeline: posts/s of import + clean + tokenize + pack on the largest real timeline,
+cold (nothing cached) and warm (the posts, the cleaned split and the token ids cached, as on every
+run after the first and every job of a sweep after the first), with the time of each stage.
 
-The product path is measured as train.py runs it: fetch.py's import (raw JSON -> the canonical
-table via the product's v1.1 mapping -> the per-user parquet cache), then TweetDataModule (read
-the cache, clean with clean=default, split by time, or read the cached split) and its setup()
-with GPT-2's real tokenizer loaded as the product loads one (`model.tokenizer=<dir>`: its token-cache key is
-hashed from its files at load time, ~2 ms, outside the timed pipeline): tokenize or load the token cache,
-oversample, shuffle, pack into 128-token blocks. Stages are timed by wrapping the product's
-functions, not by changing them. Two lower bounds are timed beside it: GPT-2's tokenizer alone
-on the same texts (the cold path cannot beat it) and the JSON import alone.
+The product path as train.py runs it: the import (raw JSON -> the canonical table via the
+product's v1.1 mapping -> the per-user parquet cache), the prepare step (read the cache, clean with
+clean=default, split by time, or read the cached split), then TweetDataModule.setup() with GPT-2's
+tokenizer loaded as the product loads one (outside the timed pipeline): tokenize or load the token
+cache, oversample, shuffle, pack into 128-token blocks. The warm run is checked to give the cold
+run's blocks exactly. Stages are timed by wrapping the product's functions (exclusive times), not
+by changing them. Two lower bounds are timed beside it: GPT-2's tokenizer alone on the same texts
+(the cold path cannot beat it) and the JSON import alone.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 import sys
 import tempfile
@@ -72,19 +69,17 @@ class Stages:
         self._patches = []
 
 
-# -- the prototype of the product changes --------------------------------------------------------
-# -- one pass ------------------------------------------------------------------------------------
 def one_pass(kind: str, handle: str, records_fn, tok, data_dir: Path, block: int) -> dict:
     """Time the pipeline once. kind: cold (empty data dir: import + everything) | warm (the data
     dir of a previous pass: the train-time part only). Returns stage seconds and the blocks."""
     from huggingtweets.ingest import clean as cleaning
-    from huggingtweets.ingest import posts
+    from huggingtweets.ingest import posts, prepare
     from huggingtweets.train import data
 
     st = Stages()
     st.wrap(posts, "read_posts", "read cache")
     st.wrap(cleaning, "clean_posts", "clean")
-    st.wrap(data, "split_tweets", "split")
+    st.wrap(prepare, "split_tweets", "split")
     st.wrap(cleaning, "print_table", "print table")
     st.wrap(data, "pack_flat", "pack")
     st.wrap(data.TweetDataModule, "_flat_tokens", "tokenize / load token cache")
@@ -97,9 +92,11 @@ def one_pass(kind: str, handle: str, records_fn, tok, data_dir: Path, block: int
             t = time.perf_counter()
             posts.write_posts(data_dir, handle, df, source="bench", refresh="full")
             st.t["write cache"] += time.perf_counter() - t
-        with contextlib.redirect_stdout(io.StringIO()):
-            dm = data.TweetDataModule(user=handle, clean={"preset": "default", "min_chars": 6000},
-                     data_dir=str(data_dir), block_size=block, batch_size=16)
+        with common.silent():
+            clean = {"preset": "default", "min_chars": 6000}
+            dm = data.TweetDataModule(prepared=prepare.prepare(handle, clean, data_dir),
+                                      user=handle, clean=clean, data_dir=str(data_dir),
+                                      block_size=block, batch_size=16)
             dm.tokenizer = tok
             dm.setup("fit")
     finally:
@@ -129,15 +126,13 @@ def main(argv=None) -> dict:
 
         handle, desc = "demo_ada", "demo_ada (no ../shared/data), 30,000 generated posts"
         records_fn = lambda: demo.generate(handle, n=args.posts or 30000)  # noqa: E731
-    if common.have_gpt2_tokenizer():
-        tok_dir, tok_name = Path(tempfile.mkdtemp(prefix="bench-tok-")), "GPT-2 (50,257)"
-        common.gpt2_tokenizer().save_pretrained(tok_dir)
-    else:
+    tok_dir, tok_name = Path(tempfile.mkdtemp(prefix="bench-tok-")), "GPT-2 (50,257)"
+    if not common.gpt2_tokenizer(tok_dir):
         from huggingtweets.train.tokenizer import train_tokenizer
 
         texts = [r["text"] for r in records_fn()] if common.have_real_data() else \
             list(records_fn()["text"])
-        tok_dir, tok_name = Path(tempfile.mkdtemp(prefix="bench-tok-")), "BPE 4,096 (no GPT-2 files)"
+        tok_name = "BPE 4,096 (no GPT-2 files)"
         train_tokenizer(texts[:5000], 4096).save_pretrained(tok_dir)
     from huggingtweets.train.tokenizer import load_tokenizer
 
@@ -207,7 +202,6 @@ def main(argv=None) -> dict:
         "data": desc, "tokenizer": tok_name, "block_size": args.block, "runs": summary,
         "warm_identical_to_cold": bool(identical), "master_import": master,
         "lower_bounds": bounds,
-        "machine": common.machine_info(),
         "target": ">= 50k posts/s cold, >= 500k posts/s warm",
         "met": {"cold": summary["cold"]["posts_per_s_median"] >= 50_000,
                 "warm": summary["warm"]["posts_per_s_median"] >= 500_000},

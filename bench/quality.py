@@ -4,30 +4,21 @@ tweets, the same model and the same initial weights, interleaved in one process.
 The original (huggingtweets-demo.ipynb): the kept tweets shuffled and repeated 4 times into one
 text (`<|endoftext|>` before and after every tweet), cut into 1,024-token blocks (TextDataset),
 the HF Trainer with batch 1, lr 1.372e-4, a cosine schedule without warmup over one pass of that
-text, no evaluation (everything else the Trainer's defaults, today's: fused AdamW, no weight
-decay, gradient clipping 1.0).
+text, no evaluation (everything else the Trainer's defaults). Ours: train.py's config
+(conf/train.yaml + model=scratch) built with the product's own classes, plus early stopping.
 
-Ours: train.py's config (conf/train.yaml + model=scratch) built with the product's own classes:
-TweetDataModule (time split, blocks of data.block_size, batch data.batch_size), TweetLM (AdamW with
-decay groups, warmup + cosine) and the Lightning Trainer of conf/trainer/default.yaml (fp32,
-clipping 1.0, deterministic, a validation + checkpoint each epoch), plus early stopping.
-
-Both start from one state dict and use one tokenizer (the byte-level BPE that model=scratch
-trains on the training tweets). Quality is one metric for both: the mean token loss of each
-held-out tweet (the newest 10%, by time) from the `<|endoftext|>` before it, as generation uses
-the model. It is evaluated along both runs with their clocks stopped. The runs take turns on the
-machine every couple of seconds, the one that is behind (by share of its steps) going next, so
-both see the same background load. Reported: the wall time until each first reaches the
-original's final loss, and the loss each has at equal times.
-
-The data is the newest 3,200 posts of the largest real timeline: the original could download no
-more (the API's cap), and it keeps the run to minutes on 2 cores.
+Both start from one state dict and use one tokenizer (the BPE model=scratch fits, or
+--gpt2-tokenizer). Quality is one metric for both: the mean token loss of each held-out tweet (the
+newest 10%) from the `<|endoftext|>` before it, as generation uses the model, evaluated along both
+runs with their clocks stopped. The runs take turns on the machine every --slice seconds, the one
+behind (by share of its steps) going next. Reported: the wall time until each first reaches the
+original's final loss, and the loss each has at equal times. With --device cuda both train on the
+GPU (ours with the product's bf16-mixed, the HF Trainer with bf16) and the metric runs there
+under autocast; use --n-layer 12 --n-embd 768 --n-head 12 for GPT-2 small.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import random
 import sys
@@ -41,7 +32,8 @@ ORIGINAL = {"block_size": 1024, "batch_size": 1, "lr": 1.372e-4, "epochs": 4,
 
 
 def parse(argv=None):
-    p = common.parser(__doc__)
+    p = common.parser(__doc__, device=True)
+    p.add_argument("--gpt2-tokenizer", action="store_true", help="GPT-2's 50k BPE for both")
     p.add_argument("--posts", type=int, default=3200, help="newest posts of the timeline")
     p.add_argument("--vocab", type=int, default=4096, help="BPE vocabulary (both recipes)")
     p.add_argument("--n-embd", type=int, default=128)
@@ -66,9 +58,10 @@ def parse(argv=None):
 class TweetLoss:
     """Mean token loss of each held-out tweet from the EOS before it ([EOS] t... [EOS])."""
 
-    def __init__(self, token_lists, eos: int, batch: int = 64):
+    def __init__(self, token_lists, eos: int, device: str = "cpu", batch: int = 64):
         import torch
 
+        self.device = device
         seqs = sorted(([eos, *map(int, t), eos] for t in token_lists), key=len)
         self.batches = []
         for i in range(0, len(seqs), batch):
@@ -79,7 +72,7 @@ class TweetLoss:
             for j, s in enumerate(chunk):
                 ids[j, :len(s)] = torch.tensor(s)
                 labels[j, 1:len(s)] = torch.tensor(s[1:])
-            self.batches.append((ids, labels))
+            self.batches.append((ids.to(device), labels.to(device)))
         self.tokens = sum(int((lb != -100).sum()) for _, lb in self.batches)
 
     def __call__(self, model) -> float:
@@ -89,7 +82,7 @@ class TweetLoss:
         was = model.training
         model.eval()
         total = 0.0
-        with torch.no_grad():
+        with torch.no_grad(), common.autocast(self.device):
             for ids, labels in self.batches:
                 logits = model(input_ids=ids).logits[:, :-1].float()
                 total += F.cross_entropy(logits.reshape(-1, logits.size(-1)),
@@ -116,17 +109,6 @@ def original_blocks(token_lists, eos: int, epochs: int, block: int, seed: int):
     stream = np.concatenate(parts)
     n = len(stream) // block
     return torch.from_numpy(stream[: n * block].reshape(n, block).copy())
-
-
-class Blocks:
-    def __init__(self, blocks):
-        self.blocks = blocks
-
-    def __len__(self):
-        return len(self.blocks)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.blocks[i], "labels": self.blocks[i]}
 
 
 def curve_at(curve: list[tuple[float, float]], t: float) -> float | None:
@@ -161,24 +143,22 @@ def main(argv=None) -> dict:
 
     handle, df, desc, tmp = common.workload(args.posts, "quality")
 
-    overrides = [
-        f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",
-        f"data.block_size={args.block}", f"data.batch_size={args.batch}",
+    gpt2 = args.gpt2_tokenizer and common.gpt2_tokenizer(tmp / "gpt2-tokenizer")
+    overrides = common.scratch_overrides(
+        handle, tmp, args.device, args.n_layer, args.n_embd, args.n_head, args.block, args.batch,
+        tmp / "gpt2-tokenizer" if gpt2 else None) + [
         f"model.scratch.vocab_size={args.vocab}", "model.scratch.n_positions=1024",
-        f"model.scratch.n_embd={args.n_embd}", f"model.scratch.n_layer={args.n_layer}",
-        f"model.scratch.n_head={args.n_head}", f"optim.lr={args.lr}",
-        f"optim.warmup_ratio={args.warmup}", "optim.schedule=cosine",
-        f"trainer.max_epochs={args.epochs}", "trainer.accelerator=cpu", f"seed={args.seed}",
-    ]
+        f"optim.lr={args.lr}", f"optim.warmup_ratio={args.warmup}", "optim.schedule=cosine",
+        f"trainer.max_epochs={args.epochs}", f"seed={args.seed}"]
     stop = EarlyStopping(monitor="val/loss", mode="min", patience=args.patience)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with common.silent():
         cfg, dm, module, trainer = common.product_run(overrides, tmp / "run", [stop])
     tok = dm.tokenizer
     eos = tok.eos_token_id
     # the ids the datamodule packed (its token cache), one array per tweet
     tokens = {k: np.split(ids, off[1:-1]) for k, (ids, off) in dm._flat_tokens().items()}
     train_ids = tokens[f"{handle}/train"]
-    metric = TweetLoss(tokens[f"{handle}/val"], eos)
+    metric = TweetLoss(tokens[f"{handle}/val"], eos, args.device)
     init = {k: v.clone() for k, v in module.model.state_dict().items()}
     n_params = sum(p.numel() for p in module.model.parameters())
 
@@ -187,17 +167,14 @@ def main(argv=None) -> dict:
     orig_model = transformers.GPT2LMHeadModel(transformers.GPT2Config.from_dict(
         {**module.model.config.to_dict(), "activation_function": "gelu_new"}))
     orig_model.load_state_dict(init)
+    orig_model.to(args.device)
     orig_blocks = original_blocks(train_ids, eos, ORIGINAL["epochs"], ORIGINAL["block_size"],
                                   args.seed)
-    targs = transformers.TrainingArguments(
-        output_dir=str(tmp / "orig"), per_device_train_batch_size=ORIGINAL["batch_size"],
+    targs = common.hf_args(
+        args.device, output_dir=str(tmp / "orig"), per_device_train_batch_size=1,
         num_train_epochs=1, learning_rate=ORIGINAL["lr"], lr_scheduler_type="cosine",
-        warmup_steps=0, weight_decay=ORIGINAL["weight_decay"],
-        max_grad_norm=ORIGINAL["max_grad_norm"], logging_steps=5, save_strategy="no",
-        eval_strategy="no", report_to=[], seed=args.seed, use_cpu=True, disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
-    hf = transformers.Trainer(model=orig_model, args=targs, train_dataset=Blocks(orig_blocks),
+        warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, seed=args.seed)
+    hf = transformers.Trainer(model=orig_model, args=targs, train_dataset=common.Blocks(orig_blocks),
                               data_collator=transformers.default_data_collator)
 
     # -- runners, with evaluation points along each run --------------------------------------
@@ -230,8 +207,9 @@ def main(argv=None) -> dict:
           f"model {n_params / 1e6:.2f}M params; initial loss {init_loss:.3f}")
     print(f"original: {orig_total} steps of 1 x {ORIGINAL['block_size']}; ours: up to "
           f"{our_total} steps of {args.batch} x {args.block}")
-    with contextlib.redirect_stdout(io.StringIO()):
-        common.Baton(list(runners.values()), slice_s=args.slice, policy="progress").run()
+    with common.silent():
+        common.Baton(list(runners.values()), slice_s=args.slice, policy="progress",
+                     device=args.device).run()
 
     # -- results ------------------------------------------------------------------------------
     o, u = runners["original"], runners["ours"]
@@ -276,8 +254,7 @@ def main(argv=None) -> dict:
             "t_original_end_s": o.clock, "original_final": target,
             "ours_best_by_then": min(loss for t, loss in uc if t <= o.clock),
         },
-        "machine": common.machine_info(),
-        "target": ">= 3x faster to the original's final val loss",
+        "device": args.device, "target": ">= 3x faster to the original's final val loss",
         "met": bool(speedup and speedup >= 3),
     }
     if t_ours:
@@ -301,7 +278,7 @@ def main(argv=None) -> dict:
                 f"at t = {u.clock:.0f} s (ours done) the original is at "
                 f"{common.fmt(res['loss_at_equal_time']['original'])}",
     )
-    common.save("quality", res)
+    common.save("quality", res, args.device)
     return res
 
 

@@ -55,11 +55,10 @@ GRID = {
 def import_timelines(data_dir: Path, users: list[str]) -> None:
     """Write each timeline's posts to data_dir/tweets/<handle>.parquet (once)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from huggingtweets.sources.archive import read_archive
-    from huggingtweets.sources.files import read_csv
-    from huggingtweets.sources.twarc import read_twarc
-
-    from huggingtweets import posts
+    from huggingtweets.ingest import posts
+    from huggingtweets.ingest.sources.archive import read_archive
+    from huggingtweets.ingest.sources.files import read_csv
+    from huggingtweets.ingest.sources.twarc import read_twarc
 
     readers = {"archive": read_archive, "csv": read_csv, "twarc": read_twarc}
     for handle in users:

@@ -8,7 +8,6 @@ targets of issue 6, write bench/results/summary.json and, with --markdown, BENCH
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import startup  # noqa: E402
 
 SCRIPTS = ["quality", "throughput", "pipeline", "startup", "generation"]
 TITLES = {
@@ -29,9 +29,7 @@ TITLES = {
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of each script")
+    p = common.parser(__doc__)
     p.add_argument("--only", default=",".join(SCRIPTS), help="comma list of " + ",".join(SCRIPTS))
     p.add_argument("--markdown", default=None, help="write the tables to this file (BENCHMARKS.md)")
     p.add_argument("--summary-only", action="store_true",
@@ -96,22 +94,145 @@ def ratios() -> list[list]:
     return rows
 
 
-GPU_NOTE = [
-    "",
-    "The failed runs above found a product bug: the fused AdamW the product had just made its "
-    "default cannot be combined with gradient clipping under bf16-mixed (Lightning refuses it). "
-    "Fixed: under mixed precision `TweetLM.configure_optimizers` now uses torch's default AdamW, "
-    "so `ours-fused` above is exactly what the product runs on a GPU today (1.22x hf at batch "
-    "64). (1) has no GPU number: its interleaved runner did not finish on the GPU within the "
-    "session's device time (cause not found), and no further device time was lent.",
-]
+def md_table(columns, rows) -> list[str]:
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + [
+        "| " + " | ".join(common.fmt(x).replace("|", "/") for x in r) + " |" for r in rows]
 
 
-def md_table(columns, rows) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for r in rows:
-        lines.append("| " + " | ".join(common.fmt(x).replace("|", "/") for x in r) + " |")
-    return "\n".join(lines)
+def quality_md(q: dict) -> list[str]:
+    o, u, r, m = q["original"], q["ours"], q["our_recipe"], q["model"]
+    eq = q["loss_at_equal_time"]
+    return [f"{q['data']}, newest {q['posts']:,} posts: {q['train_tweets']:,} training and "
+            f"{q['val_tweets']:,} held-out tweets ({q['val_tokens']:,} tokens). GPT-2 "
+            f"{m['n_layer']}x{m['n_embd']} from one random init ({m['params'] / 1e6:.2f}M params), "
+            f"byte-level BPE {m['vocab']}. Loss = mean token loss of each held-out tweet from its "
+            f"EOS (initial {q['initial_loss']:.3f}).", "",
+            *md_table(["recipe", "steps", "tokens/s", "run (s)", "final loss",
+                       "s to the original's final loss", "speed-up"], [
+                ["original: HF Trainer, 1 x 1024, lr 1.372e-4, cosine, data x4", o["steps"],
+                 o["tokens_per_s"], o["clock_s"], q["target_loss"], o["time_to_target_s"], 1.0],
+                [f"ours: Lightning, {r['batch_size']} x {r['block_size']}, lr {r['lr']:g}, warmup"
+                 f" + cosine, {r['max_epochs']} epochs, early stopping", u["steps"],
+                 u["tokens_per_s"], u["clock_s"], u["curve"][-1][1], u["time_to_target_s"],
+                 q["speedup_to_target"]]]), "",
+            f"At equal time: when ours finished ({eq['t_ours_end_s']:.0f} s) it was at "
+            f"{eq['ours']:.3f}, the original at {common.fmt(eq['original'])}; when the original "
+            f"finished ({eq['t_original_end_s']:.0f} s, {eq['original_final']:.3f}) ours had "
+            f"reached {eq['ours_best_by_then']:.3f}."]
+
+
+def throughput_md(t: dict) -> list[str]:
+    rows = [[f"{shape} ({res['n_layer']}x{res['n_embd']}, vocab {res['vocab']}, "
+             f"{res['batch']}x{res['block']})" if i == 0 else "", name, r.get("group"),
+             r["tokens_per_s"], f"{r['mfu']:.1%}" if r["mfu"] >= 0.01 else f"{r['mfu']:.2%}",
+             r.get("vs_hf"), r.get("vs_ours"), r.get("spread")]
+            for shape, res in t["shapes"].items()
+            for i, (name, r) in enumerate(res.get("runners", {}).items())]
+    cuda, omp = t.get("device") == "cuda", t.get("omp_wait_policy")
+    unit, div = ("TFLOP/s", 1e3) if cuda else ("GFLOP/s", 1)
+    how = t.get("how") or ((
+        "The runners run one after another (the GPU is the process's alone), every step "
+        "CUDA-synchronized" if cuda else "The runners of a group take one step each in turn "
+        "(order reversed every round). GPT-2 small runs in two groups to bound memory; × hf of "
+        "group 2 goes through `ours`, measured in both") + "; tokens/s from the median step "
+        "after warm-up steps.")
+    return [f"{t['data']}. {'bf16' if cuda else 'fp32'} matmul peak measured by the script: "
+            f"{t['peak_gflops'] / div:,.0f} {unit} (runs: "
+            f"{', '.join(f'{x / div:,.0f}' for x in t['peaks_gflops'])}). {how} "
+            "MFU = 6N+12LTd FLOPs/token × tokens/s ÷ the peak."
+            + (f" Precision: ours {t['precision']['ours']}, hf {t['precision']['hf']}, plain "
+               f"{t['precision']['plain']}." if t.get("precision") else "")
+            + (f" OpenMP wait policy, small shape, fresh processes alternating: PASSIVE "
+               f"{omp['passive_speedup']:.2f}x the default (spinning) policy." if omp else ""),
+            "", *md_table(["shape", "runner", "group", "tokens/s", "MFU", "× hf", "× ours",
+                           "step spread"], rows)]
+
+
+def pipeline_md(p: dict) -> list[str]:
+    rows = [[k, v["posts"], v["median_s"], v["posts_per_s_median"], "; ".join(
+        f"{a} {b:.2f} s" for a, b in sorted(v["stages_best"].items(), key=lambda kv: -kv[1])[:4])]
+        for k, v in p["runs"].items()]
+    lb = p.get("lower_bounds") or {}
+    return [f"{p['data']}, tokenizer {p['tokenizer']}, blocks of {p['block_size']}. Warm runs give "
+            f"the cold run's blocks exactly: {'yes' if p.get('warm_identical_to_cold') else 'NO'}."
+            + (f" Lower bounds on the same posts: the JSON import alone {lb['import_s']:.2f} s; "
+               f"GPT-2's tokenizer alone {lb['tokenize_s']:.2f} s for {lb['tokens']:,} tokens "
+               f"({lb['tokens_per_s']:,.0f} tokens/s, {lb['posts'] / lb['tokenize_s']:,.0f} "
+               "posts/s: no cold path with this tokenizer can be faster)." if lb else "")
+            + (f" Importing the full v1.1 objects (master files) instead of the condensed ones: "
+               f"{p['master_import']['seconds']:.1f} s." if p.get("master_import") else ""),
+            "", *md_table(["path", "posts", "s (median)", "posts/s", "biggest stages"], rows)]
+
+
+def startup_md(s: dict) -> list[str]:
+    rows = [[k, v["to_first_step_s_median"], v["job2_to_first_step_s"]] for k, v in s["runs"].items()]
+    b = (s["runs"].get("warm/wandb") or s["runs"]["cold"])["breakdown"]
+    parts = startup.parts_rows(b)
+    imp = ", ".join(f"{k} {v:.1f} s" for k, v in list(b["imports_by_package_job1"].items())[:8])
+    return [f"`{s['command']}`", "", *md_table(["run", "to first step (s, median)", "job 2 (s)"],
+                                               rows),
+            "", "Where the time goes (best warm W&B run):", "",
+            *md_table(["part", "job 1 (s)", "job 2 (s)"], parts), "",
+            f"Imports, exclusive, by package: {imp}."]
+
+
+def generation_md(g: dict) -> list[str]:
+    m, sm = g["model"], g["sampling"]
+    rows = [[k, g["samples"][k], g["tokens"][k], g["seconds"][k], g["tokens_per_s"][k],
+             g["vs_pipeline"][k]] for k in g["tokens_per_s"]]
+    return [f"GPT-2 {m['n_layer']}x{m['n_embd']}, vocab {m['vocab']} ({m['params'] / 1e6:.1f}M "
+            f"params), exported by the product; {len(sm['prompts'])} prompts x {sm['n']} samples, "
+            f"top_p {sm['top_p']}, <= {sm['max_new_tokens']} new tokens; {g['rounds']} "
+            "alternating rounds.", "",
+            *md_table(["sampler", "samples", "new tokens", "s", "tokens/s", "× pipeline"], rows)]
+
+
+SECTIONS = {"quality": ("(1) Time to quality", quality_md),
+            "throughput": ("(2) Training throughput", throughput_md),
+            "pipeline": ("(3) Data pipeline", pipeline_md),
+            "startup": ("(4) Sweep overhead", startup_md),
+            "generation": ("(5) Generation", generation_md)}
+
+
+def recorded_gpu() -> dict | None:
+    """results/gpu.json (measured by the former bench/gpu.py) in throughput.py's layout."""
+    g = load("gpu")
+    if not g:
+        return None
+    return {**g["throughput"], "when": g["when"], "device": "cuda", "precision": g["precision"],
+            "peak_gflops": g["peak"]["tflops"] * 1e3,
+            "peaks_gflops": [p["tflops"] * 1e3 for p in g["peak"]["runs"]],
+            "machine": {"cuda": g["device"]["name"]}, "gpu_note": g.get("note"),
+            "how": "The runners ran one after another, each timed over a window of steps inside "
+                   "the first epoch, CUDA-synchronized at its ends; ours, plain and hf in 2 rounds "
+                   "(order reversed), tokens/s = their mean; spread over 5 chunks of the window.",
+            "versions": {k: g["device"].get(k) for k in ("torch", "transformers", "lightning")},
+            "errors": sorted({e.split(": ", 1)[-1] for s in g["throughput"]["shapes"].values()
+                              for e in s.get("errors", [])} | set(g.get("errors", [])))}
+
+
+def gpu_md() -> list[str]:
+    """The GPU section: the --device cuda results when there are any, else the recorded ones."""
+    runs = {n: load(f"{n}-cuda") for n in ("quality", "throughput", "generation")}
+    recorded = not any(runs.values())
+    if recorded:
+        runs = {"throughput": recorded_gpu()}
+    if not any(runs.values()):
+        return []
+    first = next(r for r in runs.values() if r)
+    out = ["", "## GPU", "", f"On one **{first['machine'].get('cuda')}**, {first['when']}"
+           + (f" ({', '.join(f'{k} {v}' for k, v in first['versions'].items())}), recorded by the "
+              "former bench/gpu.py" if recorded else "") + ". Reproduce with `python "
+           "bench/throughput.py --device cuda` (also `quality.py` and `generation.py` take "
+           "`--device cuda`); the scripts write results/<name>-cuda.json, which replace this "
+           "section."]
+    for name, r in runs.items():
+        if r:
+            out += ["", f"### {SECTIONS[name][0]}", "", *SECTIONS[name][1](r)]
+    if recorded and (first["errors"] or first["gpu_note"]):
+        out += ["", "Failed:", ""] + [f"- `{e[:300]}`" for e in first["errors"]]
+        out += ["", first["gpu_note"] or ""]
+    return out
 
 
 def markdown(path: Path, command: str, elapsed: float | None, quick: bool) -> None:
@@ -121,8 +242,8 @@ def markdown(path: Path, command: str, elapsed: float | None, quick: bool) -> No
         "# Benchmarks",
         "",
         "The latest run of the benchmark suite (bench/, see bench/README.md for what each script "
-        "measures, how, and why a target is or is not met). Every ratio is measured in one process, "
-        "against its baseline run beside it (interleaved), never against a stored number.",
+        "measures and how). Every ratio is measured in one process, against its baseline run "
+        "beside it (interleaved), never against a stored number.",
         "",
         f"- Command: `{command}`" + (f" ({elapsed / 60:.1f} min)" if elapsed else ""),
         f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, torch {m.get('torch')} "
@@ -133,114 +254,17 @@ def markdown(path: Path, command: str, elapsed: float | None, quick: bool) -> No
         + ". Absolute numbers (tokens/s, posts/s, seconds) move with the machine's load; the "
         "ratios are what to read.",
         f"- Environment: OMP_WAIT_POLICY={m.get('OMP_WAIT_POLICY')}, MALLOC_ARENA_MAX=2 (set by "
-        "bench/common.py `ensure_env`: with OpenMP's default spin-waiting, torch on a shared "
-        "machine runs small models 2-3x slower and far noisier; see (2)).",
+        "bench/common.py `ensure_env`; the OpenMP wait policy is measured in (2)).",
     ]
     if quick:
         out.append("- **--quick run (tiny sizes): a smoke test, not a measurement.**")
     out += ["", "## Against the targets", "",
-            md_table(["benchmark", "measured", "target", "met", "detail"], ratios())]
-    q = load("quality")
-    if q:
-        o, u = q["original"], q["ours"]
-        eq = q["loss_at_equal_time"]
-        out += ["", "## (1) Time to quality", "",
-                f"{q['data']}, newest {q['posts']:,} posts: {q['train_tweets']:,} training and "
-                f"{q['val_tweets']:,} held-out tweets ({q['val_tokens']:,} tokens). GPT-2 "
-                f"{q['model']['n_layer']}x{q['model']['n_embd']} from one random init "
-                f"({q['model']['params'] / 1e6:.2f}M params), byte-level BPE {q['model']['vocab']}. "
-                f"Loss = mean token loss of each held-out tweet from its EOS (initial "
-                f"{q['initial_loss']:.3f}).", "",
-                md_table(["recipe", "steps", "tokens/s", "run (s)", "final loss",
-                          "s to the original's final loss", "speed-up"], [
-                    ["original: HF Trainer, 1 x 1024, lr 1.372e-4, cosine, data x4", o["steps"],
-                     o["tokens_per_s"], o["clock_s"], q["target_loss"], o["time_to_target_s"], 1.0],
-                    [f"ours: Lightning, {q['our_recipe']['batch_size']} x "
-                     f"{q['our_recipe']['block_size']}, lr {q['our_recipe']['lr']:g}, warmup + "
-                     f"cosine, {q['our_recipe']['max_epochs']} epochs, early stopping", u["steps"],
-                     u["tokens_per_s"], u["clock_s"], u["curve"][-1][1], u["time_to_target_s"],
-                     q["speedup_to_target"]]]), "",
-                f"At equal time: when ours finished ({eq['t_ours_end_s']:.0f} s) it was at "
-                f"{eq['ours']:.3f}, the original at {common.fmt(eq['original'])}; when the original "
-                f"finished ({eq['t_original_end_s']:.0f} s, {eq['original_final']:.3f}) ours had "
-                f"reached {eq['ours_best_by_then']:.3f}."]
-    t = load("throughput")
-    if t:
-        rows = []
-        for shape, res in t["shapes"].items():
-            for name, r in res["runners"].items():
-                rows.append([f"{shape} ({res['n_layer']}x{res['n_embd']}, vocab {res['vocab']}, "
-                             f"{res['batch']}x{res['block']})", name, r.get("group"),
-                             r["tokens_per_s"], r["mfu"], r.get("vs_hf"), r.get("vs_ours"),
-                             r["spread"]])
-        out += ["", "## (2) Training throughput", "",
-                f"fp32 matmul peak measured by the script: {t['peak_gflops']:.0f} GFLOP/s "
-                f"(runs: {', '.join(f'{x:.0f}' for x in t['peaks_gflops'])}). The runners of a "
-                "group take one step each in turn (order reversed every round); median step after "
-                "a warm-up step. GPT-2 small runs in two groups to bound memory; × hf of group 2 "
-                "goes through `ours`, measured in both." + (
-                    f" OpenMP wait policy, small shape, fresh processes alternating: "
-                    f"PASSIVE {t['omp_wait_policy']['passive_speedup']:.2f}x the default "
-                    f"(spinning) policy." if t.get("omp_wait_policy") else ""), "",
-                md_table(["shape", "runner", "group", "tokens/s", "MFU", "× hf", "× ours",
-                          "step spread"], rows)]
-    p = load("pipeline")
-    if p:
-        rows = []
-        for k, v in p["runs"].items():
-            top = sorted(v["stages_best"].items(), key=lambda kv: -kv[1])[:4]
-            rows.append([k, v["posts"], v["median_s"], v["posts_per_s_median"],
-                         "; ".join(f"{a} {b:.2f} s" for a, b in top)])
-        lb = p.get("lower_bounds") or {}
-        out += ["", "## (3) Data pipeline", "",
-                f"{p['data']}, tokenizer {p['tokenizer']}, blocks of {p['block_size']}. Warm "
-                f"runs give the cold run's blocks exactly: "
-                f"{'yes' if p.get('warm_identical_to_cold') else 'NO'}."
-                + (f" Lower bounds on the same posts: the JSON import alone {lb['import_s']:.2f} s; "
-                   f"GPT-2's tokenizer alone {lb['tokenize_s']:.2f} s for {lb['tokens']:,} tokens "
-                   f"({lb['tokens_per_s']:,.0f} tokens/s, {lb['posts'] / lb['tokenize_s']:,.0f} "
-                   "posts/s: no cold path with this tokenizer can be faster)." if lb else "")
-                + (f" Importing the full v1.1 objects (master files) instead of the condensed "
-                   f"ones: {p['master_import']['seconds']:.1f} s." if p.get("master_import") else ""),
-                "", md_table(["path", "posts", "s (median)", "posts/s", "biggest stages"], rows)]
-    s = load("startup")
-    if s:
-        rows = []
-        for k, v in s["runs"].items():
-            rows.append([k, v["to_first_step_s_median"], v["job2_to_first_step_s"]])
-        w = s["runs"].get("warm/wandb") or s["runs"]["cold"]
-        b = w["breakdown"]
-        parts = [["interpreter start-up", b["interpreter"], None]]
-        pre = b["before job (Hydra, config, imports)"]
-        parts.append(["before job 1: imports", pre.get("imports", 0.0), None])
-        parts.append(["before job 1: Hydra compose, sweep setup",
-                      sum(v for k2, v in pre.items() if k2 != "imports"), None])
-        for k2 in sorted(set(b["job 1"]) | set(b["job 2"]), key=lambda x: -b["job 1"].get(x, 0)):
-            parts.append([{"other": "other (Hydra job, Lightning setup)",
-                           "imports": "imports in the job"}.get(k2, k2),
-                          b["job 1"].get(k2, 0.0), b["job 2"].get(k2)])
-        imp = ", ".join(f"{k2} {v:.1f} s" for k2, v in list(b["imports_by_package_job1"].items())[:8])
-        out += ["", "## (4) Sweep overhead", "", f"`{s['command']}`", "",
-                md_table(["run", "to first step (s, median)", "job 2 (s)"], rows), "",
-                "Where the time goes (best warm W&B run):", "",
-                md_table(["part", "job 1 (s)", "job 2 (s)"], parts), "",
-                f"Imports, exclusive, by package: {imp}."]
-    g = load("generation")
-    if g:
-        rows = [[k, g["samples"][k], g["tokens"][k], g["seconds"][k], g["tokens_per_s"][k],
-                 g["vs_pipeline"][k]] for k in g["tokens_per_s"]]
-        out += ["", "## (5) Generation", "",
-                f"GPT-2 {g['model']['n_layer']}x{g['model']['n_embd']}, vocab {g['model']['vocab']} "
-                f"({g['model']['params'] / 1e6:.1f}M params), exported by the product; "
-                f"{len(g['sampling']['prompts'])} prompts x {g['sampling']['n']} samples, "
-                f"top_p {g['sampling']['top_p']}, <= {g['sampling']['max_new_tokens']} new tokens; "
-                f"{g['rounds']} alternating rounds.", "",
-                md_table(["sampler", "samples", "new tokens", "s", "tokens/s", "× pipeline"], rows)]
-    gpu = load("gpu")
-    if gpu:
-        import gpu as gpu_bench
-
-        out += [""] + gpu_bench.markdown(gpu) + GPU_NOTE
+            *md_table(["benchmark", "measured", "target", "met", "detail"], ratios())]
+    for name, (title, render) in SECTIONS.items():
+        r = load(name)
+        if r:
+            out += ["", f"## {title}", "", *render(r)]
+    out += gpu_md()
     path.write_text("\n".join(out) + "\n")
     print(f"wrote {path}")
 
@@ -269,11 +293,14 @@ def main(argv=None) -> None:
                  ["benchmark", "measured", "target", "met", "detail"], ratios(),
                  caption=(f"suite ran {elapsed / 60:.1f} min: " + ", ".join(
                      f"{k} {v:.0f}s" for k, v in times.items())) if times else None)
-    common.save("summary", {"rows": ratios(), "script_seconds": times, "elapsed_s": elapsed,
-                            "quick": args.quick, "machine": common.machine_info()})
+    if times:
+        common.save("summary", {"rows": ratios(), "script_seconds": times, "elapsed_s": elapsed,
+                                "quick": args.quick})
+    else:  # re-rendering: the last run's duration and mode
+        elapsed, args.quick = (load("summary") or {}).get("elapsed_s"), (load("summary") or {}).get("quick")
     if args.markdown:
         command = "make bench" if not args.quick else "python bench/run_all.py --quick"
-        markdown(common.ROOT / args.markdown, command, elapsed if times else None, args.quick)
+        markdown(common.ROOT / args.markdown, command, elapsed, args.quick)
     if failed:
         sys.exit(f"failed: {', '.join(failed)}")
 

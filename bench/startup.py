@@ -1,15 +1,17 @@
 """(4) Sweep overhead: seconds from process start to the first optimizer step of a sweep job, with
-warm caches, and what each part costs (interpreter, imports, Hydra, data, tokenizer, model build,
-Trainer, W&B, validation sanity check).
+warm caches, and what each part costs (interpreter, imports, Hydra, prepare, tokenizer, model
+build, Trainer, W&B, validation sanity check).
 
 It runs the real entry point as a user would (`python train.py -m ...`, a two-job sweep of
-model=scratch on the newest 3,200 posts of the largest real timeline) under bench/_job_timer.py, which timestamps the
-product's functions and each top-level import without changing them. One cold run fills the
-caches (posts, the fitted tokenizer, token ids, .pyc files); then warm runs alternate the default
-logger (W&B, offline), logger=csv, and logger=csv with two levers: no sanity-check validation
-(trainer.num_sanity_val_steps=0) and torchmetrics told that scipy and matplotlib are absent (it
-imports both at start-up whenever they are installed; training uses neither). Job 1 pays the
-imports; job 2 runs in the same process.
+model=scratch on the newest 3,200 posts of the largest real timeline) under this script's
+`--trace` mode, which timestamps the product's functions and each top-level import without
+changing them. One cold run fills the caches (posts, the cleaned split, the fitted tokenizer,
+token ids, .pyc files); then warm runs alternate the default logger (W&B, offline), logger=csv,
+and logger=csv with two levers not taken in the product: no sanity-check validation
+(trainer.num_sanity_val_steps=0) and torchmetrics told that scipy and matplotlib are absent
+(`lazy_torchmetrics_deps`). Job 1 pays the imports; job 2 runs in the same process.
+
+    python bench/startup.py --trace OUT.json train.py -m ...   # the child: time one sweep
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+
+WALL0, T0 = time.time(), time.perf_counter()  # the child's start (--trace)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
@@ -78,7 +82,7 @@ def jobs_of(trace) -> list[dict]:
 
 def run_once(tag: str, overrides: list[str], tmp: Path, env_extra: dict | None = None) -> dict:
     out = tmp / f"trace-{tag}.json"
-    cmd = [sys.executable, str(common.BENCH / "_job_timer.py"), str(out), "train.py", "-m",
+    cmd = [sys.executable, __file__, "--trace", str(out), "train.py", "-m",
            *overrides, f"hydra.sweep.dir={tmp / ('sweep-' + tag)}"]
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1",
            **(env_extra or {})}
@@ -108,6 +112,19 @@ def group(parts: dict) -> dict:
     return dict(out)
 
 
+def parts_rows(b: dict) -> list[list]:
+    """[part, job 1 s, job 2 s] rows of a run's breakdown, the biggest first."""
+    pre, j1, j2 = b["before job (Hydra, config, imports)"], b["job 1"], b["job 2"]
+    rows = [["interpreter start-up", b["interpreter"], None],
+            ["before job 1: imports", pre.get("imports", 0.0), None],
+            ["before job 1: Hydra compose, sweep setup",
+             sum(v for k, v in pre.items() if k != "imports"), None]]
+    for k in sorted(set(j1) | set(j2), key=lambda x: -j1.get(x, 0)):
+        rows.append([{"other": "other (Hydra job, Lightning setup)",
+                      "imports": "imports in the job"}.get(k, k), j1.get(k, 0.0), j2.get(k)])
+    return rows
+
+
 def main(argv=None) -> dict:
     args = common.start(parse, argv)
     handle, df, desc, tmp = common.workload(args.posts, "startup")
@@ -130,7 +147,7 @@ def main(argv=None) -> dict:
                 run_once(f"warm-{name}-{rep}", base + extra, tmp, env))
     runs["cold"] = [runs["cold"]]
 
-    summary, rows = {}, []
+    summary = {}
     for key, rs in runs.items():
         best = min(rs, key=lambda r: r["to_first_step_s"])
         job1, job2 = best["jobs"][0], best["jobs"][1] if len(best["jobs"]) > 1 else None
@@ -151,21 +168,10 @@ def main(argv=None) -> dict:
             "job 1": j1, "job 2": j2, "imports_by_package_job1": dict(first_imports),
         }
     w = summary.get("warm/wandb") or summary["cold"]
-    brk = w["breakdown"]
-    pre = brk["before job (Hydra, config, imports)"]
-    j1, j2 = brk["job 1"], brk["job 2"]
-    keys = sorted(set(j1) | set(j2), key=lambda k: -(j1.get(k, 0)))
-    rows.append(["interpreter start-up", brk["interpreter"], None])
-    rows.append(["before job 1: imports", pre.get("imports", 0.0), None])
-    rows.append(["before job 1: Hydra compose + sweep setup", pre.get("other", 0.0)
-                 + sum(v for k, v in pre.items() if k not in ("imports", "other")), None])
-    for k in keys:
-        label = {"other": "Hydra job setup, Lightning internals (other)",
-                 "imports": "imports during the job"}.get(k, k)
-        rows.append([label, j1.get(k, 0.0), j2.get(k, 0.0) if j2 else None])
-    rows.append(["= process start -> first optimizer step", w["to_first_step_s_best"],
-                 w["job2_to_first_step_s"]])
-    top = ", ".join(f"{k} {v:.1f}s" for k, v in list(brk["imports_by_package_job1"].items())[:6])
+    rows = parts_rows(w["breakdown"]) + [["= process start -> first optimizer step",
+                                          w["to_first_step_s_best"], w["job2_to_first_step_s"]]]
+    top = ", ".join(f"{k} {v:.1f}s" for k, v in list(
+        w["breakdown"]["imports_by_package_job1"].items())[:6])
     common.table(
         f"Sweep overhead, {'warm' if 'warm/wandb' in summary else 'COLD'} ({desc}, "
         "model=scratch, logger=wandb offline)",
@@ -176,11 +182,121 @@ def main(argv=None) -> dict:
                  [[k, v["to_first_step_s_median"], v["to_first_step_s_best"],
                    v["job2_to_first_step_s"]] for k, v in summary.items()])
     out = {"data": desc, "command": "python train.py -m " + " ".join(base), "runs": summary,
-           "machine": common.machine_info(), "target": "<= 8 s to the first step, warm",
+           "target": "<= 8 s to the first step, warm",
            "met": w["to_first_step_s_median"] <= 8.0}
     common.save("startup", out)
     return out
 
 
+# -- the child: `startup.py --trace OUT.json train.py ARGS` ------------------------------------
+EVENTS: list = []  # [seconds since T0, name, "B" | "E" | "P"]
+IMPORTS: list = []  # [top-level package, start, end]
+TOP = {"torch", "lightning", "transformers", "wandb", "hydra", "omegaconf", "pandas", "pyarrow",
+       "numpy", "tokenizers", "torchmetrics", "scipy", "sklearn", "huggingtweets", "rich",
+       "safetensors", "huggingface_hub", "yaml", "PIL", "matplotlib", "accelerate", "sympy",
+       "pytorch_lightning", "lightning_fabric", "lightning_utilities", "fsspec", "requests"}
+PATCHES = {  # module: [(owner attribute or "", function, event name)]
+    "hydra.core.utils": [("", "run_job", "job")],
+    "huggingtweets.ingest.prepare": [("", "prepare", "prepare: read + clean + split (or cache)")],
+    "huggingtweets.train.data": [("TweetDataModule", "_flat_tokens", "tokens: tokenize or cache"),
+                                 ("TweetDataModule", "setup", "data setup: oversample + pack")],
+    "huggingtweets.train.module": [("TweetLM", "build", "model build (init)"),
+                                   ("TweetLM", "configure_optimizers", "optimizer + schedule")],
+    "huggingtweets.train.tokenizer": [("", "train_tokenizer", "tokenizer: train or cache")],
+    "huggingtweets.train.tracking": [("", "log_inputs", "W&B: log input artifacts")],
+    "lightning.pytorch.trainer.trainer": [("Trainer", "__init__", "Trainer()"),
+                                          ("Trainer", "fit", "fit")],
+    "lightning.pytorch.loops.fit_loop": [("_FitLoop", "run", "fit: setup + first forward/backward")],
+    "lightning.pytorch.loops.evaluation_loop": [("_EvaluationLoop", "run",
+                                                 "validation (sanity check)")],
+    "lightning.pytorch.loggers.wandb": [("WandbLogger", "experiment", "W&B: start the run")],
+}
+
+
+def now() -> float:
+    return time.perf_counter() - T0
+
+
+def wrap(owner, attr: str, name: str) -> None:
+    """Record when owner.attr (a function or a property) starts and ends."""
+    real = owner.__dict__.get(attr) if isinstance(owner, type) else getattr(owner, attr)
+    fn = real.fget if isinstance(real, property) else real
+
+    def timed(*a, **k):
+        EVENTS.append([now(), name, "B"])
+        try:
+            return fn(*a, **k)
+        finally:
+            EVENTS.append([now(), name, "E"])
+
+    setattr(owner, attr, property(timed, real.fset) if isinstance(real, property) else timed)
+
+
+def patch(name: str, module) -> None:
+    for owner, attr, event in PATCHES.get(name, []):
+        wrap(getattr(module, owner) if owner else module, attr, event)
+    if name == "torch.optim.optimizer":
+        module.register_optimizer_step_post_hook(
+            lambda opt, a, k: EVENTS.append([now(), "optimizer step", "P"]))
+
+
+def trace() -> None:
+    """Run the script with an import hook that times the top-level packages as they are imported
+    and, once a module of PATCHES has loaded, wraps its functions. OUT.json gets the events and
+    the start on the wall clock (time.time), so the parent can add the interpreter's start-up."""
+    import atexit
+    import importlib.abc
+    import runpy
+
+    watched = set(PATCHES) | {"torch.optim.optimizer"}
+
+    class Hook(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            timed = name in TOP
+            if not timed and name not in watched:
+                return None
+            start = now()
+            spec = next((s for f in sys.meta_path if f is not self and hasattr(f, "find_spec")
+                         for s in [f.find_spec(name, path, target)] if s is not None), None)
+            if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+                return spec
+            real_exec = spec.loader.exec_module
+
+            def exec_module(module):
+                try:
+                    real_exec(module)
+                finally:
+                    if timed:
+                        IMPORTS.append([name, start, now()])
+                if name in watched:
+                    patch(name, module)
+
+            try:
+                spec.loader.exec_module = exec_module
+            except (AttributeError, TypeError):
+                pass
+            return spec
+
+    out, script, *args = sys.argv[2:]
+    if os.environ.get("BENCH_LAZY_TORCHMETRICS_DEPS") == "1":
+        lazy_torchmetrics_deps()
+    sys.meta_path.insert(0, Hook())
+    atexit.register(lambda: Path(out).write_text(json.dumps(
+        {"wall0": WALL0, "events": EVENTS, "imports": IMPORTS, "end": now()})))
+    sys.argv = [script, *args]
+    sys.path.insert(0, str(Path(script).resolve().parent))
+    runpy.run_path(script, run_name="__main__")
+
+
+def lazy_torchmetrics_deps() -> None:
+    """The lever: torchmetrics (imported by Lightning at start-up) imports scipy.signal and
+    matplotlib.pyplot whenever they are installed; training never uses them. Telling torchmetrics
+    they are absent skips both imports."""
+    import lightning_utilities.core.imports as lui
+
+    real = lui.package_available
+    lui.package_available = lambda name: False if name in ("scipy", "matplotlib") else real(name)
+
+
 if __name__ == "__main__":
-    main()
+    trace() if sys.argv[1:2] == ["--trace"] else main()

@@ -11,7 +11,7 @@ from conftest import ROOT
 pytestmark = pytest.mark.slow
 
 BENCH = ROOT / "bench"
-SCRIPTS = ["quality", "throughput", "pipeline", "startup", "generation", "run_all", "gpu"]
+SCRIPTS = ["quality", "throughput", "pipeline", "startup", "generation", "run_all"]
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +25,8 @@ def test_every_script_answers_help(name):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "usage:" in res.stdout and "--quick" in res.stdout
+    if name in ("quality", "throughput", "generation"):  # the GPU runs: --device cuda
+        assert "--device" in res.stdout
 
 
 def test_benchmarks_md_renders_every_section_from_the_results(tmp_path):
@@ -34,7 +36,8 @@ def test_benchmarks_md_renders_every_section_from_the_results(tmp_path):
     run_all.markdown(out, "make bench", 600.0, quick=False)
     text = out.read_text()
     for section in ("## Against the targets", "## (1) Time to quality", "## (2) Training throughput",
-                    "## (3) Data pipeline", "## (4) Sweep overhead", "## (5) Generation"):
+                    "## (3) Data pipeline", "## (4) Sweep overhead", "## (5) Generation",
+                    "## GPU", "bench/throughput.py --device cuda"):
         assert section in text
     assert "Command: `make bench` (10.0 min)" in text
     assert len(run_all.ratios()) == 5  # one row per target, from bench/results/*.json

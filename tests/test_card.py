@@ -157,3 +157,41 @@ def test_exported_card_of_a_trained_run_parses(tiny, caplog):  # noqa: F811
     assert parsed.data.eval_results and "## Evaluation" in text and "## Sample generations" in text
     assert "demo\\_ada" in text and "| Tweets kept |" in text
     assert parsed.data.language[0] == "en"
+
+
+# -- no local path in the card ----------------------------------------------------------------
+
+def test_model_name_is_a_neutral_valid_repo_name():
+    from huggingface_hub.utils import validate_repo_id
+
+    assert card.model_name(["demo_ada", "demo_bo"]) == "huggingtweets-demo_ada-demo_bo"
+    assert card.model_name(["@ümlaut", "a b/c"]) == "huggingtweets-mlaut-a-b-c"
+    assert card.model_name(["alice.bsky.social"]) == "huggingtweets-alice.bsky.social"
+    for handles in (["x" * 200], ["..", "-"], ["a/../b"]):
+        validate_repo_id(card.model_name(handles))  # raises when invalid
+
+
+def test_a_local_base_model_path_stays_out_of_the_card(tmp_path, monkeypatch, caplog):
+    def render(base):
+        return card.render(handles=["alice"], meta={}, tables={"alice": {"Tweets kept": 1}},
+                           base_model=base, hparams={}, metrics={}, languages=["en"],
+                           model_id="huggingtweets-alice", evaluation=_eval(["x"]))
+
+    for local in (str(tmp_path / "models" / "gpt2"), "~/models/gpt2", "../gpt2", "./gpt2"):
+        text = render(local)
+        assert local not in text and "models/gpt2" not in text, local
+        assert "base_model" not in text.split("\n---\n")[0]
+        assert "a local checkpoint" in text
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine" / "gpt2").mkdir(parents=True)  # repo-id shaped, but a folder here
+    assert "mine/gpt2" not in render("mine/gpt2")
+    for hub in ("gpt2", "openai-community/gpt2"):
+        assert _parse(render(hub), caplog).data.base_model == hub
+
+
+def test_exported_card_names_the_model_not_its_folder(tiny, caplog):  # noqa: F811
+    text = (tiny["model"] / "README.md").read_text()
+    assert str(tiny["run"].parent) not in text and "/model" not in text
+    parsed = _parse(text, caplog)
+    assert parsed.data.to_dict()["model-index"][0]["name"] == "huggingtweets-demo_ada-demo_bo"
+    assert 'pipeline("text-generation", model="huggingtweets-demo_ada-demo_bo")' in text

@@ -9,7 +9,13 @@ from conftest import run_cli
 from test_evaluate import tiny  # noqa: F401  (the trained tiny run, shared)
 
 from huggingtweets.errors import UserError
-from huggingtweets.publish.generate import CopyCheck, Generator, control_users
+from huggingtweets.publish.generate import (
+    CopyCheck,
+    Generator,
+    control_users,
+    terminal_json,
+    terminal_safe,
+)
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +153,61 @@ def test_each_prompt_keeps_its_own_budget_of_new_tokens(gen, monkeypatch):
                         lambda *a, **k: budgets.append(k["max_new_tokens"]) or real(*a, **k))
     gen.sample(["Hi", long], n=2, seed=0, max_new_tokens=30, filter_copies=False)
     assert sorted(budgets) == [context - n_long, 30]  # the short prompt is not cut to the long one's
+
+
+# -- printing untrusted text to a terminal ----------------------------------------------------
+
+HOSTILE = ("\x1b]0;pwned\x07\x1b[2J\x1b[31mred\rover\bx\x7f\x9b1m\x85"
+           "\u202eevil\u2066\u200f done\n\tnext 👩\u200d💻 é")
+
+
+def test_terminal_safe_neutralises_every_control_but_newline_and_tab():
+    out = terminal_safe(HOSTILE)
+    assert not [c for c in out if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0]
+    assert not set(out) & set("\u202e\u2066\u200f")  # bidi overrides would reorder the line
+    assert out.startswith("\ufffd]0;pwned\ufffd\ufffd[2J\ufffd[31mred\ufffdover\ufffdx")
+    assert out.endswith(" done\n\tnext 👩\u200d💻 é")  # text, newlines, emoji (ZWJ) untouched
+    one = terminal_safe(HOSTILE, one_line=True)
+    assert "\n" not in one and "\t" not in one and one.endswith(" done  next 👩\u200d💻 é")
+    assert terminal_safe("a\u2028b", one_line=True) == "a b"
+    assert terminal_safe(42) == "42" and terminal_safe("plain") == "plain"
+
+
+def test_terminal_json_stays_faithful_json_and_prints_no_controls():
+    obj = {"text": HOSTILE, "prompt": "\x9b", "copy": None}
+    line = terminal_json(obj)
+    assert json.loads(line) == obj
+    assert "\n" not in line and terminal_safe(line) == line  # nothing a terminal would act on
+    assert "👩" in line and "é" in line  # still UTF-8, not \u-escaped throughout
+
+
+def _generate_cli(monkeypatch, capsys, samples, *args):
+    """`python generate.py ...`, in-process (runpy: Hydra finds conf/ beside the script), with
+    sampling replaced by `samples`."""
+    import runpy
+    import sys
+
+    from conftest import ROOT
+    from hydra.core.global_hydra import GlobalHydra
+
+    from huggingtweets.publish import generate as module
+
+    monkeypatch.setattr(module, "generate", lambda *a, **k: samples)
+    # no logging setup by Hydra: it would leave a handler on this test's captured stdout
+    monkeypatch.setattr(sys, "argv", ["generate.py", "model_dir=unused", "n=1", "prompt=x",
+                                      "hydra/job_logging=none", "hydra/hydra_logging=none", *args])
+    GlobalHydra.instance().clear()
+    try:
+        runpy.run_path(str(ROOT / "generate.py"), run_name="__main__")
+    finally:
+        GlobalHydra.instance().clear()
+    return capsys.readouterr().out
+
+
+def test_cli_prints_model_output_without_terminal_controls(monkeypatch, capsys):
+    samples = [{"prompt": "x", "text": "x" + HOSTILE, "user": None, "copy": None}]
+    text = _generate_cli(monkeypatch, capsys, samples)
+    assert text == terminal_safe("x" + HOSTILE) + "\n"
+    jsonl = _generate_cli(monkeypatch, capsys, samples, "format=jsonl")
+    assert [json.loads(x) for x in jsonl.splitlines()] == samples  # faithful
+    assert terminal_safe(jsonl) == jsonl

@@ -2,9 +2,12 @@
 Hub, offline) uploads those files with the card pointing at the repo, using HF_TOKEN only."""
 
 import json
+import shutil
 
 import pytest
+import yaml
 from conftest import run_cli
+from test_evaluate import tiny  # noqa: F401  (the trained tiny run, shared)
 
 from huggingtweets.errors import UserError
 from huggingtweets.publish import push
@@ -84,3 +87,55 @@ def test_push_uploads_the_planned_files_with_the_card_naming_the_repo(model_dir,
     assert LOCAL not in text and 'model="someone/huggingtweets-demo_ada-demo_bo"' in text
     assert "name: someone/huggingtweets-demo_ada-demo_bo" in text
     assert (model_dir / "README.md").read_text().count(LOCAL) == 2  # the local card is untouched
+    # an older export's huggingtweets.json names its local folder: the uploaded one, the repo
+    info = next(op for op in ops if op.path_in_repo == "huggingtweets.json").path_or_fileobj
+    info = json.loads(info if isinstance(info, bytes) else info.read())
+    assert info == {"handles": ["demo_ada", "demo_bo"], "model_id": out["repo_id"]}
+
+
+def _uploaded(op) -> bytes:
+    data = op.path_or_fileobj
+    if isinstance(data, str):
+        with open(data, "rb") as f:
+            return f.read()
+    return data if isinstance(data, bytes) else data.read()
+
+
+def test_an_exported_model_dir_holds_no_local_path(tiny):  # noqa: F811
+    # every file, binary or not: the folder it was exported to, and the tmp dir around it
+    needles = [str(tiny["model"].resolve()), str(tiny["run"].resolve().parent)]
+    files = [f for f in tiny["model"].rglob("*") if f.is_file()]
+    assert {"README.md", "huggingtweets.json", "config.json"} <= {f.name for f in files}
+    for f in files:
+        data = f.read_bytes()
+        for needle in needles:
+            assert needle.encode() not in data, (f.name, needle)
+    info = json.loads((tiny["model"] / "huggingtweets.json").read_text())
+    assert info["model_id"] == "huggingtweets-demo_ada-demo_bo"
+
+
+def test_push_of_an_export_names_the_repo_everywhere(tiny, tmp_path, monkeypatch):  # noqa: F811
+    model = tmp_path / "copy" / "model"
+    shutil.copytree(tiny["model"], model)
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    api = FakeApi()
+    out = push.push(model, None, api=api)
+    repo = "someone/huggingtweets-demo_ada-demo_bo"  # the local name is a substring of it
+    assert out["repo_id"] == repo
+    ops = {op.path_in_repo: _uploaded(op) for op in api.calls[-1][2]}
+    readme = ops["README.md"].decode()
+    front = yaml.safe_load(readme.split("\n---\n", 1)[0].removeprefix("---\n"))
+    assert front["model-index"][0]["name"] == repo
+    assert f'pipeline("text-generation", model="{repo}")' in readme
+    assert readme.count(repo) == 2 and "someone/someone" not in readme
+    assert json.loads(ops["huggingtweets.json"])["model_id"] == repo
+    # the rest of the card is the exported one, byte for byte
+    local = (model / "README.md").read_text()
+    local_front = yaml.safe_load(local.split("\n---\n", 1)[0].removeprefix("---\n"))
+    local_front["model-index"][0]["name"] = repo
+    assert front == local_front
+    assert readme.split("\n---\n", 1)[1] == local.split("\n---\n", 1)[1].replace(
+        'model="huggingtweets-demo_ada-demo_bo"', f'model="{repo}"')
+    for name, data in ops.items():
+        for needle in (str(model), str(tiny["run"].parent), str(tmp_path)):
+            assert needle.encode() not in data, (name, needle)

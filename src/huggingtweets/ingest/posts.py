@@ -3,15 +3,24 @@
 One parquet per user (`<data_dir>/tweets/<handle>.parquet`) plus a JSON sidecar with where the
 posts came from and what is in them. Every write goes to a temp file in the same folder and is
 renamed into place, so a crash never leaves a half-written cache; a re-fetch merges by id.
+
+Every writer (API fetches, archive / CSV / JSONL / twarc imports) goes through `write_posts`,
+which holds the user's lock (`user_lock`) across read-merge-write, so two imports of the same
+user at once both land; and a replacing write (`refresh="full"`) that would leave far fewer posts
+than are cached is refused unless confirmed (`confirm_shrink`): an empty or truncated answer
+must not wipe a timeline.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -55,6 +64,10 @@ MASTODON_HANDLE = re.compile(
 MAX_DOMAIN = 253  # DNS names are at most 253 characters
 MAX_CACHE_NAME = 180  # file names are capped at 255 bytes; leave room for suffixes and temp names
 PLATFORMS = ("x", "bluesky", "mastodon")
+
+LOCK_TIMEOUT_S = 1800.0  # how long a writer waits for another writer of the same user
+SHRINK_RATIO = 0.5  # refresh=full leaving fewer than this share of the cached posts: refused
+MAX_POST_CHARS = 100_000  # X long posts reach 25,000 characters; Mastodon instances set their own
 
 HANDLE_RULES = (
     "use an X handle (1-15 letters, digits or _), a Bluesky handle (alice.bsky.social) or DID "
@@ -170,19 +183,126 @@ def how_to_get(handle: str) -> str:
     )
 
 
+def lock_path(data_dir: str | Path, handle: str) -> Path:
+    """The user's lock file, beside the journal folder of an API fetch."""
+    folder = partial_dir(data_dir, handle)
+    return folder.with_name(f".{folder.name}.lock")
+
+
+# Locks this process holds: lock file -> [owning thread id, depth]. flock locks belong to an open
+# file, so a second open of the same file in the same process would wait for itself forever; the
+# owning thread re-enters instead (the API fetch holds the lock and then calls write_posts).
+_held: dict[str, list[int]] = {}
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def user_lock(data_dir: str | Path, handle: str, timeout: float | None = None) -> Iterator[None]:
+    """One writer per user at a time, across threads and processes; re-entrant in a thread.
+
+    An OS lock (flock): it dies with its process, so a killed fetch never leaves a stale lock
+    behind. Waiting is bounded: after `timeout` seconds a UserError names the holder's pid.
+    """
+    timeout = LOCK_TIMEOUT_S if timeout is None else float(timeout)
+    path = lock_path(data_dir, handle)
+    key, me = os.path.abspath(path), threading.get_ident()
+    with _held_guard:
+        owner = _held.get(key)
+        if owner is not None and owner[0] == me:
+            owner[1] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[key][1] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle_file = open(path, "a+")
+    except OSError as err:
+        raise _write_error(path, err) from None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle_file.seek(0)
+                    holder = handle_file.read().strip()[:20] or "unknown"
+                    raise UserError(
+                        f"another fetch or import of @{handle} (pid {holder}) has held {path} "
+                        f"for over {timeout:g}s; wait for it to finish and run this again "
+                        "(or raise lock_timeout=<seconds>)"
+                    ) from None
+                time.sleep(0.05)
+        handle_file.seek(0)
+        handle_file.truncate()
+        handle_file.write(str(os.getpid()))  # for the message above, in whoever waits
+        handle_file.flush()
+        with _held_guard:
+            _held[key] = [me, 1]
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held.pop(key, None)
+            fcntl.flock(handle_file, fcntl.LOCK_UN)
+    finally:
+        handle_file.close()
+
+
+def _write_error(path: Path, err: OSError) -> UserError:
+    """A failed write as one line naming the file (a full disk above all)."""
+    what = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (
+        err.strerror or str(err))
+    return UserError(f"cannot write {path}: {what} ({type(err).__name__}); free some space or "
+                     "fix the permissions and run again (the cache as it was is kept)")
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success rename it over `path`, on failure delete it."""
+    """Yield a temp path beside `path`; on success rename it over `path`, on failure delete it.
+
+    An OSError while writing (a full disk, a read-only folder) becomes a UserError naming `path`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as err:
+        raise _write_error(path, err) from None
+    try:
+        try:
+            yield Path(tmp)
+            os.replace(tmp, path)
+        except OSError as err:
+            raise _write_error(path, err) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of `path` left by a killed writer (called under the user's lock, so none of
+    them belongs to a live writer)."""
+    sidecar = path.with_suffix(".json")
+    for tmp in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{sidecar.name}.*.tmp")]:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def to_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
@@ -195,9 +315,11 @@ def to_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
     df["id"] = df["id"].astype("string")
     if df["id"].isna().any():
         raise UserError("some posts have no id: every post needs an id (map source.columns.id)")
-    df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="mixed").astype(
-        COLUMNS["created_at"]
-    )
+    try:
+        created = pd.to_datetime(df["created_at"], utc=True, format="mixed")
+    except (ValueError, TypeError, OverflowError) as err:
+        raise UserError(f"some posts have a created_at that is not a time ({err})") from None
+    df["created_at"] = created.astype(COLUMNS["created_at"])
     for col in ("is_retweet", "is_reply", "is_quote"):
         df[col] = df[col].fillna(False).astype(bool)
     for col in ("text", "handle", "display_name", "lang", "source", "content_warning"):
@@ -207,6 +329,71 @@ def to_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
     # of varying width, so compare them by length first ("999" < "1000").
     order = df.assign(_w=df["id"].str.len()).sort_values(["created_at", "_w", "id"], kind="stable")
     return order.drop(columns="_w").reset_index(drop=True)
+
+
+# Times outside these are garbage, whatever a parser makes of them (and pandas' nanosecond
+# timestamps end in 2262).
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def parse_time(value) -> datetime | None:
+    """A timezone-aware time from an ISO string or a datetime, or None when it is not one."""
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, str) and 0 < len(value) <= 64:
+        try:
+            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            try:
+                when = pd.Timestamp(value).to_pydatetime()
+            except (ValueError, TypeError, OverflowError):
+                return None
+    else:
+        return None
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        return None if not isinstance(when, datetime) else parse_time(when.replace(tzinfo=UTC))
+    try:
+        return when if EARLIEST <= when < LATEST else None
+    except TypeError:
+        return None
+
+
+def check_record(record, max_chars: int = MAX_POST_CHARS) -> str | None:
+    """Why `record` cannot be a canonical post (None: it can): the checks every source's records
+    pass before they are kept. Normalises created_at to an ISO string in place."""
+    if not isinstance(record, dict):
+        return "not an object"
+    post_id = record.get("id")
+    if isinstance(post_id, bool) or not isinstance(post_id, str | int) or not str(post_id).strip():
+        return "no id"
+    if not isinstance(record.get("text", ""), str):
+        return "text is not text"
+    when = parse_time(record.get("created_at"))
+    if when is None:
+        return "no valid created_at"
+    if len(record.get("text") or "") > max_chars:
+        return f"longer than {max_chars:,} characters"
+    for col in ("handle", "display_name", "lang", "source", "content_warning"):
+        if record.get(col) is not None and not isinstance(record[col], str):
+            return f"{col} is not text"
+    record["id"] = str(post_id).strip()
+    record["created_at"] = when.astimezone(UTC).isoformat()
+    return None
+
+
+def too_long(df: pd.DataFrame, where: str, max_chars: int, rows: pd.Index | None = None) -> None:
+    """UserError when any post's text has more than `max_chars` characters (row numbers named)."""
+    lengths = df["text"].fillna("").str.len()
+    over = lengths > max_chars
+    if over.any():
+        labels = (rows if rows is not None else df["id"].astype(str))[over.to_numpy()]
+        shown = ", ".join(f"{label} ({n:,} characters)" for label, n in
+                          zip(list(labels)[:3], lengths[over].tolist()[:3], strict=False))
+        raise UserError(
+            f"{where}: {int(over.sum())} post(s) longer than {max_chars:,} characters: {shown}; "
+            f"raise source.max_post_chars=<n> to import them, or remove them from the file"
+        )
 
 
 def summary(df: pd.DataFrame) -> dict:
@@ -222,22 +409,50 @@ def summary(df: pd.DataFrame) -> dict:
     }
 
 
+class Shrink(UserError):
+    """refresh=full would replace the cache with far fewer posts: refused, the cache is kept."""
+
+
 def write_posts(
-    data_dir: str | Path, handle: str, posts: pd.DataFrame, source: str, refresh: str = "merge"
+    data_dir: str | Path, handle: str, posts: pd.DataFrame, source: str, refresh: str = "merge",
+    confirm_shrink: bool = False, lock_timeout: float | None = None,
 ) -> pd.DataFrame:
     """Merge `posts` into the user's cache by id (newer fetch wins) and write it atomically.
 
-    refresh="full" replaces the cache instead of merging. Returns the table now on disk.
+    refresh="full" replaces the cache instead of merging, unless that would keep fewer than
+    SHRINK_RATIO of the cached posts (an empty answer above all): then `Shrink` is raised and
+    the cache kept, unless `confirm_shrink`. Holds the user's lock throughout, so a concurrent
+    writer's posts are merged, never lost. Returns the table now on disk.
     """
     if refresh not in ("merge", "full"):
         raise UserError(f"refresh={refresh!r}: use merge (default) or full")
     path = tweets_path(data_dir, handle)
     posts = to_frame(posts)
-    if refresh == "merge" and path.exists():
-        posts = to_frame(pd.concat([read_posts(data_dir, handle), posts], ignore_index=True))
-    posts = posts.drop_duplicates("id", keep="last").reset_index(drop=True)
-    with atomic_path(path) as tmp:
-        posts.to_parquet(tmp, index=False)
+    with user_lock(data_dir, handle, lock_timeout):
+        _remove_stale_temps(path)
+        cached = read_posts(data_dir, handle) if path.exists() else None
+        if refresh == "full" and cached is not None and not confirm_shrink:
+            kept = posts["id"].nunique()
+            if kept < SHRINK_RATIO * len(cached):
+                raise Shrink(
+                    f"refresh=full for @{handle} got {kept:,} posts but {len(cached):,} are "
+                    f"cached; the cache is kept as it was. If the account really has only "
+                    f"these, replace it with confirm_shrink=true; otherwise run without "
+                    f"refresh=full to add the new posts"
+                )
+        if refresh == "merge" and cached is not None:
+            posts = to_frame(pd.concat([cached, posts], ignore_index=True))
+            # A post that comes back without a time (a garbled answer) keeps the time it had.
+            known = posts.groupby("id", sort=False)["created_at"].transform("first")
+            posts["created_at"] = posts["created_at"].fillna(known)
+        posts = posts.drop_duplicates("id", keep="last").reset_index(drop=True)
+        with atomic_path(path) as tmp:
+            posts.to_parquet(tmp, index=False)
+        _write_sidecar(data_dir, handle, posts, source)
+    return posts
+
+
+def _write_sidecar(data_dir, handle: str, posts: pd.DataFrame, source: str) -> None:
     names = posts["display_name"].dropna()
     meta = {
         "handle": validate_handle(handle),
@@ -248,14 +463,25 @@ def write_posts(
     }
     with atomic_path(sidecar_path(data_dir, handle)) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    return posts
 
 
 def read_posts(data_dir: str | Path, handle: str) -> pd.DataFrame:
     path = tweets_path(data_dir, handle)
     if not path.exists():
         raise UserError(f"no posts cached for @{handle} (looked for {path}). {how_to_get(handle)}")
-    return to_frame(pd.read_parquet(path))
+    try:
+        table = pd.read_parquet(path)
+        missing = [c for c in ("id", "created_at", "text") if c not in table.columns]
+        if missing:
+            raise ValueError(f"no column {', '.join(missing)}")
+        return to_frame(table)
+    except (OSError, ValueError, TypeError, KeyError, UserError) as err:
+        # pyarrow's ArrowInvalid is a ValueError, its IO errors OSErrors.
+        detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise UserError(
+            f"the cache {path} is damaged ({detail}); move it away and import or fetch "
+            f"@{handle} again (e.g. `python fetch.py user={handle}`)"
+        ) from None
 
 
 def read_meta(data_dir: str | Path, handle: str) -> dict:

@@ -27,7 +27,9 @@ def model_name(handles) -> str:
     the model this way, never by the folder it was exported to: that absolute local path (user
     name, home layout) would be published with the model. push.py swaps in the real repo id."""
     name = "huggingtweets-" + "-".join(str(h).removeprefix("@") for h in handles)
-    return re.sub(r"[^A-Za-z0-9._-]", "-", name)[:96].strip("-.")
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", name)
+    name = re.sub(r"[-.]{2,}", "-", name)  # the Hub refuses "--" and ".." in a repo id
+    return name[:96].strip("-.")
 
 
 def snippet_model(model_id: str) -> str:

@@ -10,7 +10,6 @@ import yaml
 
 from huggingtweets.publish import card
 from huggingtweets.publish.generate import COPY_INDEX, INFO, CopyCheck
-from huggingtweets.train.tokenizer import EOS
 
 # Sampling defaults of the original huggingtweets models: nucleus sampling, tweets of at most
 # 160 tokens, and an EOS prefix so an empty or short prompt starts a fresh tweet.
@@ -62,13 +61,25 @@ def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) 
     evaluation yet: `write_card` rewrites it once `evaluate` has run)."""
     out = Path(out_dir)
     model, tok = module.model, module.tokenizer
-    eos = tok.eos_token_id
-    model.config.prefix = EOS  # text-generation pipelines prepend this to every prompt
-    model.config.task_specific_params = {"text-generation": {**GENERATION, "prefix": EOS}}
+    adapter = hasattr(model, "peft_config") and not module.hparams.lora.get("merge", True)
+    if hasattr(model, "peft_config") and not adapter:
+        # LoRA merged into the weights: a plain model dir that pipeline() loads without peft
+        model = module.model = model.merge_and_unload()
+    # Every tweet was trained as [EOS, tweet...], EOS being the model's own (GPT-2's
+    # <|endoftext|>, Llama's </s>, Qwen's <|endoftext|>, ...): generating from it starts a fresh
+    # tweet. text-generation pipelines prepend `prefix` to every prompt; it must be a token the
+    # tokenizer knows whole, never GPT-2's string on another family (that is 9 junk byte tokens).
+    eos, prefix = tok.eos_token_id, tok.eos_token
+    model.config.prefix = prefix
+    model.config.task_specific_params = {"text-generation": {**GENERATION, "prefix": prefix}}
     model.generation_config = transformers.GenerationConfig(
-        **GENERATION, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos
+        **GENERATION, eos_token_id=eos,
+        bos_token_id=tok.bos_token_id if tok.bos_token_id is not None else eos,
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos,
     )
-    model.save_pretrained(out)  # safetensors
+    model.save_pretrained(out)  # safetensors; the adapter alone (+ base_model in its config) if not merged
+    if adapter:
+        model.generation_config.save_pretrained(out)
     tok.save_pretrained(out)
     info = {
         "handles": list(dm.handles),

@@ -1,24 +1,32 @@
 """Publish an exported model directory to the Hugging Face Hub.
 
 What goes up is exactly `plan()`'s file list: every file of the model dir except hidden ones and
-a copy-check index (the run dir keeps that one; see generate.py). The card's usage snippet names
-the local folder it was exported to; the uploaded README names the repo instead. The token comes
-from the environment only (HF_TOKEN), never from the command line or a config file.
+a copy-check index (the run dir keeps that one; see generate.py). The exported card and
+huggingtweets.json name the model `huggingtweets-<users>` (card.model_name); the uploaded ones name
+the repo instead. Models exported before that named their absolute local folder: the uploaded
+copies never do. The token comes from the environment only (HF_TOKEN), never from the command line
+or a config file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
+import yaml
+
 from huggingtweets.errors import UserError
-from huggingtweets.publish.generate import COPY_INDEX, read_info
+from huggingtweets.publish import card
+from huggingtweets.publish.generate import COPY_INDEX, INFO, read_info
+
+# the usage snippet's model argument, as card.snippet_model writes it (a JSON string literal)
+_SNIPPET = re.compile(r'(pipeline\("text-generation", )model="(?:[^"\\\n]|\\.)*"')
 
 
 def default_name(handles: list[str]) -> str:
-    name = "huggingtweets-" + "-".join(handles)
-    return re.sub(r"[^A-Za-z0-9._-]", "-", name)[:96].strip("-.")
+    return card.model_name(handles)
 
 
 def plan(model_dir: str | Path, repo_id: str | None = None, private: bool = False) -> dict:
@@ -46,11 +54,27 @@ def plan(model_dir: str | Path, repo_id: str | None = None, private: bool = Fals
 
 
 def readme_for(p: dict, repo_id: str) -> bytes:
-    """The card with the local export path (usage snippet, model-index name) replaced by the repo."""
+    """The card naming the repo: in the usage snippet and as the model-index name (the YAML is
+    parsed and rewritten, not searched: the neutral local name is a substring of the repo id)."""
     text = (Path(p["model_dir"]) / "README.md").read_text()
-    if p.get("local_id"):
-        text = text.replace(p["local_id"], repo_id)
+    if text.startswith("---\n") and "\n---\n" in text:
+        head, body = text[4:].split("\n---\n", 1)
+        front = yaml.safe_load(head) or {}
+        for entry in front.get("model-index") or []:
+            entry["name"] = repo_id
+        head = yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()
+        text = f"---\n{head}\n---\n{body}"
+    text = _SNIPPET.sub(lambda m: m.group(1) + card.snippet_model(repo_id), text)
+    local = p.get("local_id")
+    if local and Path(local).is_absolute():  # an older export: its folder's path, anywhere
+        text = text.replace(local, repo_id)
     return text.encode()
+
+
+def info_for(p: dict, repo_id: str) -> bytes:
+    """huggingtweets.json naming the repo (an older export's names its absolute local folder)."""
+    info = {**read_info(p["model_dir"]), "model_id": repo_id}
+    return (json.dumps(info, indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def push(model_dir: str | Path, repo_id: str | None = None, private: bool = False,
@@ -70,8 +94,9 @@ def push(model_dir: str | Path, repo_id: str | None = None, private: bool = Fals
         repo = f"{api.whoami()['name']}/{repo}"
     api.create_repo(repo, private=p["private"], exist_ok=True, repo_type="model")
     root = Path(p["model_dir"])
-    ops = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=readme_for(p, repo) if f == "README.md"
-                              else str(root / f)) for f in p["files"]]
+    rewritten = {"README.md": readme_for(p, repo), INFO: info_for(p, repo)}
+    ops = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=rewritten.get(f) or str(root / f))
+           for f in p["files"]]
     api.create_commit(repo, operations=ops, repo_type="model",
                       commit_message="Upload a huggingtweets model")
     return {**p, "repo_id": repo, "url": f"https://huggingface.co/{repo}"}

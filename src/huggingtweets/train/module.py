@@ -45,6 +45,20 @@ def fuse_gelu(model) -> int:
     return swapped
 
 
+def add_lora(model, lora: Mapping, trainable_tokens: list[int]):
+    """Wrap `model` in LoRA adapters (peft): only the low-rank updates train, plus the embedding
+    rows of `trainable_tokens` (author conditioning's new control tokens, which start random and
+    must learn). `lora.target_modules` null: peft's default for the model's family (GPT-2 c_attn,
+    Llama/Qwen2/Gemma/Phi q_proj+v_proj, GPT-NeoX query_key_value)."""
+    from peft import LoraConfig, get_peft_model
+
+    extra = {"trainable_token_indices": list(trainable_tokens)} if trainable_tokens else {}
+    config = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora.get("alpha", 2 * int(lora["r"]))),
+                        lora_dropout=float(lora.get("dropout", 0.0)), task_type="CAUSAL_LM",
+                        target_modules=lora.get("target_modules") or None, **extra)
+    return get_peft_model(model, config)
+
+
 class TweetLM(L.LightningModule):
     def __init__(
         self,
@@ -54,6 +68,7 @@ class TweetLM(L.LightningModule):
         optim: Mapping | None = None,
         cache_dir: str | None = None,
         fused_gelu: bool = True,
+        lora: Mapping | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(
@@ -63,6 +78,7 @@ class TweetLM(L.LightningModule):
                 "scratch": _plain(scratch),
                 "optim": _plain(optim) or {},
                 "fused_gelu": fused_gelu,
+                "lora": _plain(lora) or {"r": 0},
             }
         )
         self.cache_dir = cache_dir
@@ -102,12 +118,22 @@ class TweetLM(L.LightningModule):
             fuse_gelu(self.model)
         return self.tokenizer
 
+    @property
+    def lora(self) -> bool:
+        return int(self.hparams.lora.get("r") or 0) > 0
+
     def setup(self, stage: str) -> None:
         """Tokens added to the tokenizer after build() (author conditioning's <|user:h|>, added
-        by the datamodule) get embedding rows before training starts or a checkpoint loads."""
-        if self.model is not None and self.tokenizer is not None and \
-                len(self.tokenizer) > self.model.get_input_embeddings().num_embeddings:
+        by the datamodule) get embedding rows before training starts or a checkpoint loads; then
+        LoRA wraps the model (once), so a resumed run's checkpoint meets the same modules."""
+        if self.model is None or self.tokenizer is None or hasattr(self.model, "peft_config"):
+            return  # not built yet, or set up already (Lightning calls setup per stage)
+        if len(self.tokenizer) > self.model.get_input_embeddings().weight.shape[0]:
             self.model.resize_token_embeddings(len(self.tokenizer))
+        if self.lora:
+            controls = [self.tokenizer.convert_tokens_to_ids(tk.control_token(u))
+                        for u in tk.control_users(self.tokenizer)]
+            self.model = add_lora(self.model, self.hparams.lora, controls)
 
     # -- training ----------------------------------------------------------------------------
     def forward(self, input_ids):
@@ -151,7 +177,7 @@ class TweetLM(L.LightningModule):
         # fused: one kernel for the whole update instead of a dozen per parameter group (torch
         # has it on CPU and GPU): +4% tokens/s on 2 CPU cores for the small model, bench/throughput.py.
         # Not under mixed precision: Lightning then refuses gradient clipping with an optimizer
-        # that unscales gradients itself (found on an H100 with bf16-mixed, bench/gpu.py).
+        # that unscales gradients itself (found on an H100 with bf16-mixed: BENCHMARKS.md, GPU).
         fused = bool(o.get("fused", False)) and "mixed" not in str(self.trainer.precision)
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": o["weight_decay"]},

@@ -68,21 +68,26 @@ class Fetched:
     new: pd.DataFrame  # what this run read or fetched
     merged: pd.DataFrame  # the cache now
     resumed: bool = False
+    notes: list[str] | None = None  # warnings printed on the way (items left out, a stop)
 
 
 def fetch_user(cfg, handle: str | None, data_dir: str | Path, refresh: str = "merge",
-               name: str | None = None, missing_only: bool = False) -> Fetched:
+               name: str | None = None, missing_only: bool = False,
+               confirm_shrink: bool = False, lock_timeout: float | None = None) -> Fetched:
     """Run the source `cfg` (a Hydra node) for one user and merge the result into the cache.
 
     missing_only (API sources): leave a cache that exists alone, e.g. one that a concurrent job
-    wrote while this one waited for it.
+    wrote while this one waited for it. confirm_shrink: let refresh=full replace the cache with
+    far fewer posts than it holds. lock_timeout: how long to wait for another writer of the user.
     """
     from huggingtweets.ingest.sources import fetching
 
     made = build(cfg, handle)
     if isinstance(made, fetching.Remote):
-        result = fetching.fetch(made, data_dir, refresh=refresh, missing_only=missing_only)
-        return Fetched(made.handle, made.name, result.new, result.merged, result.resumed)
+        result = fetching.fetch(made, data_dir, refresh=refresh, missing_only=missing_only,
+                                confirm_shrink=confirm_shrink, lock_timeout=lock_timeout)
+        return Fetched(made.handle, made.name, result.new, result.merged, result.resumed,
+                       result.notes)
     if handle is None:
         if not len(made):
             raise UserError("the source read no posts, so whose are they? pass user=<handle>")
@@ -90,5 +95,6 @@ def fetch_user(cfg, handle: str | None, data_dir: str | Path, refresh: str = "me
     handle = posts.validate_handle(handle)
     if name in (None, "auto"):
         name = str(made["source"].dropna().iloc[0]) if made["source"].notna().any() else "auto"
-    merged = posts.write_posts(data_dir, handle, made, source=name, refresh=refresh)
+    merged = posts.write_posts(data_dir, handle, made, source=name, refresh=refresh,
+                               confirm_shrink=confirm_shrink, lock_timeout=lock_timeout)
     return Fetched(handle, name, made, merged)

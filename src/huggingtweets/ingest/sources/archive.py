@@ -15,13 +15,21 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.ingest.posts import to_frame, validate_handle
+from huggingtweets.ingest.posts import (
+    EARLIEST,
+    LATEST,
+    MAX_POST_CHARS,
+    to_frame,
+    too_long,
+    validate_handle,
+)
 
 # tweets.js / tweet.js and their split parts; deliberately not deleted-tweets.js or
 # tweet-headers.js, which newer archives also carry.
@@ -34,13 +42,21 @@ YTD_HEADER = re.compile(r"\s*window\.YTD\.\w+\.part\d+\s*=\s*")
 
 CREATED_AT_FORMAT = "%a %b %d %H:%M:%S %z %Y"  # "Wed Oct 12 17:21:38 +0000 2022"
 
+# The most a file of the archive may hold, inflated: tweets.js is ~1 KB a tweet, so this is
+# half a million tweets. And the most a ZIP member may inflate per compressed byte: JSON
+# compresses 5-20x, a zip bomb 1000x; reading stops at whichever bound comes first.
+MAX_MEMBER_BYTES = 512 * 2**20
+MAX_RATIO = 200
+CHUNK = 2**20
+
 # A link to a post: how a quote shows up when the archive has no is_quote_status.
 STATUS_URL = re.compile(
     r"https?://(?:www\.|mobile\.)?(?:twitter|x)\.com/\w+/status(?:es)?/(\d+)", re.IGNORECASE
 )
 
 
-def read_archive(path: str, handle: str | None = None) -> pd.DataFrame:
+def read_archive(path: str, handle: str | None = None, max_member_bytes: int = MAX_MEMBER_BYTES,
+                 max_post_chars: int = MAX_POST_CHARS) -> pd.DataFrame:
     """All posts in an X archive as the canonical table; `handle` overrides account.js."""
     path = Path(path).expanduser()
     if not path.exists():
@@ -48,12 +64,19 @@ def read_archive(path: str, handle: str | None = None) -> pd.DataFrame:
             f"X archive not found: {path}. Pass the archive ZIP, its extracted folder or its "
             "data/tweets.js as source.path"
         )
-    tweet_files, account_file = _locate(path)
+    tweet_files, account_file = _locate(path, int(max_member_bytes))
 
     account = {}
     if account_file is not None:
         items = _parse_ytd(*account_file)
         account = items[0].get("account", {}) if items and isinstance(items[0], dict) else {}
+        if not isinstance(account, dict):
+            raise UserError(f"{account_file[0]}: 'account' is not an object; not an X archive "
+                            "file (pass user=<handle> and remove account.js to import anyway)")
+        for key in ("username", "accountDisplayName"):
+            if account.get(key) is not None and not isinstance(account[key], str):
+                raise UserError(f"{account_file[0]}: account.{key} is not text; not an X "
+                                "archive file (pass user=<handle> to import anyway)")
     if handle is None:
         handle = account.get("username")
         if not handle:
@@ -75,33 +98,76 @@ def read_archive(path: str, handle: str | None = None) -> pd.DataFrame:
 
     for record in records.values():
         record.update(handle=handle, display_name=display_name, source="archive")
-    return to_frame(list(records.values()))
+    table = to_frame(list(records.values()))
+    too_long(table, str(path), int(max_post_chars),
+             rows=pd.Index([f"tweet {i}" for i in table["id"]]))
+    return table
 
 
-def _locate(path: Path) -> tuple[list[tuple[str, bytes]], tuple[str, bytes] | None]:
+def _too_big(name: str, limit: int, why: str = "") -> UserError:
+    return UserError(
+        f"{name}: inflates to more than {limit:,} bytes{why}; this is not an X archive file "
+        "this reads (a damaged or hostile ZIP?). If it is your genuine archive, raise "
+        "source.max_member_bytes"
+    )
+
+
+def _read_file(file: Path, limit: int) -> bytes:
+    """A file's bytes, refusing one over `limit` before reading it."""
+    try:
+        if file.stat().st_size > limit:
+            raise _too_big(str(file), limit)
+        return file.read_bytes()
+    except OSError as err:
+        raise UserError(f"{file}: cannot read it ({err.strerror or err})") from None
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, where: str, limit: int) -> bytes:
+    """A ZIP member inflated in chunks, stopping past `limit` bytes or past MAX_RATIO times
+    its compressed size: the sizes a ZIP declares can lie, the bytes read cannot."""
+    info = zf.getinfo(name)
+    ceiling = min(limit, max(MAX_RATIO * info.compress_size, 16 * CHUNK))
+    chunks, size = [], 0
+    with zf.open(info) as member:
+        while chunk := member.read(CHUNK):
+            size += len(chunk)
+            if size > ceiling:
+                why = "" if ceiling == limit else (
+                    f" ({MAX_RATIO}x its compressed {info.compress_size:,} bytes)")
+                raise _too_big(f"{where}:{name}", ceiling, why)
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _locate(path: Path, limit: int = MAX_MEMBER_BYTES
+            ) -> tuple[list[tuple[str, bytes]], tuple[str, bytes] | None]:
     """(tweets files, account.js or None), each as (name for messages, raw bytes)."""
     if path.is_file() and not zipfile.is_zipfile(path):
         # A bare tweets.js: account.js usually sits beside it in the same data/ folder.
         account = path.parent / ACCOUNT_FILE
-        account_file = (str(account), account.read_bytes()) if account.is_file() else None
-        return [(str(path), path.read_bytes())], account_file
+        account_file = (str(account), _read_file(account, limit)) if account.is_file() else None
+        return [(str(path), _read_file(path, limit))], account_file
 
     if path.is_file():
         try:
             with zipfile.ZipFile(path) as zf:
                 names = [n for n in zf.namelist() if not n.endswith("/")]
                 tweets, account = _pick(names, PurePosixPath)
-                tweet_files = [(f"{path}:{n}", zf.read(n)) for n in tweets]
-                account_file = (f"{path}:{account}", zf.read(account)) if account else None
-        except (zipfile.BadZipFile, OSError) as err:
+                tweet_files = [(f"{path}:{n}", _read_member(zf, n, str(path), limit))
+                               for n in tweets]
+                account_file = ((f"{path}:{account}", _read_member(zf, account, str(path), limit))
+                                if account else None)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError,
+                ValueError, NotImplementedError, RuntimeError) as err:
+            # RuntimeError: an encrypted member; NotImplementedError: an unknown compression.
             raise UserError(f"{path}: cannot read this ZIP ({err}); download the archive again")
         where = f"the ZIP {path}"
     else:
         folder = path / "data" if (path / "data").is_dir() else path
         names = [str(p) for p in sorted(folder.iterdir()) if p.is_file()]
         tweets, account = _pick(names, Path)
-        tweet_files = [(n, Path(n).read_bytes()) for n in tweets]
-        account_file = (account, Path(account).read_bytes()) if account else None
+        tweet_files = [(n, _read_file(Path(n), limit)) for n in tweets]
+        account_file = (account, _read_file(Path(account), limit)) if account else None
         where = f"the folder {folder}"
 
     if not tweet_files:
@@ -149,6 +215,8 @@ def _parse_ytd(name: str, data: bytes) -> list:
         )
     try:
         items = json.loads(text[header.end() :].rstrip().rstrip(";"))
+    except RecursionError:
+        raise UserError(f"{name}: JSON nested too deep; not an intact X archive file") from None
     except json.JSONDecodeError as err:
         raise UserError(
             f"{name}: broken JSON at line {err.lineno}, column {err.colno} ({err.msg}); "
@@ -159,32 +227,52 @@ def _parse_ytd(name: str, data: bytes) -> list:
     return items
 
 
+def _field(name: str, tweet: dict, tweet_id: str, key: str, kinds: tuple, what: str):
+    """tweet[key] when it is absent/null or one of `kinds`; otherwise a UserError naming the
+    file, the tweet and the field (an archive edited by hand, or not an X archive)."""
+    value = tweet.get(key)
+    if value is None or isinstance(value, kinds):
+        return value
+    raise UserError(
+        f"{name}: tweet {tweet_id} has {key} {str(value)[:40]!r} ({type(value).__name__}), "
+        f"expected {what}; this is not an intact X archive file"
+    )
+
+
 def _record(name: str, tweet: dict) -> dict:
     """One archive tweet -> one canonical record (handle and source are filled in later)."""
     tweet_id = tweet.get("id_str") or tweet.get("id")
     if tweet_id is None or "created_at" not in tweet:
         raise UserError(f"{name}: a tweet without id_str or created_at; not an X archive file")
-    tweet_id = str(tweet_id)
+    if isinstance(tweet_id, bool) or not isinstance(tweet_id, str | int) or not str(tweet_id).strip():
+        raise UserError(f"{name}: a tweet whose id is {str(tweet_id)[:40]!r}; not an X archive file")
+    tweet_id = str(tweet_id).strip()
     try:
         created_at = datetime.strptime(tweet["created_at"], CREATED_AT_FORMAT)
     except (TypeError, ValueError):
         raise UserError(
-            f"{name}: tweet {tweet_id} has created_at {tweet['created_at']!r}, expected the "
-            "archive's format like 'Wed Oct 12 17:21:38 +0000 2022'"
+            f"{name}: tweet {tweet_id} has created_at {str(tweet['created_at'])[:60]!r}, expected "
+            "the archive's format like 'Wed Oct 12 17:21:38 +0000 2022'"
         )
-    text = tweet.get("full_text") or tweet.get("text") or ""
+    if not EARLIEST <= created_at < LATEST:
+        raise UserError(f"{name}: tweet {tweet_id} has created_at {tweet['created_at']!r}, "
+                        "not a time a tweet can have; this is not an intact X archive file")
+    text = (_field(name, tweet, tweet_id, "full_text", (str,), "text")
+            or _field(name, tweet, tweet_id, "text", (str,), "text") or "")
     # Archives carry no retweeted_status: the "RT @user:" prefix is the only trace of a retweet.
     is_retweet = text.startswith("RT @")
     if "is_quote_status" in tweet:
         is_quote = tweet["is_quote_status"] in (True, "true", "True")
     else:
         # A link to someone's post (not this one: media links point at the tweet itself).
-        urls = (tweet.get("entities") or {}).get("urls") or []
-        found = (STATUS_URL.search(url.get("expanded_url") or "") for url in urls)
+        entities = _field(name, tweet, tweet_id, "entities", (dict,), "an object") or {}
+        urls = _field(name, entities, tweet_id, "urls", (list,), "a list") or []
+        expanded = [u.get("expanded_url") for u in urls if isinstance(u, dict)]
+        found = (STATUS_URL.search(u) for u in expanded if isinstance(u, str))
         linked = {match.group(1) for match in found if match}
         is_quote = not is_retweet and bool(linked - {tweet_id})
     is_reply = bool(tweet.get("in_reply_to_status_id_str") or tweet.get("in_reply_to_status_id"))
-    lang = tweet.get("lang")
+    lang = _field(name, tweet, tweet_id, "lang", (str,), "a language code")
     return {
         "id": tweet_id,
         "created_at": created_at.astimezone(UTC),

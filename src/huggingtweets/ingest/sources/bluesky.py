@@ -62,17 +62,11 @@ class BlueskySource(fetching.Remote):
             "actor": account["did"], "limit": self.page_size, "cursor": cursor,
             "filter": "posts_with_replies",
         })
-        feed = body.get("feed") if isinstance(body, dict) else None
-        if not isinstance(feed, list):
-            raise fetching.Transient("Bluesky sent a feed page without a feed")
-        records = feed_records(body, self.handle, account.get("name"))
-        next_cursor = body.get("cursor") if feed else None
-        if since and reached(records, since):
-            next_cursor = None
-        return fetching.Page(records, next=next_cursor, items=len(feed))
+        return parse_page(body, self.handle, account.get("name"), since)
 
     def _get(self, nsid: str, params: dict):
-        reply = fetching.get_json(self.http, f"{self.base_url}/xrpc/{nsid}", params, "Bluesky")
+        reply = fetching.get_json(self.http, f"{self.base_url}/xrpc/{nsid}", params, "Bluesky",
+                                  max_bytes=self.policy.max_body_bytes)
         if reply.status == 200:
             return reply.body
         body = reply.body if isinstance(reply.body, dict) else {}
@@ -93,20 +87,38 @@ class BlueskySource(fetching.Remote):
         raise UserError(f"Bluesky refused the request for {who} (HTTP {reply.status}: {detail[:300]})")
 
 
+def parse_page(body, handle: str | None = None, display_name: str | None = None,
+               since: dict | None = None) -> fetching.Page:
+    """One getAuthorFeed answer -> a Page; Transient when it is not a feed page at all."""
+    feed = body.get("feed") if isinstance(body, dict) else None
+    if not isinstance(feed, list):
+        raise fetching.Transient("Bluesky sent a feed page without a feed")
+    records, rejected = fetching.parse_items(
+        feed, lambda item: feed_record(item, handle, display_name))
+    next_cursor = body.get("cursor") if feed else None
+    if not isinstance(next_cursor, str | None) or next_cursor == "":
+        next_cursor = None  # a cursor is an opaque string; anything else ends the feed
+    if since and reached(records, since):
+        next_cursor = None
+    return fetching.Page(records, next=next_cursor, items=len(feed), rejected=rejected)
+
+
 def reached(records: list[dict], since: dict) -> bool:
     """Has this page come down to posts the cache already holds?"""
     known = set(since.get("ids") or [])
-    if any(r["id"] in known for r in records):
+    if any(r.get("id") in known for r in records):
         return True
     newest = _time(since.get("time"))
-    times = [_time(r["created_at"]) for r in records]
+    times = [_time(r.get("created_at")) for r in records]
     return bool(times) and newest is not None and all(t is not None and t <= newest for t in times)
 
 
 def _time(value) -> datetime | None:
     """A timestamp from the API, or None when it is missing or not a time."""
+    if not isinstance(value, str):
+        return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (TypeError, ValueError):
         return None
 
@@ -114,47 +126,71 @@ def _time(value) -> datetime | None:
 def _when(*candidates) -> str | None:
     """The first candidate that is a real time: record.createdAt is written by the client
     (backdated imports are fine, garbage is not), indexedAt by the AppView."""
-    return next((c for c in candidates if _time(c) is not None and _time(c).tzinfo), None)
+    return next((c for c in candidates if posts.parse_time(c) is not None
+                 and _time(c) is not None and _time(c).tzinfo), None)
+
+
+def _obj(value, what: str) -> dict:
+    """A JSON object where the lexicon has one (absent: empty); anything else is malformed."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fetching.Malformed(f"{what} is not an object")
+    return value
+
+
+def _str(value, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise fetching.Malformed(f"{what} is not a string")
 
 
 def feed_records(body: dict, handle: str | None = None, display_name: str | None = None) -> list:
     """The items of one getAuthorFeed page as canonical records (pinned copies left out)."""
-    records = []
-    for item in body.get("feed") or []:
-        post = item.get("post") or {}
-        record = post.get("record") or {}
-        reason = item.get("reason") or {}
-        kind = reason.get("$type", "")
-        if kind == PIN:
-            continue  # the same post also sits at its place in the timeline
-        author = post.get("author") or {}
-        langs = record.get("langs") or []
-        text = html.escape(expand_links(record.get("text") or "", record.get("facets")), quote=False)
-        base = {"lang": langs[0] if langs else None, "source": "bluesky", "content_warning": None}
-        if kind == REPOST:
-            by = reason.get("by") or {}
-            records.append({
-                **base,
-                "id": reason.get("uri") or f"{post.get('uri')}#repost-{by.get('did', '')}",
-                "created_at": _when(reason.get("indexedAt"), post.get("indexedAt")),
-                "text": f"RT @{author.get('handle', '')}: {text}",
-                "handle": handle or by.get("handle"),
-                "display_name": display_name or by.get("displayName"),
-                "is_retweet": True, "is_reply": False, "is_quote": False,
-            })
-        else:
-            records.append({
-                **base,
-                "id": post.get("uri"),
-                "created_at": _when(record.get("createdAt"), post.get("indexedAt")),
-                "text": text,
-                "handle": handle or author.get("handle"),
-                "display_name": display_name or author.get("displayName"),
-                "is_retweet": False,
-                "is_reply": bool(record.get("reply")),
-                "is_quote": is_quote(record.get("embed")),
-            })
+    records, _ = fetching.parse_items(body.get("feed") or [],
+                                      lambda item: feed_record(item, handle, display_name))
     return records
+
+
+def feed_record(item: dict, handle: str | None = None, display_name: str | None = None):
+    """One feed item -> a canonical record (None for a pinned copy); Malformed when the item is
+    not shaped like the lexicon says."""
+    post = _obj(item.get("post"), "post")
+    record = _obj(post.get("record"), "post.record")
+    reason = _obj(item.get("reason"), "reason")
+    kind = reason.get("$type", "")
+    if kind == PIN:
+        return None  # the same post also sits at its place in the timeline
+    author = _obj(post.get("author"), "post.author")
+    langs = record.get("langs") or []
+    lang = langs[0] if isinstance(langs, list) and langs and isinstance(langs[0], str) else None
+    facets = record.get("facets") if isinstance(record.get("facets"), list) else None
+    raw = _str(record.get("text"), "post.record.text") or ""
+    text = html.escape(expand_links(raw, facets), quote=False)
+    base = {"lang": lang, "source": "bluesky", "content_warning": None}
+    if kind == REPOST:
+        by = _obj(reason.get("by"), "reason.by")
+        return {
+            **base,
+            "id": _str(reason.get("uri"), "reason.uri")
+            or f"{_str(post.get('uri'), 'post.uri')}#repost-{by.get('did', '')}",
+            "created_at": _when(reason.get("indexedAt"), post.get("indexedAt")),
+            "text": f"RT @{_str(author.get('handle'), 'author.handle') or ''}: {text}",
+            "handle": handle or _str(by.get("handle"), "reason.by.handle"),
+            "display_name": display_name or _str(by.get("displayName"), "by.displayName"),
+            "is_retweet": True, "is_reply": False, "is_quote": False,
+        }
+    return {
+        **base,
+        "id": _str(post.get("uri"), "post.uri"),
+        "created_at": _when(record.get("createdAt"), post.get("indexedAt")),
+        "text": text,
+        "handle": handle or _str(author.get("handle"), "author.handle"),
+        "display_name": display_name or _str(author.get("displayName"), "author.displayName"),
+        "is_retweet": False,
+        "is_reply": bool(record.get("reply")),
+        "is_quote": is_quote(record.get("embed")),
+    }
 
 
 def is_quote(embed: dict | None) -> bool:
@@ -163,11 +199,11 @@ def is_quote(embed: dict | None) -> bool:
         return False
     kind = embed.get("$type", "")
     inner = embed.get("record") or {}
-    if kind == "app.bsky.embed.recordWithMedia":
+    if kind == "app.bsky.embed.recordWithMedia" and isinstance(inner, dict):
         inner = inner.get("record") or {}
     elif kind != "app.bsky.embed.record":
         return False
-    return "/app.bsky.feed.post/" in str(inner.get("uri", ""))
+    return isinstance(inner, dict) and "/app.bsky.feed.post/" in str(inner.get("uri", ""))
 
 
 def expand_links(text: str, facets: list | None) -> str:
@@ -179,10 +215,13 @@ def expand_links(text: str, facets: list | None) -> str:
     data = text.encode("utf-8")
     spans = []
     for facet in facets or []:
-        index = facet.get("index") or {}
+        if not isinstance(facet, dict):
+            continue  # a broken client's facet: the text stays as posted
+        index = facet.get("index") if isinstance(facet.get("index"), dict) else {}
         start, end = index.get("byteStart"), index.get("byteEnd")
-        uri = next((f.get("uri") for f in facet.get("features") or []
-                    if str(f.get("$type", "")).endswith("#link") and f.get("uri")), None)
+        features = facet.get("features") if isinstance(facet.get("features"), list) else []
+        uri = next((f.get("uri") for f in features if isinstance(f, dict)
+                    and str(f.get("$type", "")).endswith("#link") and f.get("uri")), None)
         if uri and isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(data):
             spans.append((start, end, str(uri)))
     last = len(data) + 1

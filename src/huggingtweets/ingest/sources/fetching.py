@@ -12,21 +12,35 @@ page given a cursor, and how to turn items into canonical records. This module d
   makes every replay idempotent.
 * **Incremental.** A fetch into an existing cache asks only for posts newer than the newest
   cached one (each source's `since`); `refresh=full` refetches everything and replaces the cache.
+* **Validate before keeping.** Every page is parsed into canonical records and checked (an id,
+  a real time, text of sane length: `posts.check_record`) *before* it is journaled; items that
+  fail are left out and counted in a warning, never kept. A journal that no longer reads (a
+  damaged file, one written by an older version) is set aside, renamed beside it, with a
+  warning: never replayed forever, never deleted.
 * **Faults.** HTTP 429 waits for the reset the server announces (Retry-After, or the platform's
-  reset header) with a visible countdown, or, with `on_rate_limit=stop`, stops with a message
-  saying when to run the command again. 5xx, timeouts, broken connections and malformed bodies
-  are retried with exponential backoff, at most `max_retries` times.
+  reset header) with a visible countdown, at most `max_wait` seconds; a longer wait, or
+  `on_rate_limit=stop`, stops with the pages so far saved and a message saying when to run the
+  command again. 5xx, timeouts, broken connections and malformed bodies are retried with
+  exponential backoff, at most `max_retries` times.
+* **Bounds.** Whatever a server does, a fetch ends: `timeout` is a deadline over each whole
+  request (not per read: a server dripping a byte a second is cut off), `max_body_bytes` stops
+  reading a response past that size, `max_pages` ends a fetch, a cursor seen before ends it (a
+  server repeating its cursor would loop forever), each with the posts so far kept and a warning.
+* **The cache never shrinks by accident** (`posts.write_posts`): a `refresh=full` that returns
+  far fewer posts than cached keeps the cache unless `confirm_shrink` is set.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
+import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -41,6 +55,20 @@ JOURNAL_VERSION = 1
 RATE_LIMIT_FALLBACK_S = 60.0  # a 429 without any reset header: wait this long
 MAX_BACKOFF_S = 60.0
 MAX_RATE_LIMIT_WAITS = 50  # consecutive 429s on one request: a server that never lets us in
+MAX_CLOCK_SKEW_S = 3600.0  # a server Date further off than this is a broken header, not drift
+
+# Defaults of the bounds (conf/source/{x,bluesky,mastodon}.yaml set them too).
+MAX_PAGES = 5000  # 500,000 Bluesky posts, 200,000 Mastodon statuses, far past X's 3,200
+MAX_WAIT_S = 1200.0  # the longest rate-limit wait: X's windows are 15 minutes
+MAX_BODY_BYTES = 16 * 2**20  # a page of 100 posts is a few hundred KB
+
+
+class Malformed(ValueError):
+    """An item or page that is not shaped like the platform's objects (message: what is wrong)."""
+
+
+class Unreadable(Exception):
+    """A journal that does not read back (damaged, or from another version)."""
 
 
 class RateLimited(Exception):
@@ -60,19 +88,63 @@ class Page:
     records: list[dict]  # canonical records; created_at as an ISO string (JSON-able)
     next: Any = None  # cursor of the next page; None: there is no next page
     items: int = 0  # how many items the API returned (reposts and all)
+    rejected: Counter = field(default_factory=Counter)  # items left out, by reason
+
+
+def parse_items(items: list, parse) -> tuple[list[dict], Counter]:
+    """`parse` each item of a page into a record; an item it cannot read is counted, not fatal:
+    one odd post (or a server's garbage) must neither crash the fetch nor stop it for good."""
+    records, rejected = [], Counter()
+    for item in items:
+        if not isinstance(item, dict):
+            rejected["not an object"] += 1
+            continue
+        try:
+            record = parse(item)
+        except (Malformed, KeyError, TypeError, AttributeError, ValueError):
+            rejected["malformed item"] += 1
+            continue
+        if record is not None:
+            records.append(record)
+    return records, rejected
+
+
+def validate(records: list, max_chars: int) -> tuple[list[dict], Counter]:
+    """The records that are canonical posts (`posts.check_record`), and the others by reason;
+    then the kept ones must build the canonical table, or the page is malformed as a whole."""
+    kept, rejected = [], Counter()
+    for record in records:
+        why = posts.check_record(record, max_chars)
+        if why is None:
+            kept.append(record)
+        else:
+            rejected[why] += 1
+    try:
+        posts.to_frame(kept)
+    except UserError as err:
+        raise Transient(f"a page that does not parse into posts ({err})") from None
+    return kept, rejected
 
 
 @dataclass
 class Policy:
-    timeout: float = 30.0  # seconds per request
+    timeout: float = 30.0  # seconds per request, the whole request (a deadline, not per read)
     max_retries: int = 5  # per request, for 5xx / timeouts / malformed bodies
     backoff: float = 2.0  # first retry waits this long, then doubles (capped at a minute)
     on_rate_limit: str = "wait"  # wait: count down to the reset | stop: save and exit
     max_posts: int | None = None  # stop after this many posts (X serves the newest 3,200 anyway)
+    max_pages: int = MAX_PAGES  # pages per fetch
+    max_wait: float = MAX_WAIT_S  # the longest rate-limit wait; past it: save and stop
+    max_body_bytes: int = MAX_BODY_BYTES  # bytes per response body; past it: stop reading
+    max_post_chars: int = posts.MAX_POST_CHARS  # longer posts are left out (and counted)
 
     def __post_init__(self):
         if self.on_rate_limit not in ("wait", "stop"):
             raise UserError(f"source.on_rate_limit={self.on_rate_limit!r}: use wait or stop")
+        for name in ("timeout", "max_pages", "max_wait", "max_body_bytes", "max_post_chars"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise UserError(f"source.{name}={value!r}: use a positive number")
 
 
 class Remote:
@@ -91,13 +163,18 @@ class Remote:
         on_rate_limit: str = "wait",
         max_posts: int | None = None,
         progress: bool = True,
+        max_pages: int = MAX_PAGES,
+        max_wait: float = MAX_WAIT_S,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_post_chars: int = posts.MAX_POST_CHARS,
     ):
         if handle is None:
             raise UserError(f"source={self.name} fetches one account: pass user=<handle>")
         self.handle = posts.validate_handle(handle)
         self.base_url = str(base_url).rstrip("/")
         self.policy = Policy(float(timeout), int(max_retries), float(backoff), on_rate_limit,
-                             None if max_posts is None else int(max_posts))
+                             None if max_posts is None else int(max_posts), int(max_pages),
+                             float(max_wait), int(max_body_bytes), int(max_post_chars))
         self.progress = progress
 
     # --- what a source implements -------------------------------------------------------------
@@ -126,6 +203,7 @@ class Result:
     pages: int = 0
     resumed: bool = False
     waits: int = 0
+    notes: list[str] = field(default_factory=list)  # the warnings this fetch printed
 
 
 # --- the journal ------------------------------------------------------------------------------
@@ -138,19 +216,56 @@ class Journal:
         self.folder = folder
 
     def state(self) -> dict | None:
+        """The journal's state; None when there is no journal; Unreadable when there is one
+        that does not read back (it is then set aside, never replayed or silently lost)."""
+        if not self.folder.exists():
+            return None
+        if not (self.folder / "state.json").exists() and not any(self.folder.glob("page-*")):
+            self.discard()  # killed between creating the folder and writing into it
+            return None
         try:
             state = json.loads((self.folder / "state.json").read_text())
-        except (OSError, ValueError):
-            return None
-        return state if state.get("version") == JOURNAL_VERSION else None
+        except (OSError, ValueError) as err:
+            raise Unreadable(f"state.json: {type(err).__name__}") from None
+        if not isinstance(state, dict) or state.get("version") != JOURNAL_VERSION:
+            raise Unreadable("state.json is not a journal of this version")
+        if not {"source", "base_url", "refresh", "since", "account"} <= set(state):
+            raise Unreadable("state.json lacks keys")
+        if not isinstance(state["account"], dict):
+            raise Unreadable("state.json has no account")
+        return state
 
     def begin(self, state: dict) -> None:
         self.discard()
         self.folder.mkdir(parents=True, exist_ok=True)
         self._write("state.json", {"version": JOURNAL_VERSION, **state})
 
-    def pages(self) -> list[dict]:
-        return [json.loads(p.read_text()) for p in sorted(self.folder.glob("page-*.json"))]
+    def pages(self, max_chars: int = posts.MAX_POST_CHARS) -> list[dict]:
+        """The journaled pages, each checked again (a journal from before validation, or a
+        damaged one, must not reach the cache): Unreadable when one is not right."""
+        pages = []
+        for number, path in enumerate(sorted(self.folder.glob("page-*.json")), start=1):
+            try:
+                page = json.loads(path.read_text())
+            except (OSError, ValueError) as err:
+                raise Unreadable(f"{path.name}: {type(err).__name__}") from None
+            if (not isinstance(page, dict) or path.name != f"page-{number:06d}.json"
+                    or not isinstance(page.get("records"), list) or "next" not in page
+                    or not isinstance(page.get("last"), bool)):
+                raise Unreadable(f"{path.name} is not a journal page")
+            for record in page["records"]:
+                why = posts.check_record(record, max_chars)
+                if why is not None:
+                    raise Unreadable(f"{path.name} holds a post that is {why}")
+            pages.append(page)
+        return pages
+
+    def set_aside(self) -> Path:
+        """Rename the journal out of the way (kept for a look, never replayed); its new path."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = self.folder.with_name(f"{self.folder.name}.set-aside-{stamp}-{os.getpid()}")
+        os.replace(self.folder, target)
+        return target
 
     def add(self, number: int, page: dict) -> None:
         self._write(f"page-{number:06d}.json", page)
@@ -166,7 +281,10 @@ class Journal:
 
     def _write(self, name: str, data: dict) -> None:
         with posts.atomic_path(self.folder / name) as tmp:
-            tmp.write_text(json.dumps(data, ensure_ascii=False))
+            try:
+                tmp.write_text(json.dumps(data, ensure_ascii=False))
+            except OSError as err:  # a full disk: one line naming the journal
+                raise posts._write_error(self.folder / name, err) from None
 
 
 # --- rate limits ------------------------------------------------------------------------------
@@ -186,16 +304,26 @@ def reset_time(headers, now: float | None = None) -> float | None:
     if "date" in h:
         try:
             skew = now - parsedate_to_datetime(h["date"]).timestamp()
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             skew = 0.0
+        if not math.isfinite(skew) or abs(skew) > MAX_CLOCK_SKEW_S:
+            skew = 0.0  # a Date hours off is a broken header, not a clock to correct for
+
+    def sane(epoch: float) -> float | None:  # nan, inf, 1e300: no reset we can use
+        return epoch if math.isfinite(epoch) and abs(epoch) < 1e11 else None
+
     if "retry-after" in h:
         value = h["retry-after"]
         try:
-            return now + max(0.0, float(value))
+            seconds = float(value)
+            # nan first: max(0.0, nan) is 0.0, which would hammer the server
+            found = sane(now + max(0.0, seconds)) if math.isfinite(seconds) else None
+            if found is not None:
+                return found
         except ValueError:
             try:
-                return parsedate_to_datetime(value).timestamp() + skew
-            except (TypeError, ValueError, IndexError):
+                return sane(parsedate_to_datetime(value).timestamp() + skew)
+            except (TypeError, ValueError, IndexError, OverflowError):
                 pass
     for key in ("x-rate-limit-reset", "ratelimit-reset", "x-ratelimit-reset"):
         if key not in h:
@@ -205,25 +333,42 @@ def reset_time(headers, now: float | None = None) -> float | None:
             number = float(value)
         except ValueError:
             try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() + skew
-            except ValueError:
+                found = sane(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+                             + skew)
+            except (ValueError, OverflowError):
                 continue
-        return number + skew if number > 1e9 else now + max(0.0, number)
+            if found is not None:
+                return found
+            continue
+        if not math.isfinite(number):
+            continue
+        found = sane(number + skew if number > 1e9 else now + max(0.0, number))
+        if found is not None:
+            return found
     return None
 
 
 def _clock(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S UTC")
+    try:
+        when = datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, ValueError, OSError):
+        return "an unknown time"
+    same_day = abs(epoch - time.time()) < 20 * 3600
+    return when.strftime("%H:%M:%S UTC" if same_day else "%Y-%m-%d %H:%M UTC")
 
 
 def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "forever"
     seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     minutes, seconds = divmod(seconds, 60)
     if minutes < 60:
         return f"{minutes}m{seconds:02d}s"
-    return f"{minutes // 60}h{minutes % 60:02d}m"
+    if minutes < 48 * 60:
+        return f"{minutes // 60}h{minutes % 60:02d}m"
+    return f"{minutes // (24 * 60):,}d"
 
 
 # --- progress ---------------------------------------------------------------------------------
@@ -240,6 +385,7 @@ class Progress:
         self.console = Console(stderr=True)
         self.enabled = remote.progress
         self.pages = self.posts = self.waits = 0
+        self.notes: list[str] = []
         self.status = ""
         self.bar = Bar(
             TextColumn("{task.description}"),
@@ -278,6 +424,14 @@ class Progress:
         if self.enabled:
             self.console.print(message, highlight=False, markup=False)
 
+    def warn(self, message: str) -> None:
+        """A warning, always shown (stderr, above the bar when there is one), and recorded."""
+        self.notes.append(message)
+        if self.enabled:
+            self.console.print(f"warning: {message}", highlight=False, markup=False)
+        else:
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+
     def say(self, message: str) -> None:
         """A line that must be seen even where the bar is not drawn (logs, CI, pipes)."""
         if self.enabled and not self.console.is_terminal:
@@ -296,51 +450,50 @@ class Progress:
 # --- the fetch --------------------------------------------------------------------------------
 
 
-@contextmanager
-def _locked(folder: Path):
-    """One fetch per user at a time (parallel sweep jobs may all miss the same user): the others
-    wait here, then find the cache written (or resume the same journal)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.with_name(f".{folder.name}.lock"), "a") as handle:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock, as before
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def fetch(remote: Remote, data_dir: str | Path, refresh: str = "merge",
-          missing_only: bool = False) -> Result:
+          missing_only: bool = False, confirm_shrink: bool = False,
+          lock_timeout: float | None = None) -> Result:
     """Fetch `remote`'s account into the cache (resuming an interrupted fetch), return the result.
 
     missing_only: do nothing when the cache exists (after waiting for a concurrent fetch).
+    confirm_shrink: let refresh=full replace the cache with far fewer posts (see write_posts).
     """
     if refresh not in ("merge", "full"):
         raise UserError(f"refresh={refresh!r}: use merge (default) or full")
-    folder = posts.partial_dir(data_dir, remote.handle)
-    with _locked(folder):
+    # One fetch per user at a time (parallel sweep jobs may all miss the same user): the others
+    # wait here, then find the cache written (or resume the same journal). The same lock every
+    # importer takes in write_posts, re-entered when this fetch writes the cache.
+    with posts.user_lock(data_dir, remote.handle, lock_timeout):
         if missing_only and posts.tweets_path(data_dir, remote.handle).exists():
             cached = posts.read_posts(data_dir, remote.handle)
             return Result(new=posts.to_frame([]), merged=cached)
-        return _fetch(remote, data_dir, refresh, Journal(folder))
+        journal = Journal(posts.partial_dir(data_dir, remote.handle))
+        return _fetch(remote, data_dir, refresh, journal, confirm_shrink)
 
 
-def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal) -> Result:
+def _cursor_key(cursor) -> str:
+    return json.dumps(cursor, sort_keys=True, default=str)
+
+
+def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal,
+           confirm_shrink: bool = False) -> Result:
     result = Result(new=posts.to_frame([]), merged=posts.to_frame([]))
-    state = journal.state()
+    policy = remote.policy
     with Progress(remote) as bar:
-        if state is not None and (state.get("source"), state.get("base_url")) != (
-            remote.name, remote.base_url
+        try:
+            state = journal.state()
+            pages = journal.pages(policy.max_post_chars) if state is not None else []
+        except Unreadable as err:
+            moved = journal.set_aside()
+            bar.warn(f"@{remote.handle}: the unfinished fetch saved in {journal.folder} does not "
+                     f"read back ({err}); it is set aside as {moved} and the fetch starts over")
+            state, pages = None, []
+        if state is not None and (state.get("source"), state.get("base_url"), state["refresh"]) != (
+            remote.name, remote.base_url, refresh
         ):
-            bar.note(f"@{remote.handle}: dropping an unfinished fetch from "
+            bar.note(f"@{remote.handle}: dropping an unfinished {state['refresh']} fetch from "
                      f"{state.get('source')} at {state.get('base_url')}")
-            state = None
-        pages = journal.pages() if state is not None else []
+            state, pages = None, []
         if state is not None:
             refresh, since, account = state["refresh"], state["since"], state["account"]
             result.resumed = True
@@ -358,40 +511,97 @@ def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal) -> Result:
         count = sum(len(p["records"]) for p in pages)
         done = bool(pages) and pages[-1]["last"]
         cursor = pages[-1]["next"] if pages else None
+        seen = {_cursor_key(p.get("cursor")) for p in pages}  # cursors already asked for
+        rejected = Counter()
+        for p in pages:
+            rejected.update(p.get("rejected") or {})
         total = account.get("total") if since is None else None  # unknown for an update
-        if total is not None and remote.policy.max_posts is not None:
-            total = min(total, remote.policy.max_posts)
+        if total is not None and policy.max_posts is not None:
+            total = min(total, policy.max_posts)
         bar.pages, bar.posts = len(pages), count
-        bar.set_total(total)
+        bar.set_total(total if isinstance(total, int) and total >= 0 else None)
         bar.update("resumed" if result.resumed else "")
         while not done:
-            page = _call(remote, bar, lambda: remote.page(account, cursor, since))
+            page = _call(remote, bar, lambda: _checked(remote, account, cursor, since))
+            seen.add(_cursor_key(cursor))
+            nxt = page.next
+            if nxt is not None and _cursor_key(nxt) in seen:
+                bar.warn(f"{remote.label} sent a page cursor it had sent before ({str(nxt)[:40]!r}) "
+                         f"for @{remote.handle}: following it would loop forever, so the fetch "
+                         f"ends here with the {count + len(page.records):,} posts so far")
+                nxt = None
+            elif nxt is not None and len(pages) + 1 >= policy.max_pages:
+                bar.warn(f"@{remote.handle}: stopped after {policy.max_pages:,} pages "
+                         f"(source.max_pages) with {count + len(page.records):,} posts; raise "
+                         f"source.max_pages and run with refresh=full to fetch further back")
+                nxt = None
             count += len(page.records)
-            capped = remote.policy.max_posts is not None and count >= remote.policy.max_posts
-            done = page.next is None or capped
-            journal.add(len(pages) + 1, {"cursor": cursor, "next": page.next, "last": done,
-                                         "items": page.items, "records": page.records})
+            rejected.update(page.rejected)
+            capped = policy.max_posts is not None and count >= policy.max_posts
+            done = nxt is None or capped
+            journal.add(len(pages) + 1, {"cursor": cursor, "next": nxt, "last": done,
+                                         "items": page.items, "records": page.records,
+                                         "rejected": dict(page.rejected)})
             pages.append({"records": page.records})
-            cursor = page.next
+            cursor = nxt
             bar.pages, bar.posts = len(pages), count
             bar.update()
+        if rejected:
+            reasons = ", ".join(f"{n:,} {why}" for why, n in rejected.most_common())
+            bar.warn(f"@{remote.handle}: left out {sum(rejected.values()):,} item(s) of "
+                     f"{remote.label}'s answers that are not valid posts ({reasons})")
         result.waits = bar.waits
+        result.notes = bar.notes
 
-    records = [r for p in journal.pages() for r in p["records"]]
+    records = [r for p in journal.pages(policy.max_post_chars) for r in p["records"]]
     try:
         remote.finish(account, records, since)
     except UserError:
         journal.discard()  # nothing worth resuming
         raise
     new = posts.to_frame(records) if records else posts.to_frame([])
-    if remote.policy.max_posts is not None and len(new) > remote.policy.max_posts:
-        new = new.iloc[len(new) - remote.policy.max_posts :]  # the newest max_posts
+    if policy.max_posts is not None and len(new) > policy.max_posts:
+        new = new.iloc[len(new) - policy.max_posts :]  # the newest max_posts
     result.new = new.drop_duplicates("id", keep="last").reset_index(drop=True)
+    # A refused shrink keeps the journal: confirm_shrink=true then replays it, no refetch.
     result.merged = posts.write_posts(data_dir, remote.handle, result.new, source=remote.name,
-                                      refresh=refresh)
+                                      refresh=refresh, confirm_shrink=confirm_shrink)
     result.pages = len(pages)
     journal.discard()
     return result
+
+
+def _checked(remote: Remote, account: dict, cursor, since) -> Page:
+    """One page, parsed and validated: what is journaled is only ever canonical posts."""
+    page = remote.page(account, cursor, since)
+    records, rejected = validate(page.records, remote.policy.max_post_chars)
+    return Page(records, next=page.next, items=page.items, rejected=page.rejected + rejected)
+
+
+def bounded(request, seconds: float, what: str):
+    """Run `request` with a deadline over all of it: past `seconds`, Transient.
+
+    Libraries time each read, not a request: a server sending a byte a second never times
+    out. The request runs in a worker thread that is abandoned at the deadline (a daemon; its
+    own reads check the same deadline, so it ends soon after).
+    """
+    box: dict = {}
+    finished = threading.Event()
+
+    def run():
+        try:
+            box["value"] = request()
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = err
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, daemon=True, name="huggingtweets-request").start()
+    if not finished.wait(seconds):
+        raise Transient(f"{what} did not finish a request within {seconds:g}s (source.timeout)")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _call(remote: Remote, bar: Progress | None, request):
@@ -399,18 +609,21 @@ def _call(remote: Remote, bar: Progress | None, request):
     policy, attempt, waits = remote.policy, 0, 0
     while True:
         try:
-            return request()
+            return bounded(request, policy.timeout, remote.label)
         except RateLimited as limited:
             waits += 1
             now = time.time()
             until = limited.until if limited.until is not None else now + RATE_LIMIT_FALLBACK_S
             until = max(until, now + 1.0)  # a reset already past: a short pause, not a hammer
-            if policy.on_rate_limit == "stop":
+            if policy.on_rate_limit == "stop" or until - now > policy.max_wait:
+                why = ("" if policy.on_rate_limit == "stop" else
+                       f", longer than source.max_wait={policy.max_wait:g}s")
                 raise UserError(
                     f"{remote.label} rate limit reached while fetching @{remote.handle}; it resets "
-                    f"at {_clock(until)} (in {_duration(until - now)}). Pages fetched so far are "
-                    f"saved: run the same command again after that to resume "
-                    f"(or set source.on_rate_limit=wait to wait it out)"
+                    f"at {_clock(until)} (in {_duration(until - now)}{why}). Pages fetched so far "
+                    f"are saved: run the same command again after that to resume"
+                    + (" (or set source.on_rate_limit=wait to wait it out)"
+                       if policy.on_rate_limit == "stop" else "")
                 ) from None
             if waits > MAX_RATE_LIMIT_WAITS:
                 raise UserError(
@@ -468,28 +681,61 @@ class Reply:
     links: dict  # the Link header by rel: {"next": {"url": ...}}
 
 
-def get_json(client, url: str, params: dict | None = None, label: str = "the API") -> Reply:
+class TooLarge(UserError):
+    """A response body over source.max_body_bytes: not read further, not retried."""
+
+
+def too_large(label: str, limit: int) -> TooLarge:
+    return TooLarge(f"{label} sent a response over {limit:,} bytes (source.max_body_bytes); "
+                    "stopped reading it. The pages fetched so far are saved; if the server is "
+                    "right, raise source.max_body_bytes and run the same command again")
+
+
+def read_capped(chunks, limit: int, deadline: float, label: str, length: str | None) -> bytes:
+    """The body from an iterator of (decoded) chunks, stopping past `limit` bytes or the
+    deadline; a declared Content-Length over the limit stops it before reading anything."""
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise too_large(label, limit)
+    body, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise too_large(label, limit)
+        body.append(chunk)
+        if time.monotonic() > deadline:
+            raise Transient(f"{label} did not finish a request in time (source.timeout)")
+    return b"".join(body)
+
+
+def get_json(client, url: str, params: dict | None = None, label: str = "the API",
+             max_bytes: int = MAX_BODY_BYTES) -> Reply:
     """GET `url`; RateLimited on 429, Transient on 5xx / network trouble / a 2xx that is not JSON.
 
-    Other statuses come back to the caller, which knows what a 404 or 400 means on its platform.
-    Nothing here ever prints request headers (where a token would be).
+    The body is streamed and cut at `max_bytes` (decoded: a gzip bomb stops there too) and at
+    the client's timeout over the whole request. Other statuses come back to the caller, which
+    knows what a 404 or 400 means on its platform. Nothing here ever prints request headers
+    (where a token would be).
     """
     import httpx
 
+    deadline = time.monotonic() + (client.timeout.read or 30.0)
     try:
-        response = client.get(url, params={k: v for k, v in (params or {}).items() if v is not None})
+        with client.stream("GET", url, params={k: v for k, v in (params or {}).items()
+                                               if v is not None}) as response:
+            data = read_capped(response.iter_bytes(), max_bytes, deadline, label,
+                               response.headers.get("content-length"))
     except httpx.TimeoutException:
         raise Transient(f"{label} did not answer within {client.timeout.read}s") from None
-    except httpx.TransportError as err:
-        raise Transient(f"cannot reach {label} ({type(err).__name__}: {err})") from None
+    except (httpx.TransportError, httpx.DecodingError) as err:
+        raise Transient(f"cannot reach {label} ({type(err).__name__}: {str(err)[:200]})") from None
     headers = dict(response.headers)
     if response.status_code == 429:
         raise RateLimited(reset_time(headers))
     if response.status_code >= 500:
         raise Transient(f"{label} answered HTTP {response.status_code} {response.reason_phrase}")
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(data) if data else None
+    except (ValueError, RecursionError):
         body = None
     if 200 <= response.status_code < 300 and body is None:
         raise Transient(f"{label} sent a response that is not valid JSON")

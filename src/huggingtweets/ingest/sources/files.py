@@ -17,7 +17,14 @@ from pathlib import Path
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.ingest.posts import to_frame, validate_handle
+from huggingtweets.ingest.posts import (
+    EARLIEST,
+    LATEST,
+    MAX_POST_CHARS,
+    to_frame,
+    too_long,
+    validate_handle,
+)
 
 DEFAULT_COLUMNS: dict[str, str | None] = {
     "id": "id",
@@ -43,6 +50,7 @@ def read_csv(
     handle: str | None = None,
     columns: Mapping[str, str | None] | None = None,
     encoding: str = "utf-8",
+    max_post_chars: int = MAX_POST_CHARS,
     **kw,
 ) -> pd.DataFrame:
     """Posts from a CSV file (one row per post); extra keywords go to `pandas.read_csv`."""
@@ -53,7 +61,7 @@ def read_csv(
         table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, **kw)
     except (pd.errors.ParserError, ValueError) as err:
         raise UserError(f"{path}: cannot parse as CSV ({err}); check source.path and the format")
-    return _to_posts(table, path, handle, columns, source="csv")
+    return _to_posts(table, path, handle, columns, source="csv", max_post_chars=max_post_chars)
 
 
 def read_jsonl(
@@ -61,11 +69,12 @@ def read_jsonl(
     handle: str | None = None,
     columns: Mapping[str, str | None] | None = None,
     encoding: str = "utf-8",
+    max_post_chars: int = MAX_POST_CHARS,
 ) -> pd.DataFrame:
     """Posts from a JSON Lines file: one JSON object per line, one post per object."""
     path = Path(path).expanduser()
     text = _read_text(path, encoding)
-    rows = []
+    rows, lines = [], []  # the objects, and the line each came from (for messages)
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -82,7 +91,11 @@ def read_jsonl(
                 f"{path}: line {number} is not a JSON object; expected one post per line"
             )
         rows.append(row)
-    return _to_posts(pd.json_normalize(rows), path, handle, columns, source="jsonl")
+        lines.append(number)
+    table = pd.json_normalize(rows) if rows else pd.DataFrame()
+    table.index = pd.Index(lines[: len(table)], dtype=object)
+    return _to_posts(table, path, handle, columns, source="jsonl", max_post_chars=max_post_chars,
+                     row_name="line")
 
 
 def _read_text(path: Path, encoding: str) -> str:
@@ -111,9 +124,16 @@ def _to_posts(
     handle: str | None,
     columns: Mapping[str, str | None] | None,
     source: str,
+    max_post_chars: int = MAX_POST_CHARS,
+    row_name: str = "row",
 ) -> pd.DataFrame:
+    """The file's rows as canonical posts. Every row needs an id and a real time: a row without
+    is a UserError naming the file, the row and the column, never silently merged or undated.
+    Rows are numbered as a spreadsheet shows them (the header is row 1); JSONL by line."""
     if table.empty:
         raise UserError(f"{path}: the file has no posts (no rows after the header)")
+    if row_name == "row":
+        table = table.set_axis(pd.RangeIndex(2, len(table) + 2))
     mapping = _mapping(columns)
     for field, column in mapping.items():
         if column is None and field not in REQUIRED:
@@ -128,13 +148,25 @@ def _to_posts(
     def column(field: str) -> pd.Series | None:
         return None if mapping[field] is None else table[mapping[field]]
 
+    ids = column("id").map(lambda v: "" if _missing(v) else str(v).strip())
+    _no_blanks(ids == "", path, mapping["id"], "id", row_name, ids)
+    texts = column("text").map(lambda v: "" if _missing(v) else v)
+    if not texts.map(lambda v: isinstance(v, str)).all():  # JSON numbers, lists, objects
+        bad = texts[~texts.map(lambda v: isinstance(v, str))]
+        raise UserError(
+            f"{path}: {row_name} {bad.index[0]}, column {mapping['text']!r}: the text is "
+            f"{type(bad.iloc[0]).__name__} {str(bad.iloc[0])[:40]!r}, not text"
+        )
     records = pd.DataFrame(
         {
-            "id": column("id").astype(str).str.strip(),
-            "created_at": _timestamps(column("created_at"), path, mapping["created_at"]),
-            "text": column("text").fillna("").astype(str),
+            "id": ids,
+            "created_at": _timestamps(column("created_at"), path, mapping["created_at"],
+                                      row_name),
+            "text": texts.astype(str),
         }
     )
+    too_long(records, str(path), max_post_chars,
+             rows=pd.Index([f"{row_name} {i}" for i in records.index]))
     if mapping["is_retweet"] is None:
         # The only trace of a retweet in most exports is the "RT @user:" prefix.
         records["is_retweet"] = records["text"].str.startswith("RT @")
@@ -166,14 +198,35 @@ def _mapping(columns: Mapping[str, str | None] | None) -> dict[str, str | None]:
     }
 
 
-def _timestamps(values: pd.Series, path: Path, name: str) -> pd.Series:
+def _no_blanks(blank: pd.Series, path: Path, column: str, field: str, row_name: str,
+               values: pd.Series, what: str = "is empty") -> None:
+    """A UserError naming the first rows where `blank` holds (and how many there are)."""
+    if not blank.any():
+        return
+    rows = list(blank[blank].index)
+    shown = ", ".join(f"{row_name} {r}" + ("" if what == "is empty" else f" ({values[r]!r:.40})")
+                      for r in rows[:3])
+    more = f" and {len(rows) - 3:,} more" if len(rows) > 3 else ""
+    raise UserError(
+        f"{path}: column {column!r} ({field}) {what} in {len(rows):,} row(s): {shown}{more}; "
+        f"every post needs its {field}: fix those rows or map source.columns.{field} to "
+        "the right column"
+    )
+
+
+def _timestamps(values: pd.Series, path: Path, name: str, row_name: str = "row") -> pd.Series:
+    """The column as UTC times; an empty or unreadable value is a UserError naming its row."""
+    text = values.map(lambda v: "" if _missing(v) else str(v).strip())
+    _no_blanks(text == "", path, name, "created_at", row_name, text)
+
     try:
-        return pd.to_datetime(values, utc=True, format="mixed")
-    except (ValueError, TypeError, OverflowError) as err:
-        raise UserError(
-            f"{path}: column {name!r} has a value that is not a date/time ({err}); "
-            "map source.columns.created_at to the column with the post times"
-        )
+        parsed = pd.to_datetime(text, utc=True, format="mixed", errors="coerce")
+    except (ValueError, TypeError, OverflowError):  # pandas refuses the column as a whole
+        parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    parsed = parsed.where((parsed >= EARLIEST) & (parsed < LATEST))  # 0001-01-01 is no post time
+    _no_blanks(parsed.isna(), path, name, "created_at", row_name, text,
+               what="is not a date/time")
+    return parsed
 
 
 def _flag(value) -> bool:
@@ -187,7 +240,9 @@ def _optional(value) -> str | None:
 
 
 def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and pd.isna(value)) or str(value) == ""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return (isinstance(value, float) and pd.isna(value)) or (isinstance(value, str) and value == "")
 
 
 def _handle(handle: str | None, values: pd.Series | None, path: Path) -> str:

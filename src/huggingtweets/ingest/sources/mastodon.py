@@ -59,12 +59,7 @@ class MastodonSource(fetching.Remote):
     def page(self, account: dict, cursor, since) -> fetching.Page:
         reply = self._get(f"/api/v1/accounts/{account['id']}/statuses",
                           {"limit": self.page_size, "max_id": cursor, "since_id": since})
-        statuses = reply.body
-        if not isinstance(statuses, list):
-            raise fetching.Transient("Mastodon sent a page of statuses that is not a list")
-        records = [status_record(s, self.handle, account.get("name")) for s in statuses]
-        return fetching.Page(records, next=next_max_id(reply, statuses, self.page_size),
-                             items=len(statuses))
+        return parse_page(reply, self.handle, account.get("name"), self.page_size)
 
     def finish(self, account: dict, records: list, since) -> None:
         if account.get("locked") and not records and since is None:
@@ -74,7 +69,8 @@ class MastodonSource(fetching.Remote):
             )
 
     def _get(self, path: str, params: dict) -> fetching.Reply:
-        reply = fetching.get_json(self.http, self.base_url + path, params, "Mastodon")
+        reply = fetching.get_json(self.http, self.base_url + path, params, "Mastodon",
+                                  max_bytes=self.policy.max_body_bytes)
         if reply.status == 200:
             return reply
         body = reply.body if isinstance(reply.body, dict) else {}
@@ -95,40 +91,69 @@ class MastodonSource(fetching.Remote):
         raise UserError(f"Mastodon refused the request for {who} (HTTP {reply.status}: {error})")
 
 
+def parse_page(reply: fetching.Reply, handle: str | None = None,
+               display_name: str | None = None, page_size: int = 40) -> fetching.Page:
+    """One statuses answer -> a Page; Transient when it is not a list of statuses at all."""
+    statuses = reply.body
+    if not isinstance(statuses, list):
+        raise fetching.Transient("Mastodon sent a page of statuses that is not a list")
+    records, rejected = fetching.parse_items(
+        statuses, lambda s: status_record(s, handle, display_name))
+    return fetching.Page(records, next=next_max_id(reply, statuses, page_size),
+                         items=len(statuses), rejected=rejected)
+
+
 def next_max_id(reply: fetching.Reply, statuses: list, page_size: int) -> str | None:
     """The next page's max_id: from the Link header, else (no header) the page's oldest id."""
     if not statuses:
         return None
-    link = (reply.links or {}).get("next", {}).get("url")
+    link = ((reply.links or {}).get("next") or {}).get("url")
     if link:
-        found = parse_qs(urlsplit(link).query).get("max_id")
+        found = parse_qs(urlsplit(str(link)).query).get("max_id")
         return found[0] if found else None
-    if "link" in {k.lower() for k in reply.headers}:
+    if "link" in {str(k).lower() for k in reply.headers}:
         return None  # a Link header without rel="next": this was the last page
     if len(statuses) < page_size:
         return None
-    return min((str(s["id"]) for s in statuses), key=lambda i: (len(i), i))
+    ids = [str(s["id"]) for s in statuses if isinstance(s, dict) and isinstance(s.get("id"), str | int)]
+    return min(ids, key=lambda i: (len(i), i)) if ids else None
+
+
+def _obj(value, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fetching.Malformed(f"{what} is not an object")
+    return value
+
+
+def _str(value, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise fetching.Malformed(f"{what} is not a string")
 
 
 def status_record(status: dict, handle: str | None = None, display_name: str | None = None):
-    """One status (or reblog) -> a canonical record."""
-    reblog = status.get("reblog")
-    account = status.get("account") or {}
+    """One status (or reblog) -> a canonical record; Malformed when it is not shaped like one."""
+    reblog = _obj(status.get("reblog"), "reblog")
+    account = _obj(status.get("account"), "account")
     shown = reblog or status
-    text = html.escape(html_to_text(shown.get("content") or ""), quote=False)
+    text = html.escape(html_to_text(_str(shown.get("content"), "content") or ""), quote=False)
     if reblog:
-        text = f"RT @{(reblog.get('account') or {}).get('acct', '')}: {text}"
-    warning = shown.get("spoiler_text") or None
+        text = f"RT @{_str(_obj(reblog.get('account'), 'reblog.account').get('acct'), 'acct') or ''}: {text}"
+    warning = _str(shown.get("spoiler_text"), "spoiler_text") or None
+    if not isinstance(status.get("id"), str | int) or isinstance(status.get("id"), bool):
+        raise fetching.Malformed("a status without an id")
     return {
         "id": str(status["id"]),
         "created_at": status.get("created_at"),
         "text": text,
-        "handle": handle or account.get("acct"),
-        "display_name": display_name or account.get("display_name") or None,
+        "handle": handle or _str(account.get("acct"), "account.acct"),
+        "display_name": display_name or _str(account.get("display_name"), "display_name") or None,
         "is_retweet": bool(reblog),
         "is_reply": not reblog and status.get("in_reply_to_id") is not None,
         "is_quote": not reblog and bool(status.get("quote")),
-        "lang": shown.get("language") or None,
+        "lang": _str(shown.get("language"), "language") or None,
         "source": "mastodon",
         "content_warning": warning,
     }

@@ -21,13 +21,18 @@ from pathlib import Path
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.ingest.posts import to_frame, validate_handle
+from huggingtweets.ingest.posts import MAX_POST_CHARS, check_record, to_frame, validate_handle
+from huggingtweets.ingest.sources.fetching import Malformed
 from huggingtweets.ingest.sources.files import _read_text
 from huggingtweets.ingest.sources.x import v1_record, v2_record, v2_records
 
 
-def parse_twarc(path: str | Path, encoding: str = "utf-8") -> list[dict]:
-    """Every tweet in the file as a canonical record, whoever wrote it (handle = its author)."""
+def parse_twarc(path: str | Path, encoding: str = "utf-8",
+                max_post_chars: int = MAX_POST_CHARS) -> list[dict]:
+    """Every tweet in the file as a canonical record, whoever wrote it (handle = its author).
+
+    Every record is checked like an API page's (`posts.check_record`); the first that fails is
+    a UserError naming the line, so a file never imports half-understood."""
     path = Path(path).expanduser()
     text = _read_text(path, encoding)
     try:
@@ -48,7 +53,20 @@ def parse_twarc(path: str | Path, encoding: str = "utf-8") -> list[dict]:
     records = []
     for number, obj in objects:
         for item in obj if isinstance(obj, list) else [obj]:
-            records.extend(_records(item, path, number))
+            try:
+                found = _records(item, path, number)
+            except Malformed as err:
+                raise UserError(f"{path}: line {number}: {err}; not a twarc file this reads") \
+                    from None
+            for record in found:
+                why = check_record(record, max_post_chars)
+                if why is not None:
+                    what = f"post {record.get('id')}" if isinstance(record, dict) else "a post"
+                    raise UserError(
+                        f"{path}: line {number}: {what} is {why}"
+                        + (" (raise source.max_post_chars to import it)" if "longer" in why else "")
+                    )
+                records.append(record)
     return records
 
 
@@ -67,15 +85,16 @@ def _records(obj, path: Path, number: int) -> list[dict]:
     )
 
 
-def read_twarc(path: str, handle: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+def read_twarc(path: str, handle: str | None = None, encoding: str = "utf-8",
+               max_post_chars: int = MAX_POST_CHARS) -> pd.DataFrame:
     """The user's posts from a twarc file as the canonical table."""
-    records = parse_twarc(path, encoding)
+    records = parse_twarc(path, encoding, max_post_chars)
     if not records:
         raise UserError(f"{path}: no tweets in this file")
-    authors = sorted({r["handle"] for r in records if r["handle"]}, key=str.lower)
+    authors = sorted({r["handle"] for r in records if r.get("handle")}, key=str.lower)
     if handle is not None:
         handle = validate_handle(handle)
-        mine = [r for r in records if not r["handle"] or r["handle"].lower() == handle.lower()]
+        mine = [r for r in records if not r.get("handle") or r["handle"].lower() == handle.lower()]
         if not mine:
             raise UserError(
                 f"{path}: no posts by @{handle}; the file has posts by {_shown(authors)}: "

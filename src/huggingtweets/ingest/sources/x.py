@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from datetime import UTC, datetime
 
 from huggingtweets.errors import UserError
@@ -59,7 +60,8 @@ class XSource(fetching.Remote):
         if not token:
             raise UserError(f"source=x needs an X API bearer token in {TOKEN_ENV}: {TOKEN_HELP}")
         self.page_size = min(max(int(page_size), 5), 100)
-        self.client = _client(token, self.base_url, self.policy.timeout)
+        self.client = _client(token, self.base_url, self.policy.timeout,
+                              self.policy.max_body_bytes)
 
     def since(self, cached):
         return fetching.newest_numeric_id(cached)
@@ -90,22 +92,34 @@ class XSource(fetching.Remote):
             account["id"], max_results=self.page_size, pagination_token=cursor, since_id=since,
             tweet_fields=TWEET_FIELDS, expansions=["author_id"], user_fields=["name", "username"],
         ))
+        return self.parse_page(body, account)
+
+    def parse_page(self, body, account: dict) -> fetching.Page:
+        """One timeline answer -> a Page; Transient when it is not a timeline page at all."""
         if not isinstance(body, dict):
             raise fetching.Transient("X sent a response that is not a JSON object")
         data = body.get("data") or []
-        if not data and body.get("errors"):
-            error = body["errors"][0]
+        errors = body.get("errors")
+        if not data and isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            error = errors[0]
             if error.get("title") == "Authorization Error" or "not-authorized" in str(
                 error.get("type")
             ):
                 raise UserError(self._protected())
-            raise UserError(f"X: {error.get('detail') or error.get('title')}")
-        records = []
-        for record in v2_records(body):
+            raise UserError(f"X: {str(error.get('detail') or error.get('title'))[:300]}")
+        try:
+            pairs = v2_items(body)
+        except fetching.Malformed as err:
+            raise fetching.Transient(f"X sent a malformed page ({err})") from None
+        records, rejected = fetching.parse_items(pairs, lambda pair: v2_record(*pair["pair"]))
+        for record in records:
             record.update(handle=self.handle, display_name=account.get("name"), source="x")
-            records.append(record)
-        next_token = (body.get("meta") or {}).get("next_token")
-        return fetching.Page(records, next=next_token if data else None, items=len(data))
+        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        next_token = meta.get("next_token")
+        if not isinstance(next_token, str) or not next_token:
+            next_token = None  # an opaque string, or no next page
+        return fetching.Page(records, next=next_token if data else None, items=len(pairs),
+                             rejected=rejected)
 
     def _protected(self) -> str:
         return (
@@ -121,6 +135,8 @@ class XSource(fetching.Remote):
 
         try:
             return call()
+        except fetching.TooLarge:
+            raise
         except tweepy.TooManyRequests as err:
             raise fetching.RateLimited(fetching.reset_time(err.response.headers)) from None
         except tweepy.Unauthorized:
@@ -155,16 +171,42 @@ def _messages(err) -> str:
     return "; ".join(str(m) for m in err.api_messages)[:300] or str(err.response.reason)
 
 
-def _client(token: str, base_url: str, timeout: float):
-    """A tweepy Client answering with plain dicts, pointed at `base_url`, with a timeout."""
+def _client(token: str, base_url: str, timeout: float,
+            max_bytes: int = fetching.MAX_BODY_BYTES):
+    """A tweepy Client answering with plain dicts, pointed at `base_url`, with a timeout over
+    each whole request and a cap on the bytes of each answer."""
     import requests
     import tweepy
+    import urllib3
 
     class Rebase(requests.adapters.HTTPAdapter):
         def send(self, request, timeout=None, **kw):
+            deadline = time.monotonic() + default_timeout
             if request.url.startswith(TWEEPY_HOST):
                 request.url = base_url + request.url[len(TWEEPY_HOST):]
-            return super().send(request, timeout=timeout or default_timeout, **kw)
+            # Streamed, so the body is read here in chunks: cut at max_bytes and the deadline
+            # (requests would read all of it, at any pace, before tweepy sees it).
+            kw["stream"] = True
+            response = super().send(request, timeout=timeout or default_timeout, **kw)
+            reset = response.headers.get("x-rate-limit-reset")
+            if reset is not None and not reset.strip().isdigit():
+                # tweepy int()s this header and crashes on "1e308": drop what is no epoch
+                # second (reset_time then falls back to the other headers or a default wait).
+                del response.headers["x-rate-limit-reset"]
+            try:
+                response._content = fetching.read_capped(
+                    response.raw.stream(65536, decode_content=True), max_bytes, deadline, "X",
+                    response.headers.get("content-length"))
+            except fetching.Transient as err:
+                raise requests.Timeout(str(err)) from None
+            except urllib3.exceptions.ReadTimeoutError as err:
+                raise requests.Timeout(str(err)) from None
+            except urllib3.exceptions.HTTPError as err:  # a lying Content-Length, a reset
+                raise requests.ConnectionError(str(err)) from None
+            finally:
+                response.close()
+            response._content_consumed = True
+            return response
 
     default_timeout = timeout
     client = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=False)
@@ -200,7 +242,32 @@ def snowflake_time(tweet_id: str) -> datetime | None:
         millis = (int(tweet_id) >> 22) + TWITTER_EPOCH_MS
     except (TypeError, ValueError):
         return None
-    return datetime.fromtimestamp(millis / 1000, UTC) if int(tweet_id) > 2**32 else None
+    if int(tweet_id) <= 2**32:
+        return None
+    try:
+        return datetime.fromtimestamp(millis / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None  # an id far too large to be a snowflake
+
+
+def _obj(value, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fetching.Malformed(f"{what} is not an object")
+    return value
+
+
+def _str(value, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise fetching.Malformed(f"{what} is not a string")
+
+
+def _id(value, what: str = "id") -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise fetching.Malformed(f"{what} is missing or not a number or string")
+    return str(value)
 
 
 def v2_record(tweet: dict, author: dict | None = None) -> dict:
@@ -208,19 +275,29 @@ def v2_record(tweet: dict, author: dict | None = None) -> dict:
 
     Long posts carry their full text in note_tweet.text (`text` is cut at 280 characters). The
     API escapes & < > in text, which is the canonical convention, so the text is kept as is.
+    Malformed when the object is not shaped like a tweet.
     """
-    tweet_id = str(tweet["id"])
-    refs = {str(r.get("type")) for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)}
-    text = (tweet.get("note_tweet") or {}).get("text") or tweet.get("text") or ""
-    author = author or tweet.get("author") or {}
-    lang = tweet.get("lang")
+    if not isinstance(tweet, dict):
+        raise fetching.Malformed("a tweet that is not an object")
+    tweet_id = _id(tweet.get("id"))
+    refs_list = tweet.get("referenced_tweets") or []
+    if not isinstance(refs_list, list):
+        raise fetching.Malformed(f"tweet {tweet_id}: referenced_tweets is not a list")
+    refs = {str(r.get("type")) for r in refs_list if isinstance(r, dict)}
+    note = _obj(tweet.get("note_tweet"), f"tweet {tweet_id}: note_tweet")
+    text = (_str(note.get("text"), f"tweet {tweet_id}: note_tweet.text")
+            or _str(tweet.get("text"), f"tweet {tweet_id}: text") or "")
+    author = author or _obj(tweet.get("author"), f"tweet {tweet_id}: author")
+    lang = tweet.get("lang") if isinstance(tweet.get("lang"), str) else None
     created_at = tweet.get("created_at") or snowflake_time(tweet_id)
+    if not isinstance(created_at, str | datetime):
+        raise fetching.Malformed(f"tweet {tweet_id}: created_at is not a time")
     return {
         "id": tweet_id,
         "created_at": created_at.isoformat() if isinstance(created_at, datetime) else created_at,
         "text": text,
-        "handle": author.get("username"),
-        "display_name": author.get("name"),
+        "handle": _str(author.get("username"), "author.username"),
+        "display_name": _str(author.get("name"), "author.name"),
         "is_retweet": "retweeted" in refs or text.startswith("RT @"),
         "is_reply": "replied_to" in refs,
         "is_quote": "quoted" in refs,
@@ -228,22 +305,41 @@ def v2_record(tweet: dict, author: dict | None = None) -> dict:
     }
 
 
-def v2_records(body: dict) -> list[dict]:
-    """The tweets of one v2 response page (`data` + `includes.users`) as canonical records."""
-    users = {str(u.get("id")): u for u in (body.get("includes") or {}).get("users") or []}
+def v2_items(body: dict) -> list[dict]:
+    """The tweets of one v2 response page with their authors: [{"pair": (tweet, author)}].
+
+    Malformed when the page itself is not shaped like one (`data` neither a list nor an object,
+    `includes.users` not a list)."""
+    includes = _obj(body.get("includes"), "includes")
+    users_list = includes.get("users") or []
+    if not isinstance(users_list, list):
+        raise fetching.Malformed("includes.users is not a list")
+    users = {str(u.get("id")): u for u in users_list if isinstance(u, dict)}
     data = body.get("data") or []
     if isinstance(data, dict):  # a single-tweet lookup
         data = [data]
-    return [v2_record(t, users.get(str(t.get("author_id")))) for t in data]
+    if not isinstance(data, list):
+        raise fetching.Malformed(f"'data' is a {type(data).__name__}, not a list of tweets")
+    return [{"pair": (t, users.get(str(t.get("author_id"))) if isinstance(t, dict) else None)}
+            for t in data]
+
+
+def v2_records(body: dict) -> list[dict]:
+    """The tweets of one v2 response page (`data` + `includes.users`) as canonical records;
+    Malformed at the first thing that is not shaped like the API's objects."""
+    return [v2_record(*item["pair"]) for item in v2_items(body)]
 
 
 def v1_record(status: dict) -> dict:
     """One v1.1 status (statuses/user_timeline, twarc 1, old exports) -> a canonical record."""
-    tweet_id = str(status.get("id_str") or status["id"])
+    if not isinstance(status, dict):
+        raise fetching.Malformed("a status that is not an object")
+    tweet_id = _id(status.get("id_str") or status.get("id"))
     text = (
-        status.get("full_text")
-        or (status.get("extended_tweet") or {}).get("full_text")
-        or status.get("text")
+        _str(status.get("full_text"), f"status {tweet_id}: full_text")
+        or _str(_obj(status.get("extended_tweet"), "extended_tweet").get("full_text"),
+                f"status {tweet_id}: extended_tweet.full_text")
+        or _str(status.get("text"), f"status {tweet_id}: text")
         or ""
     )
     created = status.get("created_at")
@@ -251,14 +347,14 @@ def v1_record(status: dict) -> dict:
         created_at = datetime.strptime(created, V1_CREATED_AT).astimezone(UTC).isoformat()
     except (TypeError, ValueError):
         created_at = created
-    user = status.get("user") or {}
-    lang = status.get("lang")
+    user = _obj(status.get("user"), f"status {tweet_id}: user")
+    lang = status.get("lang") if isinstance(status.get("lang"), str) else None
     return {
         "id": tweet_id,
         "created_at": created_at,
         "text": text,
-        "handle": user.get("screen_name"),
-        "display_name": user.get("name"),
+        "handle": _str(user.get("screen_name"), "user.screen_name"),
+        "display_name": _str(user.get("name"), "user.name"),
         "is_retweet": status.get("retweeted_status") is not None or text.startswith("RT @"),
         "is_reply": bool(status.get("in_reply_to_status_id_str")
                          or status.get("in_reply_to_status_id")),

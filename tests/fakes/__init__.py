@@ -1,0 +1,1 @@
+"""Fake servers and fixtures that attack the ingest code (see hostile.py)."""

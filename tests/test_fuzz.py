@@ -1,0 +1,161 @@
+"""Property-based fuzzing of every parser: whatever the input, the answer is the canonical table
+(or a page of canonical records) or a UserError - never a traceback, never a half-typed table."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from huggingtweets.errors import UserError
+from huggingtweets.ingest import posts
+from huggingtweets.ingest.sources import bluesky, fetching, mastodon, x
+from huggingtweets.ingest.sources.archive import read_archive
+from huggingtweets.ingest.sources.files import read_csv, read_jsonl
+from huggingtweets.ingest.sources.twarc import read_twarc
+
+FUZZ = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+# JSON values, biased towards the keys and shapes the parsers look for.
+KEYS = st.sampled_from([
+    "id", "id_str", "created_at", "createdAt", "indexedAt", "text", "full_text", "note_tweet",
+    "entities", "urls", "expanded_url", "lang", "langs", "user", "screen_name", "author", "post",
+    "record", "reason", "$type", "uri", "by", "handle", "data", "includes", "users", "meta",
+    "reblog", "account", "acct", "content", "spoiler_text", "in_reply_to_id", "facets", "embed",
+    "referenced_tweets", "tweet", "username", "is_quote_status", "language", "next_token",
+])
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**70, 2**70),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
+    st.sampled_from(["2024-01-01T00:00:00Z", "Wed Oct 12 17:21:38 +0000 2022", "yesterday",
+                     "9999-12-31T23:59:59Z", "1", "RT @a: b", "at://d/app.bsky.feed.post/1",
+                     "app.bsky.feed.defs#reasonRepost", "<p>hi</p>", ""]),
+)
+JSON = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(KEYS, inner, max_size=6)), max_leaves=25)
+OBJECTS = st.dictionaries(KEYS, JSON, max_size=8)
+
+
+def assert_canonical(df: pd.DataFrame) -> None:
+    assert list(df.columns) == list(posts.COLUMNS)
+    assert {c: str(t) for c, t in df.dtypes.items()} == {
+        c: str(pd.Series(dtype=t).dtype) for c, t in posts.COLUMNS.items()}
+    assert df["id"].notna().all() and (df["id"].str.strip() != "").all()
+
+
+def canonical_or_user_error(read, *args, **kw) -> None:
+    try:
+        df = read(*args, **kw)
+    except UserError:
+        return
+    assert_canonical(df)
+
+
+def page_or_refusal(parse) -> None:
+    """An API page parser: a Page whose validated records build the canonical table, or the
+    refusals the engine handles (Transient: retried; UserError: stops with a message)."""
+    try:
+        page = parse()
+    except (fetching.Transient, UserError):
+        return
+    kept, _ = fetching.validate(page.records, posts.MAX_POST_CHARS)
+    assert_canonical(posts.to_frame(kept) if kept else posts.to_frame([]))
+    assert page.next is None or isinstance(page.next, str)
+
+
+@FUZZ
+@given(items=st.lists(st.one_of(OBJECTS.map(lambda t: {"tweet": t}), OBJECTS, JSON), max_size=5),
+       account=st.one_of(st.none(), JSON))
+def test_archive_tweets_js(tmp_path_factory, items, account):
+    folder = tmp_path_factory.mktemp("archive") / "data"
+    folder.mkdir()
+    (folder / "tweets.js").write_text("window.YTD.tweets.part0 = " + json.dumps(items))
+    if account is not None:
+        (folder / "account.js").write_text("window.YTD.account.part0 = " + json.dumps(account))
+    canonical_or_user_error(read_archive, str(folder.parent), handle="al")
+    canonical_or_user_error(read_archive, str(folder.parent))
+
+
+CELLS = st.one_of(st.text(max_size=20), st.sampled_from(
+    ["", " ", "2024-01-01", "2024-01-01T00:00:00Z", "nan", "NaN", "1e400", "0001-01-01",
+     "yesterday", "RT @x: y", "\"", ",", "\n", "123456789012345678901234567890"]))
+
+
+@FUZZ
+@given(header=st.lists(st.sampled_from(["id", "created_at", "text", "lang", "x", ""]),
+                       min_size=1, max_size=5),
+       rows=st.lists(st.lists(CELLS, min_size=0, max_size=6), max_size=6),
+       raw=st.one_of(st.none(), st.text(max_size=200)))
+def test_csv(tmp_path_factory, header, rows, raw):
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    if raw is not None:
+        path.write_text(raw)
+    else:
+        pd.DataFrame(rows).to_csv(path, index=False, header=False)
+        path.write_text(",".join(header) + "\n" + path.read_text())
+    canonical_or_user_error(read_csv, path, handle="al")
+
+
+@FUZZ
+@given(lines=st.lists(st.one_of(OBJECTS, JSON, st.text(max_size=30)), max_size=6))
+def test_jsonl(tmp_path_factory, lines):
+    path = tmp_path_factory.mktemp("jsonl") / "t.jsonl"
+    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line)
+                              for line in lines))
+    canonical_or_user_error(read_jsonl, path, handle="al")
+
+
+@FUZZ
+@given(lines=st.lists(st.one_of(
+    st.fixed_dictionaries({"data": st.one_of(JSON, st.lists(OBJECTS, max_size=4))},
+                          optional={"includes": JSON, "meta": JSON}),
+    OBJECTS, JSON), max_size=5), handle=st.sampled_from([None, "al"]))
+def test_twarc(tmp_path_factory, lines, handle):
+    path = tmp_path_factory.mktemp("twarc") / "t.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    canonical_or_user_error(read_twarc, str(path), handle=handle)
+
+
+@FUZZ
+@given(body=st.one_of(
+    st.fixed_dictionaries({"feed": st.lists(st.one_of(
+        st.fixed_dictionaries({"post": OBJECTS}, optional={"reason": JSON}), OBJECTS, JSON),
+        max_size=5)}, optional={"cursor": JSON}),
+    JSON))
+def test_bluesky_page(body):
+    page_or_refusal(lambda: bluesky.parse_page(body, "al.bsky.social", None,
+                                                {"ids": [], "time": "2020-01-01T00:00:00Z"}))
+
+
+@FUZZ
+@given(body=st.one_of(st.lists(st.one_of(OBJECTS, JSON), max_size=5), JSON),
+       link=st.one_of(st.none(), st.text(max_size=40),
+                      st.just("https://m.example/api/v1/accounts/1/statuses?max_id=5")))
+def test_mastodon_page(body, link):
+    reply = fetching.Reply(200, body, {"Link": "x"} if link else {},
+                           {"next": {"url": link}} if link else {})
+    page_or_refusal(lambda: mastodon.parse_page(reply, "al@m.example", None, 2))
+
+
+@FUZZ
+@given(body=st.one_of(
+    st.fixed_dictionaries({"data": st.one_of(JSON, st.lists(OBJECTS, max_size=5))},
+                          optional={"includes": JSON, "meta": JSON, "errors": JSON}),
+    JSON))
+def test_x_page(body):
+    source = object.__new__(x.XSource)
+    source.handle = "al"
+    page_or_refusal(lambda: source.parse_page(body, {"id": "1", "name": "Al"}))
+
+
+@pytest.mark.parametrize("value", ["inf", "-1", "nan", "1e999", "", "Thu, 01 Jan 1970", "abc",
+                                   "2024-13-45T99:99:99Z", "99999999999999999999999"])
+def test_reset_headers_never_crash(value):
+    for key in ("Retry-After", "x-rate-limit-reset", "RateLimit-Reset", "X-RateLimit-Reset"):
+        until = fetching.reset_time({key: value, "Date": value}, 1_700_000_000.0)
+        assert until is None or 1_700_000_000.0 <= until < 1e11
