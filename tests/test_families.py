@@ -129,3 +129,36 @@ def test_lora_unmerged_exports_the_adapter_with_its_base(compose_cfg, tmp_path):
     assert not (model_dir / "model.safetensors").exists()
     loaded = transformers.AutoModelForCausalLM.from_pretrained(model_dir)  # base + adapter (peft)
     assert loaded is not None
+
+
+@pytest.mark.slow
+def test_lora_resumes_from_its_checkpoint(compose_cfg, tmp_path):
+    """LoRA wraps the model in setup, before Lightning restores a checkpoint: a resumed run meets
+    the same modules (adapter keys) and carries on to the next epoch."""
+    train_family(compose_cfg, tmp_path, "gpt2", "model.lora.r=4", "export=false", "eval=none")
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    assert state["epoch"] == 0 and any("lora_A" in k for k in state["state_dict"])
+    *_, metrics = train_family(compose_cfg, tmp_path, "gpt2", "model.lora.r=4", "export=false",
+                               "eval=none", "trainer.max_epochs=2", f"ckpt_path={last}")
+    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 1
+    assert 0 < metrics["val/loss"] < 20
+
+
+@pytest.mark.slow
+def test_lora_with_ddp_two_processes(tmp_path):
+    from conftest import TINY, run_cli
+
+    make_base(tmp_path / "base", "llama")
+    run = tmp_path / "run"
+    res = run_cli("train.py", "user=demo_ada", *[o for o in TINY if not o.startswith("model")],
+                  "model=gpt2", f"model.name_or_path={tmp_path / 'base'}", "model.fused_gelu=false",
+                  "model.lora.r=4", "optim.lr=1e-3", "trainer=ddp", "trainer.devices=2",
+                  "trainer.accelerator=cpu", "eval=none", f"data.data_dir={tmp_path}/data",
+                  f"hydra.run.dir={run}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Starting with 2 processes" in res.stdout + res.stderr
+    assert (run / "model" / "model.safetensors").exists()  # merged by rank 0
+    out = transformers.pipeline("text-generation", model=str(run / "model"))("the night",
+                                                                              max_new_tokens=4)
+    assert out[0]["generated_text"].startswith("the night")

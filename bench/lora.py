@@ -1,0 +1,113 @@
+"""LoRA against full fine-tuning: training tokens/s and peak memory, on the GPT-2-small shape.
+
+Both runs are the product's own training step (TweetLM + TweetDataModule + the Lightning Trainer
+as train.py builds them, fp32 on the CPU); the LoRA run adds `model.lora.r=8` (peft's GPT-2
+default target, c_attn), so only the adapters get gradients and AdamW state. Each mode runs in a
+fresh process (peak RSS is per process), the two taking turns --rounds times; tokens/s = batch x
+block / the median step after --warmup steps, peak memory = the process's max RSS (everything:
+Python, torch, model, gradients, optimizer state, activations). Ratios are LoRA / full.
+
+    python bench/lora.py                 # GPT-2 small shape, batch 8 x 128
+    python bench/lora.py --quick         # a 2-layer model, a smoke test
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+
+def parse(argv=None):
+    p = common.parser(__doc__)
+    p.add_argument("--rounds", type=int, default=2, help="turns of each mode (fresh processes)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per process")
+    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--child", choices=["full", "lora"], help=argparse_hidden())
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rounds, args.warmup, args.steps = 1, 1, 2
+    return args
+
+
+def argparse_hidden():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def child(args) -> dict:
+    """One mode in this process: the median step time and the peak RSS."""
+    import lightning as L
+
+    class Clock(L.Callback):
+        def __init__(self):
+            self.times, self.t0 = [], 0.0
+
+        def on_train_batch_start(self, *a):
+            self.t0 = time.perf_counter()
+
+        def on_train_batch_end(self, *a):
+            self.times.append(time.perf_counter() - self.t0)
+
+    handle, _, _, tmp = common.workload(3200, "lora")
+    tok_dir = tmp / "gpt2-tokenizer"
+    shape = dict(n_layer=2, n_embd=128, n_head=2) if args.quick else dict(n_layer=12, n_embd=768,
+                                                                          n_head=12)
+    ov = common.scratch_overrides(handle, tmp, block=128, batch=8, **shape,
+                                  tokenizer=tok_dir if common.gpt2_tokenizer(tok_dir) else None)
+    ov += ["eval=none", "export=false", "trainer.max_epochs=1", "+trainer.enable_checkpointing=false",
+           f"+trainer.limit_train_batches={args.warmup + args.steps}", "+trainer.limit_val_batches=0",
+           "~trainer.callbacks.checkpoint"]
+    if args.child == "lora":
+        ov.append(f"+model.lora={{r: {args.rank}, alpha: {2 * args.rank}, dropout: 0.0}}")
+    clock = Clock()
+    cfg, dm, module, trainer = common.product_run(ov, tmp / "run", extra_callbacks=[clock])
+    trainer.fit(module, datamodule=dm)
+    trainable = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in module.model.parameters())
+    return {"mode": args.child, "step_s": common.median(clock.times[args.warmup:]),
+            "tokens_per_step": 8 * 128, "peak_rss_mb": resource.getrusage(
+                resource.RUSAGE_SELF).ru_maxrss / 1024, "trainable": trainable, "params": total}
+
+
+def main(argv=None) -> int:
+    args = common.start(parse, argv)
+    if args.child:
+        print("RESULT " + json.dumps(child(args)))
+        return 0
+    runs = {"full": [], "lora": []}
+    for r in range(args.rounds):
+        for mode in ("full", "lora") if r % 2 == 0 else ("lora", "full"):
+            cmd = [sys.executable, __file__, "--child", mode, "--warmup", str(args.warmup),
+                   "--steps", str(args.steps), "--rank", str(args.rank)] + (["--quick"] if args.quick else [])
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            res = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+            runs[mode].append(res)
+            print(f"{mode}: {res['tokens_per_step'] / res['step_s']:.0f} tokens/s, "
+                  f"peak {res['peak_rss_mb']:.0f} MB", flush=True)
+    best = {m: {"tokens_per_s": max(x["tokens_per_step"] / x["step_s"] for x in rs),
+                "peak_rss_mb": min(x["peak_rss_mb"] for x in rs),
+                "trainable": rs[0]["trainable"], "params": rs[0]["params"]} for m, rs in runs.items()}
+    ratios = {"tokens_per_s": best["lora"]["tokens_per_s"] / best["full"]["tokens_per_s"],
+              "peak_memory": best["lora"]["peak_rss_mb"] / best["full"]["peak_rss_mb"]}
+    common.table("LoRA vs full fine-tuning (GPT-2-small shape, batch 8 x 128, fp32)",
+                 ["mode", "trainable params", "tokens/s", "peak RSS MB"],
+                 [[m, f"{b['trainable']:,} of {b['params']:,}", f"{b['tokens_per_s']:.0f}",
+                   f"{b['peak_rss_mb']:.0f}"] for m, b in best.items()],
+                 caption=f"LoRA/full: {ratios['tokens_per_s']:.2f}x tokens/s (target >= 1.4x), "
+                         f"{ratios['peak_memory']:.2f}x peak memory (target <= 0.6x)")
+    common.save("lora", {"runs": runs, "best": best, "ratios": ratios, "rank": args.rank,
+                         "quick": bool(args.quick)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
