@@ -46,6 +46,8 @@ def assert_canonical(df: pd.DataFrame) -> None:
     assert {c: str(t) for c, t in df.dtypes.items()} == {
         c: str(pd.Series(dtype=t).dtype) for c, t in posts.COLUMNS.items()}
     assert df["id"].notna().all() and (df["id"].str.strip() != "").all()
+    assert df["created_at"].notna().all()  # every post has a real time, never a silent NaT
+    assert all(isinstance(t, str) for t in df["text"])
 
 
 def canonical_or_user_error(read, *args, **kw) -> None:
@@ -68,9 +70,28 @@ def page_or_refusal(parse) -> None:
     assert page.next is None or isinstance(page.next, str)
 
 
+def sometimes(valid):
+    """Mostly a valid value (so the parser gets past it to the next field), sometimes anything."""
+    return st.one_of(st.just(valid), st.just(valid), JSON)
+
+
+# Archive tweets: valid where the parser checks first, anything where it looks later.
+TWEETS = st.fixed_dictionaries(
+    {"id_str": st.one_of(st.integers(1, 10**19).map(str), JSON),
+     "created_at": sometimes("Wed Oct 12 17:21:38 +0000 2022")},
+    optional={"full_text": JSON, "text": JSON, "entities": st.one_of(
+        st.fixed_dictionaries({"urls": st.one_of(JSON, st.lists(st.one_of(
+            st.fixed_dictionaries({"expanded_url": JSON}), JSON), max_size=3))}), JSON),
+        "lang": JSON, "is_quote_status": JSON, "in_reply_to_status_id": JSON})
+
+
 @FUZZ
-@given(items=st.lists(st.one_of(OBJECTS.map(lambda t: {"tweet": t}), OBJECTS, JSON), max_size=5),
-       account=st.one_of(st.none(), JSON))
+@given(items=st.lists(st.one_of(TWEETS.map(lambda t: {"tweet": t}), TWEETS, OBJECTS, JSON),
+                      max_size=5),
+       account=st.one_of(st.none(), st.lists(st.fixed_dictionaries(
+           {"account": st.one_of(st.fixed_dictionaries({"username": sometimes("alice"),
+                                                        "accountDisplayName": JSON}), JSON)}),
+           max_size=1), JSON))
 def test_archive_tweets_js(tmp_path_factory, items, account):
     folder = tmp_path_factory.mktemp("archive") / "data"
     folder.mkdir()
@@ -87,8 +108,8 @@ CELLS = st.one_of(st.text(max_size=20), st.sampled_from(
 
 
 @FUZZ
-@given(header=st.lists(st.sampled_from(["id", "created_at", "text", "lang", "x", ""]),
-                       min_size=1, max_size=5),
+@given(header=st.one_of(st.just(["id", "created_at", "text"]), st.lists(
+           st.sampled_from(["id", "created_at", "text", "lang", "x", ""]), min_size=1, max_size=5)),
        rows=st.lists(st.lists(CELLS, min_size=0, max_size=6), max_size=6),
        raw=st.one_of(st.none(), st.text(max_size=200)))
 def test_csv(tmp_path_factory, header, rows, raw):
@@ -102,7 +123,10 @@ def test_csv(tmp_path_factory, header, rows, raw):
 
 
 @FUZZ
-@given(lines=st.lists(st.one_of(OBJECTS, JSON, st.text(max_size=30)), max_size=6))
+@given(lines=st.lists(st.one_of(
+    st.fixed_dictionaries({}, optional={"id": sometimes("1"), "created_at": sometimes("2024-01-01"),
+                                        "text": sometimes("hi")}),
+    OBJECTS, JSON, st.text(max_size=30)), max_size=6))
 def test_jsonl(tmp_path_factory, lines):
     path = tmp_path_factory.mktemp("jsonl") / "t.jsonl"
     path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line)
@@ -110,9 +134,16 @@ def test_jsonl(tmp_path_factory, lines):
     canonical_or_user_error(read_jsonl, path, handle="al")
 
 
+V2_TWEETS = st.fixed_dictionaries(
+    {"id": sometimes("1"), "text": sometimes("hi")},
+    optional={"created_at": sometimes("2024-01-01T00:00:00Z"), "note_tweet": JSON,
+              "referenced_tweets": JSON, "author": JSON, "lang": JSON, "author_id": JSON})
+
+
 @FUZZ
 @given(lines=st.lists(st.one_of(
-    st.fixed_dictionaries({"data": st.one_of(JSON, st.lists(OBJECTS, max_size=4))},
+    st.fixed_dictionaries({"data": st.one_of(JSON, st.lists(st.one_of(V2_TWEETS, OBJECTS),
+                                                            max_size=4))},
                           optional={"includes": JSON, "meta": JSON}),
     OBJECTS, JSON), max_size=5), handle=st.sampled_from([None, "al"]))
 def test_twarc(tmp_path_factory, lines, handle):
@@ -144,7 +175,8 @@ def test_mastodon_page(body, link):
 
 @FUZZ
 @given(body=st.one_of(
-    st.fixed_dictionaries({"data": st.one_of(JSON, st.lists(OBJECTS, max_size=5))},
+    st.fixed_dictionaries({"data": st.one_of(JSON, st.lists(st.one_of(V2_TWEETS, OBJECTS),
+                                                            max_size=5))},
                           optional={"includes": JSON, "meta": JSON, "errors": JSON}),
     JSON))
 def test_x_page(body):

@@ -133,7 +133,7 @@ def test_killed_run_resumes_to_the_uninterrupted_val_loss(tmp_path):
 
 
 def test_wandb_config_never_holds_secrets():
-    from huggingtweets.config import redact
+    from huggingtweets.train.tracking import redact
 
     cfg = {"source": {"bearer_token": "abc", "path": "x"}, "api_key": "k", "lr": 1, "l": [{"token": "t"}]}
     out = redact(cfg)
@@ -146,3 +146,25 @@ def test_reproduce_config_is_the_demo_experiment():
     makefile = (ROOT / "Makefile").read_text()
     assert "train.py experiment=demo" in makefile
     assert Path(ROOT / "conf" / "experiment" / "demo.yaml").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["user=../../../../x"], "invalid handle '../../../../x'"),
+    (["user=${oc.env:HT_TEST_SECRET}"], "not an interpolation"),
+    (["user=demo_ada", "optim.lr=-1"], "optim.lr=-1: must be a number in (0, 1)"),
+    (["user=demo_ada", "optim.lr=abc"], "optim.lr='abc'"),
+    (["user=demo_ada", "data.block_size=0"], "data.block_size=0: must be an integer >= 2"),
+    (["user=demo_ada", "trainer.max_epochs=0"], "trainer.max_epochs=0: must be an integer >= 1"),
+    (["user=nobody_cached"], "no posts cached for @nobody_cached"),
+])
+def test_bad_settings_are_one_line_before_any_folder_or_torch(tmp_path, args, message):
+    """Handles and settings are checked before Hydra makes the run folder (named from the validated
+    handles, never the raw value) and before torch is imported: one line, exit 2, no secret."""
+    res = run_cli("train.py", *args, f"data.data_dir={tmp_path}/data", cwd=tmp_path, timeout=60,
+                  env={"HT_TEST_SECRET": "s3cr3t-t0ken"})
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = [x for x in res.stderr.splitlines() if x.strip()]
+    assert lines == [f"error: {lines[0][7:]}"] and message in lines[0], res.stderr
+    assert "Traceback" not in res.stderr and "s3cr3t" not in res.stdout + res.stderr
+    made = list((tmp_path / "outputs").rglob("*")) if (tmp_path / "outputs").exists() else []
+    assert made == [] or message.startswith("no posts")  # a missing user: a run folder, nothing else

@@ -1,7 +1,5 @@
-"""OmegaConf resolvers the configs use, and redaction of secrets before a config leaves the process.
-
-Importing this module registers the resolvers (entry points and tests import it before composing).
-"""
+"""The OmegaConf resolvers the configs use (`${ht.*}`): glue for the entry points, which import
+this module before Hydra composes (so do the tests). Library code never imports it."""
 
 from __future__ import annotations
 
@@ -10,8 +8,6 @@ import os
 import re
 
 from omegaconf import OmegaConf
-
-SECRET_KEY = re.compile(r"token|secret|password|passwd|api_?key|bearer|credential", re.I)
 
 
 def precision() -> str:
@@ -22,11 +18,6 @@ def precision() -> str:
     if not torch.cuda.is_available():
         return "32-true"
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-
-
-def wandb_mode() -> str:
-    """WANDB_MODE when set; otherwise online with an API key, offline without (sync later)."""
-    return os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
 
 
 def sweep_group() -> str | None:
@@ -75,21 +66,53 @@ def job_dirname(overrides) -> str:
     return name
 
 
-def redact(node):
-    """A copy of a plain config container with every secret-looking key's value replaced."""
-    if isinstance(node, dict):
-        return {k: "***" if SECRET_KEY.search(str(k)) and v else redact(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [redact(v) for v in node]
-    return node
+# Settings that would otherwise fail deep inside torch or train nothing: (key, test, what is allowed)
+SETTINGS = [
+    ("optim.lr", lambda v: isinstance(v, int | float) and 0 < v < 1, "a number in (0, 1)"),
+    ("optim.weight_decay", lambda v: isinstance(v, int | float) and 0 <= v < 10, "a number >= 0"),
+    ("optim.warmup_ratio", lambda v: isinstance(v, int | float) and 0 <= v < 1, "a number in [0, 1)"),
+    ("data.block_size", lambda v: isinstance(v, int) and 2 <= v <= 1_000_000, "an integer >= 2"),
+    ("data.batch_size", lambda v: isinstance(v, int) and 1 <= v <= 1_000_000, "an integer >= 1"),
+    ("data.val_share", lambda v: isinstance(v, int | float) and 0 < v < 1, "a number in (0, 1)"),
+    ("trainer.max_epochs", lambda v: isinstance(v, int) and 1 <= v <= 100_000, "an integer >= 1"),
+    ("seed", lambda v: isinstance(v, int) and 0 <= v < 2**32, "an integer in [0, 2^32)"),
+]
+
+
+def run_name(user, *, _root_) -> str:
+    """The run folder's name, from the validated handles (`alice`, `alice+bsky-bob.bsky.social`),
+    never from the raw value: checked before Hydra makes the folder, so `user=../../x`,
+    `user=${oc.env:SECRET}` and `optim.lr=-1` stop here, with one line and no folder."""
+    from huggingtweets.errors import reported
+
+    with reported():  # a UserError here: one line, exit 2 (Hydra would print a traceback)
+        return _run_name(user, _root_)
+
+
+def _run_name(user, root) -> str:
+    from omegaconf import OmegaConf
+
+    from huggingtweets.errors import UserError
+    from huggingtweets.ingest.posts import cache_name, parse_users
+
+    raw = root._get_node("user")._value()
+    if isinstance(raw, str) and "${" in raw:
+        raise UserError("user= takes handles, not an interpolation: write the handle itself")
+    for key, ok, allowed in SETTINGS:
+        value = OmegaConf.select(root, key, default=None)
+        if value is not None and not (ok(value) and not isinstance(value, bool)):
+            raise UserError(f"{key}={value!r}: must be {allowed}")
+    name = "+".join(cache_name(h) for h in parse_users(str(user)))
+    return name if len(name) <= 100 else name[:90] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
 
 
 for _name, _fn in {
     "ht.precision": precision,
-    "ht.wandb_mode": wandb_mode,
+    "ht.wandb_mode": lambda: __import__("huggingtweets.train.tracking", fromlist=["x"]).wandb_mode(),
     "ht.sweep_group": sweep_group,
     "ht.tags": wandb_tags,
     "ht.job_dirname": job_dirname,
+    "ht.run_name": run_name,
 }.items():
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)

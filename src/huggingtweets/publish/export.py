@@ -31,8 +31,8 @@ def publish_run(cfg, trainer, module, dm, metrics: dict, run_dir: str | Path) ->
     and the W&B artifacts. Returns the model dir."""
     from omegaconf import OmegaConf
 
-    from huggingtweets.config import redact
     from huggingtweets.train import tracking
+    from huggingtweets.train.tracking import redact
 
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))
     write_run_files(run_dir, metrics, resolved)

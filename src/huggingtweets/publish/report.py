@@ -381,7 +381,7 @@ def markdown(rep: Report, images: list[str]) -> str:
 
 def log_to_wandb(rep: Report, out_dir: Path, images: list[str], mode: str = "auto") -> str | None:
     """Log the table and plots as a run of job_type "report" in the sweep's W&B group."""
-    from huggingtweets.config import wandb_mode
+    from huggingtweets.train.tracking import wandb_mode
 
     cfg_path = rep.jobs[0].path / ".hydra" / "config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.exists() else {}

@@ -6,9 +6,9 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from huggingtweets.config import redact
 from huggingtweets.ingest.prepare import Prepared
 from huggingtweets.train import tracking
+from huggingtweets.train.tracking import redact
 
 
 def fit(cfg: DictConfig, prepared: Prepared, run_dir: str):

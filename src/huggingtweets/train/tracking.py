@@ -1,17 +1,36 @@
-"""Weights & Biases: the resolved config (secrets redacted), and the data and model as artifacts
-linked by lineage, like the original huggingtweets: the run *uses* each user's raw posts and the
-cleaned training set, and *logs* the exported model."""
+"""Weights & Biases: the mode, the resolved config (secrets redacted), and the data and model as
+artifacts linked by lineage, like the original huggingtweets: the run *uses* each user's raw posts
+and the cleaned training set, and *logs* the exported model. Imports nothing heavy at load time:
+the config's resolvers use it before torch may start (train.numerics)."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
-
-from lightning.pytorch.loggers import WandbLogger
 
 from huggingtweets.ingest.posts import cache_name  # W&B names allow no '@' or ':'
 
+SECRET_KEY = re.compile(r"token|secret|password|passwd|api_?key|bearer|credential", re.I)
+
+
+def redact(node):
+    """A copy of a plain config container with every secret-looking key's value replaced."""
+    if isinstance(node, dict):
+        return {k: "***" if SECRET_KEY.search(str(k)) and v else redact(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [redact(v) for v in node]
+    return node
+
+
+def wandb_mode() -> str:
+    """WANDB_MODE when set; otherwise online with an API key, offline without (sync later)."""
+    return os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+
 
 def wandb_run(trainer):
+    from lightning.pytorch.loggers import WandbLogger
+
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger) and trainer.is_global_zero:
             return logger.experiment
