@@ -18,13 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import startup  # noqa: E402
 
-SCRIPTS = ["quality", "throughput", "pipeline", "startup", "generation"]
+SCRIPTS = ["quality", "throughput", "pipeline", "startup", "generation", "lora", "pretrained"]
 TITLES = {
     "quality": "(1) time to the original's final val loss",
     "throughput": "(2) training throughput vs the HF Trainer, MFU (GPT-2 small)",
     "pipeline": "(3) data pipeline posts/s (cold / warm)",
     "startup": "(4) process start -> first optimizer step of a sweep job (warm)",
     "generation": "(5) generate.py vs transformers.pipeline tokens/s",
+    "lora": "(6) LoRA vs full fine-tuning, GPT-2-small shape",
+    "pretrained": "(7) time to quality from a pretrained start",
 }
 
 
@@ -91,7 +93,36 @@ def ratios() -> list[list]:
                      f"{g['tokens_per_s']['generate.py']:.0f} vs {g['tokens_per_s']['pipeline']:.0f}"
                      " tok/s" + "".join(f"; {k}: {x:.2f}x" for k, x in v.items()
                                         if k.startswith(("pipeline,", "generate.py, one")))])
+    lo = load("lora")
+    if lo:
+        r = lo["ratios"]
+        rows.append([TITLES["lora"], f"{r['tokens_per_s']:.2f}x tok/s, {r['peak_memory']:.2f}x memory",
+                     ">= 1.4x, <= 0.6x", r["tokens_per_s"] >= 1.4 and r["peak_memory"] <= 0.6,
+                     f"r={lo['rank']}; " + ", ".join(f"{m} {b['tokens_per_s']:.0f} tok/s, "
+                                                     f"{b['peak_rss_mb']:.0f} MB" for m, b in lo["best"].items())])
+    pt = load("pretrained")
+    if pt:
+        runs = pt["runs"]
+        rows.append([TITLES["pretrained"], ", ".join(
+            f"{n} {x['speedup']:.1f}x" if x["speedup"] else f"{n} not reached" for n, x in runs.items()
+            if n != "original"), "faster than the original", all(x["speedup"] and x["speedup"] > 1
+                                                               for x in runs.values()),
+            f"target loss {pt['target_loss']:.3f} on @{pt['target_timeline']}"])
     return rows
+
+
+def lora_md(lo: dict) -> list[str]:
+    return md_table(["mode", "trainable params", "tokens/s", "peak RSS MB"],
+                    [[m, f"{b['trainable']:,} of {b['params']:,}", b["tokens_per_s"], b["peak_rss_mb"]]
+                     for m, b in lo["best"].items()])
+
+
+def pretrained_md(pt: dict) -> list[str]:
+    return [f"Base: `{pt['base']}` (the stand-in, pretrained on the benchmark corpus); fine-tuned "
+            f"on @{pt['target_timeline']}; held-out loss {pt['initial_loss']:.3f} at the start.", "",
+            *md_table(["recipe", "steps", "wall s", "final loss", "best loss", "s to target", "speed-up"],
+                      [[n, x["steps"], x["clock_s"], x["final_loss"], x["best_loss"],
+                        x["time_to_target_s"], x["speedup"]] for n, x in pt["runs"].items()])]
 
 
 def md_table(columns, rows) -> list[str]:
@@ -191,7 +222,9 @@ SECTIONS = {"quality": ("(1) Time to quality", quality_md),
             "throughput": ("(2) Training throughput", throughput_md),
             "pipeline": ("(3) Data pipeline", pipeline_md),
             "startup": ("(4) Sweep overhead", startup_md),
-            "generation": ("(5) Generation", generation_md)}
+            "generation": ("(5) Generation", generation_md),
+            "lora": ("(6) LoRA", lora_md),
+            "pretrained": ("(7) From a pretrained start", pretrained_md)}
 
 
 def recorded_gpu() -> dict | None:

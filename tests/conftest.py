@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 # Tests never touch the network: no Hub downloads, W&B offline, no tokenizer thread pools.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -76,3 +77,63 @@ def write_demo(data_dir, user: str) -> None:
     for h in posts.parse_users(user):
         if h in demo.PERSONAS and not posts.tweets_path(data_dir, h).exists():
             posts.write_posts(data_dir, h, demo.generate(h), source="demo")
+
+
+@pytest.fixture
+def api():
+    """The honest fake X, Bluesky and Mastodon servers of fakes/servers.py, on a loopback port."""
+    from fakes.servers import serve
+
+    with serve() as router:
+        yield router
+
+
+# -- the trained tiny run that the publish tests share -------------------------------------
+
+_RUN: dict = {}
+
+
+EVAL = {"n": 4, "prompts": ["My dream is", "I think that", ""], "max_new_tokens": 24}
+
+
+def tiny_run(tmp_path_factory) -> dict:
+    """{run, model, dm, module, metrics, results}: demo_ada + demo_bo, 1 epoch of a tiny GPT-2."""
+    if _RUN:
+        return _RUN
+    import lightning as L
+
+    from huggingtweets.publish import export
+    from huggingtweets.publish.evaluate import evaluate_run
+    from huggingtweets.train.data import TweetDataModule
+    from huggingtweets.train.module import TweetLM
+
+    base = tmp_path_factory.mktemp("tiny")
+    run = base / "run"
+    clean = yaml.safe_load((ROOT / "conf" / "clean" / "default.yaml").read_text())
+    L.seed_everything(0)
+    write_demo(base / "data", "demo_ada-demo_bo")
+    dm = TweetDataModule("demo_ada-demo_bo", clean, data_dir=str(base / "data"), block_size=32,
+                         batch_size=32, mix="balanced", seed=0)
+    module = TweetLM(name_or_path=None, optim={"lr": 3e-3, "warmup_ratio": 0.1},
+                     scratch={"vocab_size": 512, "n_positions": 64, "n_embd": 32, "n_layer": 2,
+                              "n_head": 2, "dropout": 0.0}, cache_dir=str(base / "data" / "cache"))
+    dm.tokenizer = module.build(dm.train_texts)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, accelerator="cpu",
+                        enable_progress_bar=False, enable_model_summary=False, deterministic=True)
+    trainer.fit(module, datamodule=dm)
+    metrics = {k: float(v) for k, v in trainer.validate(module, datamodule=dm, verbose=False)[0].items()}
+    hparams = {"lr": 3e-3, "epochs": 1, "steps": trainer.global_step, "seed": 0}
+    model = export.export_model(module, dm, run / "model", metrics, hparams)
+    results = evaluate_run(module, dm, EVAL, run, model)
+    export.write_card(module, dm, model, metrics, hparams, results, None)
+    _RUN.update(run=run, model=model, dm=dm, module=module, metrics=metrics, results=results,
+                hparams=hparams)
+    return _RUN
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    return tiny_run(tmp_path_factory)
+
+
+# -- the baseline ----------------------------------------------------------------------------

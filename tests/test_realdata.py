@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ROOT, SHARED
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest.sources.archive import read_archive
 from huggingtweets.ingest.sources.files import read_csv
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED
 
 pytestmark = pytest.mark.realdata
 if not DATA.is_dir():
@@ -227,7 +228,7 @@ def _json(body, headers=None):
 def _source(name: str, url: str, **kw):
     from omegaconf import OmegaConf
 
-    node = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "source" / f"{name}.yaml")
+    node = OmegaConf.load(ROOT / "conf" / "source" / f"{name}.yaml")
     node.merge_with({"base_url": url, "progress": False, "backoff": 0.01, **kw})
     return node
 

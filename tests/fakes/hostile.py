@@ -1,5 +1,5 @@
 """A hostile fake of the X, Bluesky and Mastodon APIs: lookups answer normally, timeline pages
-misbehave in one chosen way. Built on the honest fakes of test_fetch_fakes.py (same routes,
+misbehave in one chosen way. Built on the honest fakes of servers.py (same routes,
 same loopback server), so every API source can be attacked through its real client code.
 
 Modes (`HostileRouter.mode`, for page requests only):
@@ -23,8 +23,9 @@ from contextlib import contextmanager
 from urllib.parse import urlencode
 
 from omegaconf import OmegaConf
-from test_fetch_fakes import CONF, TOKEN, Router, is_page
 from werkzeug import Request, Response
+
+from fakes.servers import CONF, TOKEN, Router, is_page
 
 # One account per platform, the same name everywhere.
 HANDLES = {"x": "alice", "bluesky": "alice.bsky.social", "mastodon": "alice@mastodon.example"}

@@ -7,17 +7,11 @@ import time
 
 import pytest
 from conftest import run_cli
+from fakes.servers import CONF, TOKEN, kill_mid_fetch_then_resume
 from omegaconf import OmegaConf
-from test_fetch_fakes import CONF, TOKEN, kill_mid_fetch_then_resume, serve
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts, sources
-
-
-@pytest.fixture
-def api():
-    with serve() as router:
-        yield router
 
 
 @pytest.fixture(autouse=True)

@@ -15,13 +15,16 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from test_evaluate import tiny  # noqa: F401  (the trained tiny run, shared)
 
 from huggingtweets.publish.app import Demo, make_server
 
 CHROMIUM = "/usr/bin/chromium"
+
+
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
 HOSTILE = '<img src=x onerror=alert("xss")> & "Bo"'
 
 
@@ -35,7 +38,7 @@ def _request(url, body=None):
         return err.code, err.headers, err.read()
 
 
-def test_api_serves_the_page_info_and_tweets(tiny):  # noqa: F811
+def test_api_serves_the_page_info_and_tweets(tiny):
     demo = Demo(tiny["model"], seed=0, max_new_tokens=12)
     server = make_server(demo, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -109,7 +112,7 @@ def _start_app(model_dir: Path):
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_web_demo_in_a_real_headless_browser(tiny, tmp_path):  # noqa: F811
+def test_web_demo_in_a_real_headless_browser(tiny, tmp_path):
     _ensure_chromium()
     _ensure_playwright()
     from playwright.sync_api import expect, sync_playwright
@@ -395,7 +398,7 @@ def test_connections_past_the_limit_are_closed_at_once(served, capfd):
     _no_traceback(capfd)
 
 
-def test_the_banner_prints_display_names_without_terminal_controls(tiny, tmp_path):  # noqa: F811
+def test_the_banner_prints_display_names_without_terminal_controls(tiny, tmp_path):
     # a display name that would retitle the terminal, clear it and print a banner line of its own
     model = tmp_path / "model"
     shutil.copytree(tiny["model"], model)

@@ -5,20 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fakes.servers import CONF, kill_mid_fetch_then_resume
 from omegaconf import OmegaConf
-from test_fetch_fakes import CONF, kill_mid_fetch_then_resume, serve
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts, sources
 from huggingtweets.ingest.sources import mastodon
 
 HANDLE = "bob@mastodon.example"
-
-
-@pytest.fixture
-def api():
-    with serve() as router:
-        yield router
 
 
 def cfg(api, **overrides):

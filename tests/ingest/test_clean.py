@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ROOT, SHARED
 from omegaconf import OmegaConf
 
 from huggingtweets.errors import UserError
@@ -23,9 +24,15 @@ from huggingtweets.ingest.clean import (
 )
 from huggingtweets.ingest.posts import COLUMNS, to_frame
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "clean"
-SMITHJD = Path(__file__).resolve().parents[2] / "shared" / "data" / "archives" / "smithjd"
+CONF = ROOT / "conf" / "clean"
+
+
+SMITHJD = SHARED / "archives" / "smithjd"
+
+
 HT = {"preset": "huggingtweets"}
+
+
 DEFAULT = {"preset": "default"}
 
 

@@ -1,29 +1,30 @@
 """generate.py: prompts, n, seed, JSONL, the newline cut, dropping copies of training tweets with the
-evaluation's check, and user= for models trained with author conditioning."""
+copy check (shared with the evaluation), and user= for models trained with author conditioning."""
 
 import json
 
 import pytest
 import torch
-from conftest import run_cli
-from test_evaluate import tiny  # noqa: F401  (the trained tiny run, shared)
+from conftest import ROOT, run_cli
 
 from huggingtweets.errors import UserError
 from huggingtweets.publish.generate import (
+    COPY_INDEX,
     CopyCheck,
     Generator,
     control_users,
+    normalize,
     terminal_json,
     terminal_safe,
 )
 
 
 @pytest.fixture(scope="module")
-def gen(tiny):  # noqa: F811
+def gen(tiny):
     return Generator.from_dir(tiny["model"])
 
 
-def test_cli_prompts_n_jsonl_and_the_copy_index_beside_the_model(tiny):  # noqa: F811
+def test_cli_prompts_n_jsonl_and_the_copy_index_beside_the_model(tiny):
     res = run_cli("generate.py", f"model_dir={tiny['model']}", "prompts=[My dream is,I think]",
                   "n=3", "format=jsonl", "max_new_tokens=16", "seed=3")
     assert res.returncode == 0, res.stderr[-2000:]
@@ -75,7 +76,7 @@ def test_cut_newline_is_configurable(gen, monkeypatch):
     assert full == "My dream is here\nnext line"
 
 
-def test_user_picks_the_voice_of_an_author_conditioned_model(tiny, tmp_path):  # noqa: F811
+def test_user_picks_the_voice_of_an_author_conditioned_model(tiny, tmp_path):
     import transformers
 
     with pytest.raises(UserError, match="not trained with author conditioning"):
@@ -187,7 +188,6 @@ def _generate_cli(monkeypatch, capsys, samples, *args):
     import runpy
     import sys
 
-    from conftest import ROOT
     from hydra.core.global_hydra import GlobalHydra
 
     from huggingtweets.publish import generate as module
@@ -211,3 +211,36 @@ def test_cli_prints_model_output_without_terminal_controls(monkeypatch, capsys):
     jsonl = _generate_cli(monkeypatch, capsys, samples, "format=jsonl")
     assert [json.loads(x) for x in jsonl.splitlines()] == samples  # faithful
     assert terminal_safe(jsonl) == jsonl
+
+
+# -- copies, diversity -----------------------------------------------------------------------
+
+class _Tok:
+    """Whitespace 'tokenizer': one id per word, enough for the copy check."""
+
+    def __call__(self, texts, add_special_tokens=False):
+        one = isinstance(texts, str)
+        ids = [[sum(map(ord, w)) * 31 % 10_007 for w in t.split()] for t in ([texts] if one else texts)]
+        return {"input_ids": ids[0] if one else ids}
+
+
+def test_copy_check_exact_normalized_match_and_long_token_runs(tmp_path):
+    train = ["Clear skies tonight, the Orion nebula was stunning through the scope!",
+             "coffee", "a b c d e f g h i j"]
+    cc = CopyCheck.build(train, _Tok(), ngram=8)
+    assert cc.check("clear SKIES tonight the orion nebula was stunning through the scope 🔭", _Tok()) == "exact"
+    assert cc.check("COFFEE!!", _Tok()) == "exact"
+    # 8 consecutive words of a training tweet inside a new text
+    assert cc.check("wow: skies tonight, the Orion nebula was stunning through it", _Tok()) == "ngram"
+    assert cc.check("x a b c d e f g h y", _Tok()) == "ngram"
+    # 7 is below the threshold; a fresh text is no copy
+    assert cc.check("x a b c d e f g y", _Tok()) is None
+    assert cc.check("the nebula was faint tonight", _Tok()) is None
+    assert cc.check("", _Tok()) is None
+    # saved and loaded, it answers the same, and holds no text of the tweets
+    cc.save(tmp_path / COPY_INDEX)
+    back = CopyCheck.load(tmp_path / COPY_INDEX)
+    assert back.check("x a b c d e f g h y", _Tok()) == "ngram" and back.ngram == 8
+    raw = (tmp_path / COPY_INDEX).read_bytes()
+    assert b"nebula" not in raw and b"coffee" not in raw
+    assert normalize("  Hello,\nWORLD!! 🌌 ") == "hello world"

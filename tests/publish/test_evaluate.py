@@ -1,66 +1,19 @@
-"""The evaluation: the n-gram baseline is a distribution, the held-out loss matches val/loss, the
-copy check is the one generation uses, and a run dir gets eval.json, predictions and the picture.
+"""The evaluation: the n-gram baseline is a distribution, the held-out loss matches val/loss, and a
+run dir gets eval.json, predictions and the picture.
 
-`tiny_run()` trains a tiny two-user mix in-process (a few seconds) and exports and evaluates it;
-test_generate, test_card, test_app and test_push reuse it (built once per session).
+The trained `tiny` run (conftest.py) is built once per session and shared with test_generate,
+test_card, test_app, test_push and test_export.
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from conftest import ROOT, write_demo
+from conftest import EVAL
 
 from huggingtweets.publish.evaluate import KneserNeyTrigram, diversity, words
-from huggingtweets.publish.generate import COPY_INDEX, CopyCheck, normalize
+from huggingtweets.publish.generate import COPY_INDEX, CopyCheck
 
-_RUN: dict = {}
-EVAL = {"n": 4, "prompts": ["My dream is", "I think that", ""], "max_new_tokens": 24}
-
-
-def tiny_run(tmp_path_factory) -> dict:
-    """{run, model, dm, module, metrics, results}: demo_ada + demo_bo, 1 epoch of a tiny GPT-2."""
-    if _RUN:
-        return _RUN
-    import lightning as L
-
-    from huggingtweets.publish import export
-    from huggingtweets.publish.evaluate import evaluate_run
-    from huggingtweets.train.data import TweetDataModule
-    from huggingtweets.train.module import TweetLM
-
-    base = tmp_path_factory.mktemp("tiny")
-    run = base / "run"
-    clean = yaml.safe_load((ROOT / "conf" / "clean" / "default.yaml").read_text())
-    L.seed_everything(0)
-    write_demo(base / "data", "demo_ada-demo_bo")
-    dm = TweetDataModule("demo_ada-demo_bo", clean, data_dir=str(base / "data"), block_size=32,
-                         batch_size=32, mix="balanced", seed=0)
-    module = TweetLM(name_or_path=None, optim={"lr": 3e-3, "warmup_ratio": 0.1},
-                     scratch={"vocab_size": 512, "n_positions": 64, "n_embd": 32, "n_layer": 2,
-                              "n_head": 2, "dropout": 0.0}, cache_dir=str(base / "data" / "cache"))
-    dm.tokenizer = module.build(dm.train_texts)
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, accelerator="cpu",
-                        enable_progress_bar=False, enable_model_summary=False, deterministic=True)
-    trainer.fit(module, datamodule=dm)
-    metrics = {k: float(v) for k, v in trainer.validate(module, datamodule=dm, verbose=False)[0].items()}
-    hparams = {"lr": 3e-3, "epochs": 1, "steps": trainer.global_step, "seed": 0}
-    model = export.export_model(module, dm, run / "model", metrics, hparams)
-    results = evaluate_run(module, dm, EVAL, run, model)
-    export.write_card(module, dm, model, metrics, hparams, results, None)
-    _RUN.update(run=run, model=model, dm=dm, module=module, metrics=metrics, results=results,
-                hparams=hparams)
-    return _RUN
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    return tiny_run(tmp_path_factory)
-
-
-# -- the baseline ----------------------------------------------------------------------------
 
 def test_kneser_ney_is_a_distribution_for_seen_and_unseen_contexts():
     rng = np.random.default_rng(0)
@@ -83,39 +36,6 @@ def test_kneser_ney_backs_off_to_the_shorter_context():
     assert lm.prob(np.array([39]), np.array([2]), np.array([3]))[0] > 0.5
     assert lm.prob(np.array([5]), np.array([6]), np.array([7]))[0] > 0.8
     assert lm.prob(np.array([39]), np.array([2]), np.array([7]))[0] < 0.05
-
-
-# -- copies, diversity -----------------------------------------------------------------------
-
-class _Tok:
-    """Whitespace 'tokenizer': one id per word, enough for the copy check."""
-
-    def __call__(self, texts, add_special_tokens=False):
-        one = isinstance(texts, str)
-        ids = [[sum(map(ord, w)) * 31 % 10_007 for w in t.split()] for t in ([texts] if one else texts)]
-        return {"input_ids": ids[0] if one else ids}
-
-
-def test_copy_check_exact_normalized_match_and_long_token_runs(tmp_path):
-    train = ["Clear skies tonight, the Orion nebula was stunning through the scope!",
-             "coffee", "a b c d e f g h i j"]
-    cc = CopyCheck.build(train, _Tok(), ngram=8)
-    assert cc.check("clear SKIES tonight the orion nebula was stunning through the scope 🔭", _Tok()) == "exact"
-    assert cc.check("COFFEE!!", _Tok()) == "exact"
-    # 8 consecutive words of a training tweet inside a new text
-    assert cc.check("wow: skies tonight, the Orion nebula was stunning through it", _Tok()) == "ngram"
-    assert cc.check("x a b c d e f g h y", _Tok()) == "ngram"
-    # 7 is below the threshold; a fresh text is no copy
-    assert cc.check("x a b c d e f g y", _Tok()) is None
-    assert cc.check("the nebula was faint tonight", _Tok()) is None
-    assert cc.check("", _Tok()) is None
-    # saved and loaded, it answers the same, and holds no text of the tweets
-    cc.save(tmp_path / COPY_INDEX)
-    back = CopyCheck.load(tmp_path / COPY_INDEX)
-    assert back.check("x a b c d e f g h y", _Tok()) == "ngram" and back.ngram == 8
-    raw = (tmp_path / COPY_INDEX).read_bytes()
-    assert b"nebula" not in raw and b"coffee" not in raw
-    assert normalize("  Hello,\nWORLD!! 🌌 ") == "hello world"
 
 
 def test_diversity_and_words():
@@ -173,16 +93,6 @@ def test_eval_config_group_composes_and_none_skips(compose_cfg):
     cfg = compose_cfg("user=demo_ada")
     assert cfg.eval.enabled and cfg.eval.copy_ngram == 8 and "" in cfg.eval.prompts
     assert compose_cfg("user=demo_ada", "eval=none").eval.enabled is False
-
-
-def test_picture_draws_hostile_and_unsupported_text(tmp_path):
-    from huggingtweets.publish.plots import render_cards
-
-    path = render_cards([
-        {"name": "$x$ <b>", "handle": "a", "text": "costs $5 and $10 \\frac{1}{2} 🔭 料理 " * 4},
-        {"name": "🔭", "handle": "b", "text": "short"},
-    ], tmp_path / "p.png", title="demo")
-    assert Path(path).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_evaluating_an_exported_model_dir_gives_the_same_numbers(tiny, tmp_path):

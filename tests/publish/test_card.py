@@ -7,7 +7,6 @@ import re
 
 import pytest
 from markdown_it import MarkdownIt
-from test_evaluate import tiny  # noqa: F401  (the trained tiny run, shared)
 
 from huggingtweets.publish import card
 
@@ -26,6 +25,8 @@ HOSTILE = [
     "}} {{ ${x} %}",
     "it's <b>\"quoted\"</b> & done",
 ]
+
+
 ZWSP = "\u200b"
 
 
@@ -151,7 +152,7 @@ def test_card_says_when_the_model_loses_to_the_baseline_and_rejects_odd_urls():
     assert "GPT\\-2 trained from scratch" in text and "base_model" not in text.split("\n---\n")[0]
 
 
-def test_exported_card_of_a_trained_run_parses(tiny, caplog):  # noqa: F811
+def test_exported_card_of_a_trained_run_parses(tiny, caplog):
     text = (tiny["model"] / "README.md").read_text()
     parsed = _parse(text, caplog)
     assert parsed.data.eval_results and "## Evaluation" in text and "## Sample generations" in text
@@ -189,7 +190,7 @@ def test_a_local_base_model_path_stays_out_of_the_card(tmp_path, monkeypatch, ca
         assert _parse(render(hub), caplog).data.base_model == hub
 
 
-def test_exported_card_names_the_model_not_its_folder(tiny, caplog):  # noqa: F811
+def test_exported_card_names_the_model_not_its_folder(tiny, caplog):
     text = (tiny["model"] / "README.md").read_text()
     assert str(tiny["run"].parent) not in text and "/model" not in text
     parsed = _parse(text, caplog)

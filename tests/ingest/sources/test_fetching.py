@@ -1,29 +1,22 @@
-"""The fetch engine: journal + resume at every point, rate-limit headers, retries, source=auto,
-train.py fetching a missing user, and no token in any file a run writes."""
+"""ingest/sources/fetching.py, the fetch engine: journal + resume at every point, rate-limit
+headers, retries and concurrent fetches of one user."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pandas as pd
 import pytest
-from conftest import TINY, run_cli
+from conftest import run_cli
+from fakes.servers import CONF, serve
 from omegaconf import OmegaConf
-from test_fetch_fakes import CONF, TOKEN, serve
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts, sources
 from huggingtweets.ingest.sources import fetching
 
 HANDLE = "alice.bsky.social"
-
-
-@pytest.fixture
-def api():
-    with serve() as router:
-        yield router
 
 
 def cfg(api, name="bluesky", **overrides):
@@ -89,7 +82,6 @@ def test_invalid_policy():
 
 class Crash(BaseException):
     """Stands in for SIGKILL inside the process: nothing catches it, no cleanup code runs."""
-
 
 def crash_on_call(monkeypatch, owner, name, n):
     """Make `owner.name` raise Crash on its n-th call (1-based)."""
@@ -199,99 +191,6 @@ def test_concurrent_fetches_of_a_missing_user_fetch_it_once(api, tmp_path):
     assert all(len(r.merged) == 30 for r in results)
 
 
-# --- source=auto, and train.py fetching a missing user ----------------------------------------
-
-
-def compose_fetch(*overrides):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    import huggingtweets.config  # noqa: F401
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
-            return compose("fetch", overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
-
-
-def test_auto_picks_the_source_from_the_handle(api, tmp_path, monkeypatch):
-    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
-    api.x.add_user("carol", 12)
-    api.bsky.add_user(HANDLE, 11)
-    api.masto.add_user("bob", 13)
-    cfg = compose_fetch("source.x.base_url=" + api.url, "source.bluesky.base_url=" + api.url,
-                        "source.mastodon.base_url=" + api.url, "source.bluesky.progress=false")
-    assert cfg.source.x.on_rate_limit == "wait"
-    got = {h: sources.fetch_user(cfg.source, h, tmp_path, name="auto")
-           for h in posts.parse_users("carol+alice.bsky.social+bob@mastodon.example+demo_bo")}
-    assert {h: (g.source, len(g.merged)) for h, g in got.items()} == {
-        "carol": ("x", 12), HANDLE: ("bluesky", 11), "bob@mastodon.example": ("mastodon", 13),
-        "demo_bo": ("demo", 400)}
-    assert posts.read_meta(tmp_path, "demo_bo")["source"] == "demo"
-    monkeypatch.delenv("X_BEARER_TOKEN")
-    with pytest.raises(sources.NoSource, match="cannot fetch @dave from X.*X_BEARER_TOKEN.*"
-                                               "source=archive"):
-        sources.fetch_user(cfg.source, "dave", tmp_path, name="auto")
-
-
-def test_auto_rate_limit_setting_reaches_every_platform():
-    cfg = compose_fetch("source.on_rate_limit=stop")
-    assert {cfg.source[p].on_rate_limit for p in ("x", "bluesky", "mastodon")} == {"stop"}
-
-
-def test_training_config_fetches_a_missing_mix_across_platforms(api, tmp_path, compose_cfg,
-                                                                 monkeypatch):
-    """`python train.py user=...` in process: its prepare step fetches each missing user."""
-    from hydra.utils import instantiate
-
-    from huggingtweets.ingest.prepare import prepare
-
-    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
-    api.x.add_user("carol", 120)
-    api.bsky.add_user(HANDLE, 110)
-    api.masto.add_user("bob", 130)
-    user = f"carol+{HANDLE}+bob@mastodon.example"
-    cfg = compose_cfg(f"user={user}", *[f"source.{p}.base_url={api.url}"
-                                        for p in ("x", "bluesky", "mastodon")])
-    prepared = prepare(**cfg.data, source=cfg.source)
-    dm = instantiate(cfg.data, _partial_=True)(prepared=prepared)
-    assert dm.handles == ["carol", HANDLE, "bob@mastodon.example"]
-    assert {h: t["Tweets downloaded"] for h, t in dm.tables.items()} == {
-        "carol": 120, HANDLE: 110, "bob@mastodon.example": 130}
-    assert posts.read_meta(cfg.data.data_dir, HANDLE)["source"] == "bluesky"
-    requests = len(api.log)
-    prepare(**cfg.data, source=cfg.source)  # cached now: no request at all
-    instantiate(cfg.data)
-    assert len(api.log) == requests
-
-
-def test_the_datamodule_never_fetches(api, tmp_path, compose_cfg, monkeypatch):
-    from hydra.utils import instantiate
-
-    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
-    api.bsky.add_user(HANDLE, 110)
-    cfg = compose_cfg(f"user={HANDLE}", f"source.bluesky.base_url={api.url}")
-    with pytest.raises(Exception) as caught:
-        instantiate(cfg.data)
-    assert "no posts cached for @alice.bsky.social" in str(caught.value)
-    assert "python fetch.py user=alice.bsky.social" in str(caught.value)
-    assert api.log == [] and not posts.tweets_path(cfg.data.data_dir, HANDLE).exists()
-
-
-def test_train_without_a_way_to_fetch_says_how(tmp_path, compose_cfg, monkeypatch):
-    from huggingtweets.ingest.prepare import prepare
-
-    monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
-    cfg = compose_cfg("user=demo_ada+nobody_here")
-    with pytest.raises(UserError) as caught:
-        prepare(**cfg.data, source=cfg.source)
-    for needle in ("no posts cached for @nobody_here", "X_BEARER_TOKEN",
-                   "python fetch.py user=nobody_here source=x", "source=archive source.path="):
-        assert needle in str(caught.value), str(caught.value)
-
-
 def test_cli_rate_limit_stop_is_one_clear_line(api, tmp_path):
     api.bsky.add_user(HANDLE, 30)
     api.fail(429, "{}", where="getAuthorFeed", headers={"Retry-After": "600"}, after=1)
@@ -302,33 +201,3 @@ def test_cli_rate_limit_stop_is_one_clear_line(api, tmp_path):
     line = [x for x in res.stderr.splitlines() if x.startswith("error: ")]
     assert len(line) == 1 and "resets at" in line[0] and "(in 10m00s)" in line[0]
     assert len(list(posts.partial_dir(tmp_path / "data", HANDLE).glob("page-*.json"))) == 1
-
-
-@pytest.mark.slow
-def test_train_fetches_a_cross_platform_mix_and_writes_the_token_nowhere(api, tmp_path):
-    """train.py auto-fetches an X user (fake token) and a Bluesky user from the loopback server,
-    trains with W&B (offline) on; then every file under the data dir and the run dir is read
-    and none contains the token."""
-    api.x.add_user("carol", 300)
-    api.bsky.add_user(HANDLE, 300)
-    run = tmp_path / "run"
-    started = time.monotonic()
-    # The sampling evaluation after training is not what this test is about (and the tiny model's
-    # 64 positions are too few for it): skip it where the eval group exists.
-    skip_eval = ["eval=none"] if (CONF.parent / "eval" / "none.yaml").exists() else []
-    res = run_cli("train.py", f"user=carol+{HANDLE}", *TINY, *skip_eval, "logger=wandb",
-                  f"source.x.base_url={api.url}", f"source.bluesky.base_url={api.url}",
-                  f"data.data_dir={tmp_path}/data", f"hydra.run.dir={run}", "hydra.verbose=true",
-                  env={"X_BEARER_TOKEN": TOKEN})
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert any(h.get("Authorization") == f"Bearer {TOKEN}" for _, _, h in api.log)
-    written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert any("wandb" in p.parts for p in written) and any(p.name == "README.md" for p in written)
-    assert any(p.name == "config.yaml" for p in written)
-    for p in written:
-        assert TOKEN.encode() not in p.read_bytes(), p
-    assert TOKEN not in res.stdout + res.stderr
-    card = next(p for p in written if p.name == "README.md" and p.parent.name == "model")
-    text = card.read_text().replace("\u200b", "")
-    assert "carol" in text and HANDLE in text
-    assert time.monotonic() - started < 300

@@ -12,6 +12,8 @@ from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources.twarc import parse_twarc, read_twarc
 
 ALICE = {"id": "11", "username": "alice", "name": "Alice A."}
+
+
 BOB = {"id": "22", "username": "bob", "name": "Bob"}
 
 

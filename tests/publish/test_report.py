@@ -20,6 +20,7 @@ def load_cli():
     spec.loader.exec_module(mod)
     return mod
 
+
 AXES = {"optim.lr": ["1e-3", "3e-3"], "trainer.max_epochs": ["2", "4"],
         "user": ["demo_ada-demo_bo", "demo_ada-demo_bo-demo_cy"]}
 

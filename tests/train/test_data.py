@@ -1,4 +1,7 @@
-"""Packing, splitting, mixing and the token cache of the TweetDataModule."""
+"""train/data.py, the TweetDataModule: packing, splitting, mixing, author conditioning and the
+token cache; it never fetches."""
+
+from __future__ import annotations
 
 import random
 
@@ -6,32 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fakes.servers import TOKEN
+from fakes.timelines import CLEAN, make_dm, write_user
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts
 from huggingtweets.train import data, tokenizer
 from huggingtweets.train.tokenizer import train_tokenizer
-
-CLEAN = {"preset": "default", "dedupe": True, "min_chars": 0}
-
-
-def write_user(data_dir, handle, n, words="alpha beta gamma delta", start="2022-01-01"):
-    rows = [
-        {
-            "id": str(1000 + i),
-            "created_at": pd.Timestamp(start, tz="UTC") + pd.Timedelta(hours=i),
-            "text": f"{handle} says {words} number {i} today",
-            "handle": handle,
-        }
-        for i in range(n)
-    ]
-    posts.write_posts(data_dir, handle, pd.DataFrame(rows), source="test")
-
-
-def make_dm(tmp_path, user, **kw):
-    dm = data.TweetDataModule(user=user, clean=CLEAN, data_dir=str(tmp_path), **kw)
-    dm.tokenizer = train_tokenizer(dm.train_texts, vocab_size=300)
-    return dm
 
 
 def test_pack_puts_eos_before_every_tweet_and_cuts_full_blocks():
@@ -179,32 +163,6 @@ def test_cleaned_split_is_cached_and_keyed_by_the_raw_posts_and_settings(tmp_pat
     assert not list((tmp_path / "cache").glob(".*.tmp")), "caches are written by rename"
 
 
-def test_token_cache_key_follows_the_tokenizer_and_its_added_tokens(tmp_path):
-    write_user(tmp_path, "alice", 80)
-    dm = make_dm(tmp_path, "alice", block_size=16)
-    tok = dm.tokenizer
-    key = tokenizer.key(tok)
-    other = train_tokenizer(dm.train_texts, vocab_size=280)
-    assert tokenizer.key(other) != key
-    tokenizer.add_control_tokens(tok, ["alice"])
-    assert tokenizer.key(tok) != key  # conditioning's control tokens: other ids
-
-
-def test_load_pretrained_keys_a_tokenizer_by_its_files(tmp_path):
-    from huggingtweets.train.tokenizer import load_tokenizer
-
-    write_user(tmp_path, "alice", 80)
-    tok = make_dm(tmp_path, "alice").tokenizer
-    tok.save_pretrained(tmp_path / "tok")
-    a = load_tokenizer(str(tmp_path / "tok"))
-    b = load_tokenizer(str(tmp_path / "tok"))
-    assert tokenizer._BASE_KEYS[a].startswith("files-") and tokenizer.key(a) == tokenizer.key(b)
-    train_tokenizer(make_dm(tmp_path, "alice", val_share=0.5).train_texts, 280).save_pretrained(
-        tmp_path / "tok")
-    c = load_tokenizer(str(tmp_path / "tok"))
-    assert tokenizer.key(c) != tokenizer.key(a)
-
-
 def test_token_cache_hit_with_tokenizers_keyed_by_their_files(tmp_path, monkeypatch):
     from huggingtweets.train.tokenizer import load_tokenizer
 
@@ -232,3 +190,65 @@ def test_unreadable_caches_are_rebuilt_not_fatal(tmp_path):
     again.setup("fit")
     pd.testing.assert_frame_equal(first.train["alice"], again.train["alice"])
     assert torch.equal(first.train_set.blocks, again.train_set.blocks)
+
+
+HANDLE = "alice.bsky.social"
+
+
+def test_the_datamodule_never_fetches(api, tmp_path, compose_cfg, monkeypatch):
+    from hydra.utils import instantiate
+
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    api.bsky.add_user(HANDLE, 110)
+    cfg = compose_cfg(f"user={HANDLE}", f"source.bluesky.base_url={api.url}")
+    with pytest.raises(Exception) as caught:
+        instantiate(cfg.data)
+    assert "no posts cached for @alice.bsky.social" in str(caught.value)
+    assert "python fetch.py user=alice.bsky.social" in str(caught.value)
+    assert api.log == [] and not posts.tweets_path(cfg.data.data_dir, HANDLE).exists()
+
+
+def write_word_user(data_dir, handle, n, word):
+    rows = [{"id": str(1000 + i),
+             "created_at": pd.Timestamp("2022-01-01", tz="UTC") + pd.Timedelta(hours=i),
+             "text": f"{word} {word} number {i} from {handle}", "handle": handle}
+            for i in range(n)]
+    posts.write_posts(data_dir, handle, pd.DataFrame(rows), source="test")
+
+
+def conditioned_dm(tmp_path, condition=True, **kw):
+    write_word_user(tmp_path, "alice", 120, "apples")
+    write_word_user(tmp_path, "bob", 60, "bananas")
+    dm = data.TweetDataModule(user="alice-bob", clean=CLEAN, data_dir=str(tmp_path),
+                              block_size=16, condition=condition, **kw)
+    dm.tokenizer = train_tokenizer(dm.train_texts, vocab_size=300)
+    dm.setup("fit")
+    return dm
+
+
+def test_conditioned_blocks_start_every_tweet_with_its_users_token(tmp_path):
+    dm = conditioned_dm(tmp_path)
+    tok, eos = dm.tokenizer, dm.tokenizer.eos_token_id
+    ctl = dict(zip(["alice", "bob"], dm.control_ids, strict=True))
+    assert tokenizer.control_users(tok) == ["alice", "bob"]
+    # training blocks: every EOS (but a block's last token) is followed by a control token
+    blocks = dm.train_set.blocks
+    after = blocks[:, 1:][blocks[:, :-1] == eos]
+    assert len(after) > 50 and set(after.tolist()) == set(ctl.values())
+    # ...and the tweet after <|user:bob|> is bob's
+    stream = blocks.flatten().tolist()
+    for i in range(len(stream) - 6):
+        if stream[i] == eos and stream[i + 1] == ctl["bob"]:
+            assert tok.decode(stream[i + 2:i + 5]).startswith("bananas")
+            break
+    else:
+        pytest.fail("no bob tweet in the training blocks")
+    # validation blocks per user carry that user's token only
+    for i, h in enumerate(["alice", "bob"]):
+        b = dm.val_set.blocks[dm.val_set.user_idx == i]
+        nxt = b[:, 1:][b[:, :-1] == eos]
+        assert len(nxt) and set(nxt.tolist()) == {ctl[h]}
+    # the unconditioned module has none of it
+    plain = conditioned_dm(tmp_path, condition=False)
+    assert tokenizer.control_users(plain.tokenizer) == []
+    assert not torch.isin(plain.train_set.blocks, torch.tensor(dm.control_ids)).any()

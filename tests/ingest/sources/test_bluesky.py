@@ -5,20 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from fakes.servers import CONF, kill_mid_fetch_then_resume
 from omegaconf import OmegaConf
-from test_fetch_fakes import CONF, kill_mid_fetch_then_resume, serve
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import clean, posts, sources
 from huggingtweets.ingest.sources import bluesky
 
 HANDLE = "alice.bsky.social"
-
-
-@pytest.fixture
-def api():
-    with serve() as router:
-        yield router
 
 
 def cfg(api, **overrides):

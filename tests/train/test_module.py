@@ -1,0 +1,94 @@
+"""train/module.py, TweetLM: the fused GELU and the fused AdamW change speed, not the model; an
+unavailable Hub model says what works offline; a conditioned mix grows the embeddings for its
+control tokens, trains and exports them."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+import transformers
+from conftest import TINY
+
+from huggingtweets.errors import UserError
+from huggingtweets.train import tokenizer
+from huggingtweets.train.fit import make_trainer
+from huggingtweets.train.module import TweetLM, fuse_gelu
+
+
+def test_unavailable_hub_model_says_scratch_works_offline():
+    module = TweetLM(name_or_path="no-such-org/no-such-model", optim={})
+    with pytest.raises(UserError, match="model=scratch"):
+        module.build(["hello world"])
+
+
+def test_a_conditioned_tiny_mix_trains_and_exports_its_control_tokens(compose_cfg, tmp_path):
+    import transformers
+    from hydra.utils import instantiate
+
+    from huggingtweets.publish import export
+
+    cfg = compose_cfg("user=demo_ada-demo_bo", *TINY, "data.condition=true",
+                      "trainer.fast_dev_run=true")
+    dm = instantiate(cfg.data)
+    module = instantiate(cfg.model)
+    dm.tokenizer = module.build(dm.train_texts)
+    n_vocab = module.model.get_input_embeddings().num_embeddings
+    assert len(module.tokenizer) == n_vocab + 2  # the datamodule added the two control tokens
+    trainer = make_trainer(cfg)
+    trainer.fit(module, datamodule=dm)  # TweetLM.setup grew the embeddings: no index error
+    assert module.model.get_input_embeddings().num_embeddings == len(module.tokenizer)
+    assert module.model.get_output_embeddings().weight.shape[0] == len(module.tokenizer)
+    assert trainer.callback_metrics["val/loss"] > 0 and "val/loss_demo_bo" in trainer.callback_metrics
+    out = export.export_model(module, dm, tmp_path / "model", {"val/loss": 1.0}, {})
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    assert tokenizer.control_users(tok) == ["demo_ada", "demo_bo"]
+    model = transformers.AutoModelForCausalLM.from_pretrained(out)
+    ids = tok(tok.eos_token + tokenizer.control_token("demo_bo"), return_tensors="pt",
+              add_special_tokens=False)["input_ids"]
+    assert ids.shape[1] == 2
+    gen = model.generate(ids, max_new_tokens=5, do_sample=True, pad_token_id=tok.eos_token_id)
+    assert gen.shape[1] > 2
+
+
+SCRATCH = {"vocab_size": 300, "n_positions": 32, "n_embd": 32, "n_layer": 2, "n_head": 2,
+           "dropout": 0.0}
+
+
+TEXTS = [f"tweet number {i} about apples and the weather" for i in range(50)]
+
+
+def build(**kw) -> TweetLM:
+    torch.manual_seed(0)
+    m = TweetLM(name_or_path=None, scratch=SCRATCH, **kw)
+    m.build(TEXTS)
+    return m.eval()
+
+
+def test_fused_gelu_is_the_same_function_and_survives_export(tmp_path):
+    stock, fused = build(fused_gelu=False), build(fused_gelu=True)
+    assert stock.model.config.activation_function == "gelu_new"
+    assert fused.model.config.activation_function == "gelu_pytorch_tanh"
+    fused.model.load_state_dict(stock.model.state_dict())
+    ids = torch.randint(0, 300, (2, 16))
+    with torch.no_grad():
+        a, b = stock(ids).logits, fused(ids).logits
+    assert torch.allclose(a, b, atol=1e-5)
+    fused.model.save_pretrained(tmp_path)
+    again = transformers.AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.allclose(again(input_ids=ids).logits, b, atol=1e-6)
+    assert fuse_gelu(again) == 0  # already fused: nothing left to swap
+
+
+@pytest.mark.parametrize("fused,precision,expected", [
+    (True, "32-true", True), (False, "32-true", False),
+    # Lightning refuses gradient clipping with a fused optimizer under mixed precision
+    (True, "bf16-mixed", False), (True, "16-mixed", False)])
+def test_adamw_is_fused_as_configured(monkeypatch, fused, precision, expected):
+    monkeypatch.setattr(TweetLM, "trainer", property(lambda self: SimpleNamespace(
+        estimated_stepping_batches=10, precision=precision)))
+    m = build(optim={"lr": 1e-3, "fused": fused})
+    opt = m.configure_optimizers()["optimizer"]
+    assert isinstance(opt, torch.optim.AdamW) and bool(opt.defaults["fused"]) is expected
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] > 0 and no_decay["weight_decay"] == 0
