@@ -32,8 +32,11 @@ REPRODUCE := outputs/reproduce
 RESULTS   ?= results/lr_epochs_mix.csv
 TOLERANCE ?= 0.06
 
+# refresh=full: the personas exactly as the generator makes them, whatever an older cache holds
+DEMO_FETCH := fetch.py source=demo user=demo_ada-demo_bo-demo_cy refresh=full confirm_shrink=true
+
 reproduce: $(STAMP)  ## the reference study: lr x epochs x mix sweep -> report -> check results/ -> demo run
-	$(BIN)/python fetch.py source=demo user=demo_ada-demo_bo-demo_cy
+	$(BIN)/python $(DEMO_FETCH)
 	rm -rf $(REPRODUCE)
 	$(BIN)/python train.py experiment=lr_epochs_mix hydra.sweep.dir=$(REPRODUCE)
 	$(BIN)/python report.py $(REPRODUCE) --check $(RESULTS) --tolerance $(TOLERANCE)
@@ -41,7 +44,7 @@ reproduce: $(STAMP)  ## the reference study: lr x epochs x mix sweep -> report -
 	$(BIN)/python train.py experiment=demo
 
 demo: $(STAMP)  ## demo personas -> train the reference model -> model dir + card (~1 min)
-	$(BIN)/python fetch.py source=demo user=demo_ada-demo_bo-demo_cy
+	$(BIN)/python $(DEMO_FETCH)
 	$(BIN)/python train.py experiment=demo
 
 lint: $(STAMP)  ## ruff

@@ -42,13 +42,13 @@ TIMELINES = {
     "dave_archive": ("csv", TIDY / "tweets_dave.csv", {"columns": OLD_ARCHIVE_CSV}),
 }
 
-# The sweep (--grid): one axis at a time around the defaults, each on the search timelines.
+# The sweep (--grid): one axis at a time around the preset (conf/model/scratch.yaml), which is
+# where the sweep ended (vocabulary 4096, dropout 0.3, weight decay 0.1, lr 2e-3, 20 epochs).
 GRID = {
-    "optim.lr": ["1e-3", "2e-3", "4e-3"],
-    "trainer.max_epochs": ["10", "20", "40"],
-    "model.scratch.vocab_size": ["512", "1024", "2048"],
-    "model.scratch.dropout": ["0.1", "0.2", "0.3"],
-    "model.scratch.n_embd": ["128", "256"],
+    "model.scratch.vocab_size": ["512", "1024", "2048", "8192"],
+    "model.scratch.dropout": ["0.1", "0.2"],
+    "optim.weight_decay": ["0.01"],
+    "data.batch_size": ["8"],
 }
 
 
@@ -71,14 +71,15 @@ def import_timelines(data_dir: Path, users: list[str]) -> None:
 
 
 def add_congress(n: int) -> list[str]:
-    """The n largest congress accounts (v1.1 user_timeline arrays), as twarc imports."""
+    """The n largest congress accounts (v1.1 user_timeline arrays, ~200 posts each), imported as
+    twarc does, trained as one mix (a single account is too small to split)."""
     files = sorted(CONGRESS.glob("*.json"), key=lambda p: -p.stat().st_size)[:n]
     names = []
     for f in files:
         handle = f"congress_{f.stem}"[:15]
         TIMELINES[handle] = ("twarc", f, {})
         names.append(handle)
-    return names
+    return ["-".join(names)] if names else []
 
 
 def run(user: str, overrides: list[str], data_dir: Path, tag: str) -> dict:
@@ -98,21 +99,46 @@ def run(user: str, overrides: list[str], data_dir: Path, tag: str) -> dict:
             "ratio": ev["ppl_ratio"], "seconds": round(seconds, 1)}
 
 
+def table() -> int:
+    """Every run under outputs/recipe/runs as one Markdown table: its overrides (beyond the
+    fixed ones) against each timeline's perplexity ratio to the trigram."""
+    import yaml
+
+    fixed = ("user=", "model=scratch", "data.data_dir=", "logger=", "eval.n=", "hydra.")
+    cells, users = {}, []
+    for ev in sorted(OUT.glob("runs/*/*/eval.json")):
+        over = yaml.safe_load((ev.parent / ".hydra" / "overrides.yaml").read_text())
+        key = " ".join(o for o in over if not o.startswith(fixed)) or "(preset defaults)"
+        user = ev.parent.name
+        users += [user] if user not in users else []
+        cells[(key, user)] = json.loads(ev.read_text())["heldout"]["users"]["all"]["ppl_ratio"]
+    print("| overrides of `python train.py user=H model=scratch` | " + " | ".join(users)
+          + " |\n|---|" + "---|" * len(users))
+    for key in dict.fromkeys(k for k, _ in cells):
+        print(f"| {key} | " + " | ".join(f"{cells[(key, u)]:.3f}" if (key, u) in cells else "–"
+                                         for u in users) + " |")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--users", default="smithjd,juliasilge,drob,dave_archive",
                    help="comma-separated timelines (known: " + ", ".join(TIMELINES) + ")")
-    p.add_argument("--congress", type=int, default=3, help="also the N largest congress accounts")
+    p.add_argument("--congress", type=int, default=4,
+                   help="also the N largest congress accounts, as one mix")
     p.add_argument("--grid", action="store_true", help="sweep GRID one axis at a time")
     p.add_argument("--set", action="append", default=[], help="an override for every run")
     p.add_argument("--json", default=str(OUT / "recipe.json"))
+    p.add_argument("--table", action="store_true", help="no runs: tabulate every run in outputs/recipe")
     args = p.parse_args(argv)
+    if args.table:
+        return table()
     if not DATA.is_dir():
         print(f"skipped: no real data at {DATA} (internal test data, not part of the repo)")
         return 0
     users = [u for u in args.users.split(",") if u] + add_congress(args.congress)
     data_dir = OUT / "data"
-    import_timelines(data_dir, users)
+    import_timelines(data_dir, [h for u in users for h in u.split("-")])
     configs = [("defaults", list(args.set))]
     if args.grid:
         for key, values in GRID.items():
