@@ -140,16 +140,10 @@ def _post(style: Style, rng: random.Random) -> tuple[str, bool, bool, bool]:
 
 
 def _fill(template: str, style: Style, rng: random.Random, friend: str | None = None) -> str:
-    """Fill `{slot}`s from the persona's word lists; `{slot.1}` repeats the slot's first fill.
-    Those back-references reach past any n-gram's context (people do come back to what they named
-    at the start of a post), so a model that reads the whole post can beat a trigram on them."""
     used: set[str] = set()  # "{ingredient} & {ingredient}" should name two different things
-    first: dict[str, str] = {}
 
     def slot(match: re.Match) -> str:
-        name, again = match.group(1), match.group(2)
-        if again and name in first:
-            return first[name]
+        name = match.group(1)
         if name == "n":
             return str(rng.randint(2, 12))
         if name == "minute":
@@ -160,10 +154,9 @@ def _fill(template: str, style: Style, rng: random.Random, friend: str | None = 
             return friend or rng.choice(style.friends)
         word = rng.choice([w for w in style.words[name] if w not in used] or style.words[name])
         used.add(word)
-        first.setdefault(name, word)
         return word
 
-    return re.sub(r"\{(\w+)(\.1)?\}", slot, template)
+    return re.sub(r"\{(\w+)\}", slot, template)
 
 
 def _decorate(text: str, style: Style, rng: random.Random) -> str:
