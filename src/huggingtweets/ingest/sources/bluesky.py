@@ -130,19 +130,6 @@ def _when(*candidates) -> str | None:
                  and _time(c) is not None and _time(c).tzinfo), None)
 
 
-def _obj(value, what: str) -> dict:
-    """A JSON object where the lexicon has one (absent: empty); anything else is malformed."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise fetching.Malformed(f"{what} is not an object")
-    return value
-
-
-def _str(value, what: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise fetching.Malformed(f"{what} is not a string")
 
 
 def feed_records(body: dict, handle: str | None = None, display_name: str | None = None) -> list:
@@ -155,38 +142,38 @@ def feed_records(body: dict, handle: str | None = None, display_name: str | None
 def feed_record(item: dict, handle: str | None = None, display_name: str | None = None):
     """One feed item -> a canonical record (None for a pinned copy); Malformed when the item is
     not shaped like the lexicon says."""
-    post = _obj(item.get("post"), "post")
-    record = _obj(post.get("record"), "post.record")
-    reason = _obj(item.get("reason"), "reason")
+    post = fetching.json_object(item.get("post"), "post")
+    record = fetching.json_object(post.get("record"), "post.record")
+    reason = fetching.json_object(item.get("reason"), "reason")
     kind = reason.get("$type", "")
     if kind == PIN:
         return None  # the same post also sits at its place in the timeline
-    author = _obj(post.get("author"), "post.author")
+    author = fetching.json_object(post.get("author"), "post.author")
     langs = record.get("langs") or []
     lang = langs[0] if isinstance(langs, list) and langs and isinstance(langs[0], str) else None
     facets = record.get("facets") if isinstance(record.get("facets"), list) else None
-    raw = _str(record.get("text"), "post.record.text") or ""
+    raw = fetching.json_str(record.get("text"), "post.record.text") or ""
     text = html.escape(expand_links(raw, facets), quote=False)
     base = {"lang": lang, "source": "bluesky", "content_warning": None}
     if kind == REPOST:
-        by = _obj(reason.get("by"), "reason.by")
+        by = fetching.json_object(reason.get("by"), "reason.by")
         return {
             **base,
-            "id": _str(reason.get("uri"), "reason.uri")
-            or f"{_str(post.get('uri'), 'post.uri')}#repost-{by.get('did', '')}",
+            "id": fetching.json_str(reason.get("uri"), "reason.uri")
+            or f"{fetching.json_str(post.get('uri'), 'post.uri')}#repost-{by.get('did', '')}",
             "created_at": _when(reason.get("indexedAt"), post.get("indexedAt")),
-            "text": f"RT @{_str(author.get('handle'), 'author.handle') or ''}: {text}",
-            "handle": handle or _str(by.get("handle"), "reason.by.handle"),
-            "display_name": display_name or _str(by.get("displayName"), "by.displayName"),
+            "text": f"RT @{fetching.json_str(author.get('handle'), 'author.handle') or ''}: {text}",
+            "handle": handle or fetching.json_str(by.get("handle"), "reason.by.handle"),
+            "display_name": display_name or fetching.json_str(by.get("displayName"), "by.displayName"),
             "is_retweet": True, "is_reply": False, "is_quote": False,
         }
     return {
         **base,
-        "id": _str(post.get("uri"), "post.uri"),
+        "id": fetching.json_str(post.get("uri"), "post.uri"),
         "created_at": _when(record.get("createdAt"), post.get("indexedAt")),
         "text": text,
-        "handle": handle or _str(author.get("handle"), "author.handle"),
-        "display_name": display_name or _str(author.get("displayName"), "author.displayName"),
+        "handle": handle or fetching.json_str(author.get("handle"), "author.handle"),
+        "display_name": display_name or fetching.json_str(author.get("displayName"), "author.displayName"),
         "is_retweet": False,
         "is_reply": bool(record.get("reply")),
         "is_quote": is_quote(record.get("embed")),

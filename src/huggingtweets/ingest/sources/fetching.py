@@ -67,6 +67,22 @@ class Malformed(ValueError):
     """An item or page that is not shaped like the platform's objects (message: what is wrong)."""
 
 
+def json_object(value, what: str) -> dict:
+    """A JSON object where the API has one (absent: empty); anything else is Malformed."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Malformed(f"{what} is not an object")
+    return value
+
+
+def json_str(value, what: str) -> str | None:
+    """A JSON string or null; anything else is Malformed."""
+    if value is None or isinstance(value, str):
+        return value
+    raise Malformed(f"{what} is not a string")
+
+
 class Unreadable(Exception):
     """A journal that does not read back (damaged, or from another version)."""
 

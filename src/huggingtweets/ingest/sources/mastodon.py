@@ -119,41 +119,29 @@ def next_max_id(reply: fetching.Reply, statuses: list, page_size: int) -> str | 
     return min(ids, key=lambda i: (len(i), i)) if ids else None
 
 
-def _obj(value, what: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise fetching.Malformed(f"{what} is not an object")
-    return value
-
-
-def _str(value, what: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise fetching.Malformed(f"{what} is not a string")
 
 
 def status_record(status: dict, handle: str | None = None, display_name: str | None = None):
     """One status (or reblog) -> a canonical record; Malformed when it is not shaped like one."""
-    reblog = _obj(status.get("reblog"), "reblog")
-    account = _obj(status.get("account"), "account")
+    reblog = fetching.json_object(status.get("reblog"), "reblog")
+    account = fetching.json_object(status.get("account"), "account")
     shown = reblog or status
-    text = html.escape(html_to_text(_str(shown.get("content"), "content") or ""), quote=False)
+    text = html.escape(html_to_text(fetching.json_str(shown.get("content"), "content") or ""), quote=False)
     if reblog:
-        text = f"RT @{_str(_obj(reblog.get('account'), 'reblog.account').get('acct'), 'acct') or ''}: {text}"
-    warning = _str(shown.get("spoiler_text"), "spoiler_text") or None
+        text = f"RT @{fetching.json_str(fetching.json_object(reblog.get('account'), 'reblog.account').get('acct'), 'acct') or ''}: {text}"
+    warning = fetching.json_str(shown.get("spoiler_text"), "spoiler_text") or None
     if not isinstance(status.get("id"), str | int) or isinstance(status.get("id"), bool):
         raise fetching.Malformed("a status without an id")
     return {
         "id": str(status["id"]),
         "created_at": status.get("created_at"),
         "text": text,
-        "handle": handle or _str(account.get("acct"), "account.acct"),
-        "display_name": display_name or _str(account.get("display_name"), "display_name") or None,
+        "handle": handle or fetching.json_str(account.get("acct"), "account.acct"),
+        "display_name": display_name or fetching.json_str(account.get("display_name"), "display_name") or None,
         "is_retweet": bool(reblog),
         "is_reply": not reblog and status.get("in_reply_to_id") is not None,
         "is_quote": not reblog and bool(status.get("quote")),
-        "lang": _str(shown.get("language"), "language") or None,
+        "lang": fetching.json_str(shown.get("language"), "language") or None,
         "source": "mastodon",
         "content_warning": warning,
     }

@@ -250,18 +250,6 @@ def snowflake_time(tweet_id: str) -> datetime | None:
         return None  # an id far too large to be a snowflake
 
 
-def _obj(value, what: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise fetching.Malformed(f"{what} is not an object")
-    return value
-
-
-def _str(value, what: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise fetching.Malformed(f"{what} is not a string")
 
 
 def _id(value, what: str = "id") -> str:
@@ -284,10 +272,10 @@ def v2_record(tweet: dict, author: dict | None = None) -> dict:
     if not isinstance(refs_list, list):
         raise fetching.Malformed(f"tweet {tweet_id}: referenced_tweets is not a list")
     refs = {str(r.get("type")) for r in refs_list if isinstance(r, dict)}
-    note = _obj(tweet.get("note_tweet"), f"tweet {tweet_id}: note_tweet")
-    text = (_str(note.get("text"), f"tweet {tweet_id}: note_tweet.text")
-            or _str(tweet.get("text"), f"tweet {tweet_id}: text") or "")
-    author = author or _obj(tweet.get("author"), f"tweet {tweet_id}: author")
+    note = fetching.json_object(tweet.get("note_tweet"), f"tweet {tweet_id}: note_tweet")
+    text = (fetching.json_str(note.get("text"), f"tweet {tweet_id}: note_tweet.text")
+            or fetching.json_str(tweet.get("text"), f"tweet {tweet_id}: text") or "")
+    author = author or fetching.json_object(tweet.get("author"), f"tweet {tweet_id}: author")
     lang = tweet.get("lang") if isinstance(tweet.get("lang"), str) else None
     created_at = tweet.get("created_at") or snowflake_time(tweet_id)
     if not isinstance(created_at, str | datetime):
@@ -296,8 +284,8 @@ def v2_record(tweet: dict, author: dict | None = None) -> dict:
         "id": tweet_id,
         "created_at": created_at.isoformat() if isinstance(created_at, datetime) else created_at,
         "text": text,
-        "handle": _str(author.get("username"), "author.username"),
-        "display_name": _str(author.get("name"), "author.name"),
+        "handle": fetching.json_str(author.get("username"), "author.username"),
+        "display_name": fetching.json_str(author.get("name"), "author.name"),
         "is_retweet": "retweeted" in refs or text.startswith("RT @"),
         "is_reply": "replied_to" in refs,
         "is_quote": "quoted" in refs,
@@ -310,7 +298,7 @@ def v2_items(body: dict) -> list[dict]:
 
     Malformed when the page itself is not shaped like one (`data` neither a list nor an object,
     `includes.users` not a list)."""
-    includes = _obj(body.get("includes"), "includes")
+    includes = fetching.json_object(body.get("includes"), "includes")
     users_list = includes.get("users") or []
     if not isinstance(users_list, list):
         raise fetching.Malformed("includes.users is not a list")
@@ -336,10 +324,10 @@ def v1_record(status: dict) -> dict:
         raise fetching.Malformed("a status that is not an object")
     tweet_id = _id(status.get("id_str") or status.get("id"))
     text = (
-        _str(status.get("full_text"), f"status {tweet_id}: full_text")
-        or _str(_obj(status.get("extended_tweet"), "extended_tweet").get("full_text"),
+        fetching.json_str(status.get("full_text"), f"status {tweet_id}: full_text")
+        or fetching.json_str(fetching.json_object(status.get("extended_tweet"), "extended_tweet").get("full_text"),
                 f"status {tweet_id}: extended_tweet.full_text")
-        or _str(status.get("text"), f"status {tweet_id}: text")
+        or fetching.json_str(status.get("text"), f"status {tweet_id}: text")
         or ""
     )
     created = status.get("created_at")
@@ -347,14 +335,14 @@ def v1_record(status: dict) -> dict:
         created_at = datetime.strptime(created, V1_CREATED_AT).astimezone(UTC).isoformat()
     except (TypeError, ValueError):
         created_at = created
-    user = _obj(status.get("user"), f"status {tweet_id}: user")
+    user = fetching.json_object(status.get("user"), f"status {tweet_id}: user")
     lang = status.get("lang") if isinstance(status.get("lang"), str) else None
     return {
         "id": tweet_id,
         "created_at": created_at,
         "text": text,
-        "handle": _str(user.get("screen_name"), "user.screen_name"),
-        "display_name": _str(user.get("name"), "user.name"),
+        "handle": fetching.json_str(user.get("screen_name"), "user.screen_name"),
+        "display_name": fetching.json_str(user.get("name"), "user.name"),
         "is_retweet": status.get("retweeted_status") is not None or text.startswith("RT @"),
         "is_reply": bool(status.get("in_reply_to_status_id_str")
                          or status.get("in_reply_to_status_id")),
