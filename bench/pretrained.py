@@ -38,7 +38,7 @@ def parse(argv=None):
     p.add_argument("--n-embd", type=int, default=256)
     p.add_argument("--n-head", type=int, default=4)
     p.add_argument("--vocab", type=int, default=8192)
-    p.add_argument("--pretrain-epochs", type=int, default=3)
+    p.add_argument("--pretrain-epochs", type=int, default=2)
     p.add_argument("--target", default="smithjd", help="fine-tuning timeline (bench/recipe.py's)")
     p.add_argument("--lora-lr", type=float, default=1e-3)
     p.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs (all three)")

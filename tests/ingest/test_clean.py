@@ -20,7 +20,6 @@ from huggingtweets.ingest.clean import (
     check_enough,
     clean_posts,
     print_table,
-    table_markdown,
 )
 from huggingtweets.ingest.posts import COLUMNS, to_frame
 
@@ -535,28 +534,6 @@ TABLES = {
     "alice": {"Tweets downloaded": 10, "Retweets": 2, "Short tweets": 3, "Tweets kept": 5},
     "bob": {"Tweets downloaded": 3250, "Retweets": 3, "Short tweets": 208, "Tweets kept": 3039},
 }
-
-
-def test_table_markdown_shape():
-    md = table_markdown(TABLES)
-    assert md == (
-        "| Data | @alice | @bob |\n"
-        "| --- | --- | --- |\n"
-        "| Tweets downloaded | 10 | 3250 |\n"
-        "| Retweets | 2 | 3 |\n"
-        "| Short tweets | 3 | 208 |\n"
-        "| Tweets kept | 5 | 3039 |\n"
-    )
-    lines = md.strip().split("\n")
-    assert all(line.count("|") == 4 for line in lines)
-
-
-def test_table_markdown_one_user_and_missing_rows():
-    md = table_markdown({"@carol": {"Tweets downloaded": 1, "Duplicates": 0, "Tweets kept": 1}})
-    assert md.split("\n")[0] == "| Data | @carol |"
-    assert len(md.strip().split("\n")) == 5
-    mixed = table_markdown({"a": {"Tweets kept": 1}, "b": {"Duplicates": 2, "Tweets kept": 3}})
-    assert "| Duplicates | - | 2 |" in mixed
 
 
 def test_print_table(capsys):

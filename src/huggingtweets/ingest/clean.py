@@ -276,26 +276,9 @@ def _cell(table: Mapping[str, int], row: str) -> str:
     return str(table[row]) if row in table else "-"
 
 
-def table_markdown(tables: Mapping[str, Mapping[str, int]]) -> str:
-    """The model card's data table: a "Data" column, then one column per user, one row per row.
-
-    | Data | @alice | @bob |
-    | --- | --- | --- |
-    | Tweets downloaded | 3250 | 1200 |
-    """
-    handles, rows = _columns(tables)
-    lines = [
-        "| " + " | ".join(["Data", *handles]) + " |",
-        "| " + " | ".join(["---"] * (len(handles) + 1)) + " |",
-    ]
-    for row in rows:
-        cells = [_cell(table, row) for table in tables.values()]
-        lines.append("| " + " | ".join([row, *cells]) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def print_table(tables: Mapping[str, Mapping[str, int]], title: str | None = None) -> None:
-    """The same table, printed to the console with rich."""
+    """The data table, printed to the console with rich (the card renders its own, escaped copy:
+    publish/card.py)."""
     from rich.console import Console
     from rich.table import Table
 

@@ -13,9 +13,8 @@ its best checkpoint) and `csv/metrics.csv` (val/loss per epoch), and writes into
 
 It works on a sweep that is still running (jobs without metrics yet are listed as running, with
 the epoch they reached) or that had failed jobs (Hydra leaves them without metrics.json). With
-`--check README.md` it compares the fresh table with the one between `<!-- results:start -->` and
-`<!-- results:end -->` in that file and fails with a diff when a loss differs by more than
-`--tolerance`. When W&B is online, the table and plots are logged to the sweep's W&B group as a
+`--check results/lr_epochs_mix.csv` (a committed report.csv) it fails, with the differences, when
+a loss differs by more than `--tolerance` or the conclusion (best job, ordering) changed. When W&B is online, the table and plots are logged to the sweep's W&B group as a
 run of job_type "report".
 """
 
