@@ -1,14 +1,13 @@
 """Fine-tune a causal LM on one person's (or a mix's) posts: compose -> prepare -> fit -> publish.
 
-    python train.py user=demo_ada model=scratch
-    python train.py -m optim.lr=1e-4,3e-4 user=demo_ada,demo_ada-demo_bo
+    python train.py user=demo_ada model=scratch    # -m: a sweep (python train.py -m optim.lr=1e-4,3e-4)
 """
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-import huggingtweets.config  # noqa: F401  (registers the ${ht.*} resolvers)
+from huggingtweets import config  # registers the ${ht.*} resolvers
 from huggingtweets.errors import reported
 from huggingtweets.ingest.prepare import prepare
 
@@ -17,6 +16,7 @@ from huggingtweets.ingest.prepare import prepare
 def main(cfg: DictConfig) -> float:
     run_dir = HydraConfig.get().runtime.output_dir
     with reported():
+        config.check(cfg)  # handles and settings, before anything runs (also in a multirun)
         prepared = prepare(**cfg.data, source=cfg.source)  # fetch what is missing, clean, split
         from huggingtweets.train import numerics
 

@@ -216,3 +216,18 @@ def test_experiment_files_sweep_over_mixes(compose_cfg):
     users = [o for o in OverridesParser.create().parse_overrides(
         [f"{k}={v}" for k, v in mixes.hydra.sweeper.params.items()]) if o.key_or_group == "user"]
     assert len(list(users[0].sweep_string_iterator())) >= 3
+
+
+@pytest.mark.parametrize("args,message", [
+    (["user=${oc.env:HT_TEST_SECRET}"], "not an interpolation"),
+    (["user=demo_ada", "optim.lr=-1"], "optim.lr=-1: must be a number in (0, 1)"),
+])
+def test_a_multirun_checks_the_same_before_any_work(tmp_path, args, message):
+    """A sweep names its jobs otherwise (no run_name): train.py checks again, first thing."""
+    res = run_cli("train.py", "-m", *args, f"data.data_dir={tmp_path}/data",
+                  f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path, timeout=60,
+                  env={"HT_TEST_SECRET": "s3cr3t-t0ken"})
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert [x for x in res.stderr.splitlines() if x.strip()] == [f"error: {message}"] or \
+        message in res.stderr
+    assert "Traceback" not in res.stderr and "s3cr3t" not in res.stdout + res.stderr

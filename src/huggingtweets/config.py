@@ -33,8 +33,11 @@ def sweep_group() -> str | None:
 
 def wandb_tags(overrides) -> list[str]:
     """A job's overrides as W&B tags (W&B caps tags at 64 characters; paths make poor tags)."""
+    from huggingtweets.train.tracking import SECRET_KEY
+
     skip = ("hydra.", "data.data_dir", "ckpt_path", "experiment")
-    return [str(o)[:64] for o in overrides or [] if not str(o).lstrip("+~").startswith(skip)]
+    return [str(o)[:64] for o in overrides or [] if not str(o).lstrip("+~").startswith(skip)
+            and not SECRET_KEY.search(str(o).split("=", 1)[0])]
 
 
 SWEEP_SYNTAX = re.compile(r"[,]|^(range|choice|interval|glob|tag)\(")
@@ -79,21 +82,12 @@ SETTINGS = [
 ]
 
 
-def run_name(user, *, _root_) -> str:
-    """The run folder's name, from the validated handles (`alice`, `alice+bsky-bob.bsky.social`),
-    never from the raw value: checked before Hydra makes the folder, so `user=../../x`,
-    `user=${oc.env:SECRET}` and `optim.lr=-1` stop here, with one line and no folder."""
-    from huggingtweets.errors import reported
-
-    with reported():  # a UserError here: one line, exit 2 (Hydra would print a traceback)
-        return _run_name(user, _root_)
-
-
-def _run_name(user, root) -> str:
+def check(root) -> None:
+    """Refuse an interpolated `user` (it could carry a secret into folder names and messages) and
+    settings that would fail deep inside torch or train nothing: one line, before any work."""
     from omegaconf import OmegaConf
 
     from huggingtweets.errors import UserError
-    from huggingtweets.ingest.posts import cache_name, parse_users
 
     raw = root._get_node("user")._value()
     if isinstance(raw, str) and "${" in raw:
@@ -102,8 +96,21 @@ def _run_name(user, root) -> str:
         value = OmegaConf.select(root, key, default=None)
         if value is not None and not (ok(value) and not isinstance(value, bool)):
             raise UserError(f"{key}={value!r}: must be {allowed}")
-    name = "+".join(cache_name(h) for h in parse_users(str(user)))
-    return name if len(name) <= 100 else name[:90] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+
+
+def run_name(user, *, _root_) -> str:
+    """The run folder's name, from the validated handles (`alice`, `alice+bsky-bob.bsky.social`),
+    never from the raw value: checked before Hydra makes the folder, so `user=../../x`,
+    `user=${oc.env:SECRET}` and `optim.lr=-1` stop here, with one line and no folder. (train.py
+    checks again, for multiruns and an explicit hydra.run.dir, which do not come here.)"""
+    from huggingtweets.errors import reported
+
+    with reported():  # a UserError here: one line, exit 2 (Hydra would print a traceback)
+        check(_root_)
+        from huggingtweets.ingest.posts import cache_name, parse_users
+
+        name = "+".join(cache_name(h) for h in parse_users(str(user)))
+        return name if len(name) <= 100 else name[:90] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
 
 
 for _name, _fn in {

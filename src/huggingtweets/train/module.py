@@ -53,7 +53,7 @@ def add_lora(model, lora: Mapping, trainable_tokens: list[int]):
     from peft import LoraConfig, get_peft_model
 
     extra = {"trainable_token_indices": list(trainable_tokens)} if trainable_tokens else {}
-    config = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora.get("alpha", 2 * int(lora["r"]))),
+    config = LoraConfig(r=int(lora["r"]), lora_alpha=float(lora.get("alpha", 2 * int(lora["r"]))),
                         lora_dropout=float(lora.get("dropout", 0.0)), task_type="CAUSAL_LM",
                         target_modules=lora.get("target_modules") or None, **extra)
     return get_peft_model(model, config)
