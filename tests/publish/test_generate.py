@@ -244,3 +244,11 @@ def test_copy_check_exact_normalized_match_and_long_token_runs(tmp_path):
     raw = (tmp_path / COPY_INDEX).read_bytes()
     assert b"nebula" not in raw and b"coffee" not in raw
     assert normalize("  Hello,\nWORLD!! 🌌 ") == "hello world"
+
+
+@pytest.mark.parametrize("content", [b"not an npz at all", b"PK\x03\x04broken zip", b""])
+def test_a_copy_index_that_is_not_one_is_a_one_line_error(tmp_path, content):
+    bad = tmp_path / "copycheck.npz"
+    bad.write_bytes(content)
+    with pytest.raises(UserError, match=r"copycheck.npz is not a copy index"):
+        CopyCheck.load(bad)

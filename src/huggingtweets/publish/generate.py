@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 import sys
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -75,8 +76,12 @@ class CopyCheck:
 
     @classmethod
     def load(cls, path: str | Path) -> CopyCheck:
-        with np.load(path) as z:
-            return cls(z["texts"], z["ngrams"], int(z["ngram"]))
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(z["texts"], z["ngrams"], int(z["ngram"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # not np.savez's
+            raise UserError(f"{path} is not a copy index ({type(err).__name__}: {err}); pass "
+                            "copy_index=<run>/copycheck.npz, or copy_index=null for none") from None
 
     @classmethod
     def find(cls, model_dir: str | Path) -> CopyCheck | None:
