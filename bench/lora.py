@@ -13,6 +13,7 @@ Python, torch, model, gradients, optimizer state, activations). Ratios are LoRA 
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -30,17 +31,11 @@ def parse(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5, help="timed steps per process")
     p.add_argument("--rank", type=int, default=8)
-    p.add_argument("--child", choices=["full", "lora"], help=argparse_hidden())
+    p.add_argument("--child", choices=["full", "lora"], help=argparse.SUPPRESS)  # one mode, here
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.warmup, args.steps = 1, 1, 2
     return args
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def child(args) -> dict:

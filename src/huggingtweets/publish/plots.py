@@ -14,12 +14,12 @@ from huggingtweets.publish.report import (
     X_AXIS,
     Job,
     Report,
-    _num,
-    _roles,
-    _sort_key,
     build,
     log_to_wandb,
     markdown,
+    parse_number,
+    plot_roles,
+    sort_key,
 )
 
 
@@ -53,26 +53,26 @@ def plot_vs_x(rep: Report, out_dir: Path) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x, line, panels = _roles(rep.axes, rep.jobs)
+    x, line, panels = plot_roles(rep.axes, rep.jobs)
     done = [j for j in rep.jobs if j.status == "done" and rep.metric in j.metrics]
     if not x or not done:
         return None
     keys = sorted({tuple(j.overrides.get(a) for a in panels) for j in done},
-                  key=lambda k: tuple(_sort_key(v) for v in k))
+                  key=lambda k: tuple(sort_key(v) for v in k))
     fig, axs = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.8), sharey=True,
                             sharex=True, squeeze=False)
-    numeric_x = all(_num(j.overrides.get(x)) is not None for j in done)
-    xvals = sorted({j.overrides.get(x) for j in done}, key=_sort_key)
-    where = {v: (_num(v) if numeric_x else i) for i, v in enumerate(xvals)}
+    numeric_x = all(parse_number(j.overrides.get(x)) is not None for j in done)
+    xvals = sorted({j.overrides.get(x) for j in done}, key=sort_key)
+    where = {v: (parse_number(v) if numeric_x else i) for i, v in enumerate(xvals)}
     groups = sorted({j.overrides.get(line) for j in done} if line else {None},
-                    key=lambda v: _sort_key(v or ""))
+                    key=lambda v: sort_key(v or ""))
     colors = {g: f"C{i}" for i, g in enumerate(groups)}  # the same colour in every panel
     panel_best = set(rep.panel_best.values())
     for ax, key in zip(axs[0], keys, strict=True):
         in_panel = [j for j in done if tuple(j.overrides.get(a) for a in panels) == key]
         for g in groups:
             pts = sorted((j for j in in_panel if not line or j.overrides.get(line) == g),
-                         key=lambda j: _sort_key(j.overrides.get(x)))
+                         key=lambda j: sort_key(j.overrides.get(x)))
             if not pts:
                 continue
             xs = [where[j.overrides.get(x)] for j in pts]

@@ -56,7 +56,7 @@ class Job:
     error: str = ""
 
 
-def _num(value):
+def parse_number(value):
     """'1e-3' -> 0.001, '4' -> 4, 'demo_ada' -> None."""
     try:
         f = float(value)
@@ -235,14 +235,14 @@ def swept_axes(jobs: list[Job], sweep_dir: str | Path | None = None) -> list[str
 # The table
 
 
-def _sort_key(value):
-    n = _num(value)
+def sort_key(value):
+    n = parse_number(value)
     return (0, n, "") if n is not None else (1, 0, str(value))
 
 
-def _roles(axes: list[str], jobs: list[Job]) -> tuple[str | None, str | None, list[str]]:
+def plot_roles(axes: list[str], jobs: list[Job]) -> tuple[str | None, str | None, list[str]]:
     """(x axis, line axis, panel axes) for the plots."""
-    numeric = [a for a in axes if all(_num(j.overrides.get(a)) is not None for j in jobs)]
+    numeric = [a for a in axes if all(parse_number(j.overrides.get(a)) is not None for j in jobs)]
     x = X_AXIS if X_AXIS in numeric else (numeric[0] if numeric else (axes[0] if axes else None))
     line = LINE_AXIS if LINE_AXIS in axes and LINE_AXIS != x else None
     panels = [a for a in axes if a not in (x, line)]
@@ -279,9 +279,9 @@ def build(sweep_dir: str | Path, metric: str = "val/loss", stale_minutes: float 
         raise UserError(f"{sweep} holds no job folders (<job>/.hydra/overrides.yaml): is it a "
                         "multirun folder, e.g. outputs/multirun/<time>?")
     axes = swept_axes(jobs, sweep)
-    x, line, panels = _roles(axes, jobs)
+    x, line, panels = plot_roles(axes, jobs)
     order = [a for a in (panels + [line, x]) if a]
-    jobs.sort(key=lambda j: tuple(_sort_key(j.overrides.get(a, "")) for a in order))
+    jobs.sort(key=lambda j: tuple(sort_key(j.overrides.get(a, "")) for a in order))
 
     done = [j for j in jobs if j.status == "done" and metric in j.metrics]
     best = min(done, key=lambda j: j.metrics[metric]).name if done else None
@@ -459,7 +459,7 @@ def check(rep: Report, expected: list[dict[str, str]], tolerance: float = 1e-3) 
                 problems.append(f"{where}: {job.status} ({job.error or 'no metrics'})")
             continue
         for col in losses:
-            wv, gv = _num(w.get(col)), job.metrics.get(col)
+            wv, gv = parse_number(w.get(col)), job.metrics.get(col)
             if wv is None and gv is None:
                 continue
             if wv is None or gv is None or abs(float(wv) - float(gv)) > tolerance:
@@ -467,7 +467,7 @@ def check(rep: Report, expected: list[dict[str, str]], tolerance: float = 1e-3) 
                 diff = f" (diff {float(gv) - float(wv):+.4f})" if wv is not None and gv is not None else ""
                 problems.append(f"{where}: {col} expected {wv if wv is None else f'{float(wv):.4f}'}, "
                                 f"got {shown}{diff}")
-        if _num(w.get(rep.metric)) is not None and rep.metric in job.metrics:
+        if parse_number(w.get(rep.metric)) is not None and rep.metric in job.metrics:
             pairs.append((where, float(w[rep.metric]), job.metrics[rep.metric], w.get("best") == BEST))
     for key in got:
         problems.append(", ".join(f"{a}={v}" for a, v in zip(axes, key, strict=True))
