@@ -156,7 +156,7 @@ def _parsed_and_raw(path: Path):
             raw.append((repost, not repost and "reply" in record,
                         not repost and embed in ("app.bsky.embed.record",
                                                  "app.bsky.embed.recordWithMedia")))
-        return to_frame(bluesky.feed_records(body, "someone.bsky.social")), raw
+        return to_frame(bluesky.parse_page(body, "someone.bsky.social").records), raw
     if kind == "mastodon-account-statuses":
         statuses = json.loads(path.read_text())
         raw = [(s["reblog"] is not None, s["reblog"] is None and s["in_reply_to_id"] is not None,

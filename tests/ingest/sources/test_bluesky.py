@@ -122,7 +122,7 @@ def test_odd_client_times_fall_back_to_the_index_time():
                      "record": {"text": "hi", "createdAt": "yesterday-ish"}}}
     backdated = {"post": {**item["post"], "uri": "at://d/app.bsky.feed.post/2",
                           "record": {"text": "old", "createdAt": "2009-05-01T10:00:00Z"}}}
-    records = bluesky.feed_records({"feed": [item, backdated]}, HANDLE)
+    records = bluesky.parse_page({"feed": [item, backdated]}, HANDLE).records
     assert [r["created_at"] for r in records] == ["2025-01-02T03:04:05.000Z", "2009-05-01T10:00:00Z"]
     assert not bluesky.reached(records, {"ids": [], "time": "not a time"})
 

@@ -1,18 +1,15 @@
 """Bluesky: `app.bsky.feed.getAuthorFeed` on the public AppView, for a handle or a DID, no login.
 
-The profile is looked up first (`app.bsky.actor.getProfile`: the DID, the display name, and a
-clear message for a missing, suspended or deactivated account), then the feed is paged with its
-`cursor`, 100 items a page, newest first. Reposts (`reason` = `reasonRepost`) are retweets, kept
-as "RT @author: text" with the repost's own id and time; replies are posts whose record has a
-`reply`; quotes embed another post (`app.bsky.embed.record`, or `recordWithMedia`).
+The profile is looked up first (`app.bsky.actor.getProfile`: the DID, the display name, a clear
+message for a missing, suspended or deactivated account), then the feed is paged by `cursor`, 100
+items a page, newest first. Reposts (`reasonRepost`) are retweets, "RT @author: text" with the
+repost's own id and time; replies have a `reply`; quotes embed another post. Link facets are
+expanded: the text shows links shortened, the facet holds the full URI, which cleaning knows to
+remove. The feed has no "since", so a second fetch pages until it reaches a post it already has.
 
-Link facets are expanded: the text shows links shortened ("example.com/very/lo..."), the facet
-holds the full URI, and the full URI is what cleaning knows to remove. The feed has no "since"
-parameter, so a second fetch pages until it reaches a post it already has (or older ones).
-
-Plain httpx rather than the atproto SDK: this is two public GET endpoints, and the SDK costs
-2.6 s of import plus cryptography, websockets and libipld for them; the JSON stays raw, so the
-same mapping reads live pages and recorded ones.
+Plain httpx rather than the atproto SDK: two public GET endpoints, where the SDK costs 2.6 s of
+import plus cryptography, websockets and libipld; raw JSON lets one mapping read live and
+recorded pages.
 """
 
 from __future__ import annotations
@@ -23,6 +20,7 @@ from datetime import datetime
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources import fetching
+from huggingtweets.ingest.sources.fetching import json_object, json_str
 
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
 REPOST = "app.bsky.feed.defs#reasonRepost"
@@ -38,10 +36,9 @@ class BlueskySource(fetching.Remote):
                  **policy):
         super().__init__(handle, base_url, **policy)
         if posts.platform(self.handle) != "bluesky":
-            raise UserError(
-                f"@{self.handle} is not a Bluesky handle or DID (like alice.bsky.social or "
-                "did:plc:...); source=auto picks the platform from the handle"
-            )
+            raise UserError(f"@{self.handle} is not a Bluesky handle or DID (like "
+                            "alice.bsky.social or did:plc:...); source=auto picks the platform "
+                            "from the handle")
         self.page_size = min(max(int(page_size), 1), 100)
         self.http = fetching.http_client(self.policy.timeout)
 
@@ -79,10 +76,8 @@ class BlueskySource(fetching.Remote):
         if error in ("BlockedActor", "BlockedByActor"):
             raise UserError(f"Bluesky will not show {who}'s posts ({error})")
         if reply.status == 404 or "not found" in message.lower() or error == "NotFound":
-            raise UserError(
-                f"Bluesky has no account {who} (not found: check the handle; handles look like "
-                "alice.bsky.social or a custom domain)"
-            )
+            raise UserError(f"Bluesky has no account {who} (not found: check the handle; handles "
+                            "look like alice.bsky.social or a custom domain)")
         detail = ": ".join(x for x in (error, message) if x) or f"HTTP {reply.status}"
         raise UserError(f"Bluesky refused the request for {who} (HTTP {reply.status}: {detail[:300]})")
 
@@ -95,12 +90,10 @@ def parse_page(body, handle: str | None = None, display_name: str | None = None,
         raise fetching.Transient("Bluesky sent a feed page without a feed")
     records, rejected = fetching.parse_items(
         feed, lambda item: feed_record(item, handle, display_name))
-    next_cursor = body.get("cursor") if feed else None
-    if not isinstance(next_cursor, str | None) or next_cursor == "":
-        next_cursor = None  # a cursor is an opaque string; anything else ends the feed
-    if since and reached(records, since):
-        next_cursor = None
-    return fetching.Page(records, next=next_cursor, items=len(feed), rejected=rejected)
+    cursor = body.get("cursor") if feed and not (since and reached(records, since)) else None
+    if not isinstance(cursor, str) or not cursor:
+        cursor = None  # a cursor is an opaque string; anything else ends the feed
+    return fetching.Page(records, next=cursor, items=len(feed), rejected=rejected)
 
 
 def reached(records: list[dict], since: dict) -> bool:
@@ -130,50 +123,41 @@ def _when(*candidates) -> str | None:
                  and _time(c) is not None and _time(c).tzinfo), None)
 
 
-
-
-def feed_records(body: dict, handle: str | None = None, display_name: str | None = None) -> list:
-    """The items of one getAuthorFeed page as canonical records (pinned copies left out)."""
-    records, _ = fetching.parse_items(body.get("feed") or [],
-                                      lambda item: feed_record(item, handle, display_name))
-    return records
-
-
 def feed_record(item: dict, handle: str | None = None, display_name: str | None = None):
     """One feed item -> a canonical record (None for a pinned copy); Malformed when the item is
     not shaped like the lexicon says."""
-    post = fetching.json_object(item.get("post"), "post")
-    record = fetching.json_object(post.get("record"), "post.record")
-    reason = fetching.json_object(item.get("reason"), "reason")
+    post = json_object(item.get("post"), "post")
+    record = json_object(post.get("record"), "post.record")
+    reason = json_object(item.get("reason"), "reason")
     kind = reason.get("$type", "")
     if kind == PIN:
         return None  # the same post also sits at its place in the timeline
-    author = fetching.json_object(post.get("author"), "post.author")
+    author = json_object(post.get("author"), "post.author")
     langs = record.get("langs") or []
     lang = langs[0] if isinstance(langs, list) and langs and isinstance(langs[0], str) else None
     facets = record.get("facets") if isinstance(record.get("facets"), list) else None
-    raw = fetching.json_str(record.get("text"), "post.record.text") or ""
+    raw = json_str(record.get("text"), "post.record.text") or ""
     text = html.escape(expand_links(raw, facets), quote=False)
     base = {"lang": lang, "source": "bluesky", "content_warning": None}
     if kind == REPOST:
-        by = fetching.json_object(reason.get("by"), "reason.by")
+        by = json_object(reason.get("by"), "reason.by")
         return {
             **base,
-            "id": fetching.json_str(reason.get("uri"), "reason.uri")
-            or f"{fetching.json_str(post.get('uri'), 'post.uri')}#repost-{by.get('did', '')}",
+            "id": json_str(reason.get("uri"), "reason.uri")
+            or f"{json_str(post.get('uri'), 'post.uri')}#repost-{by.get('did', '')}",
             "created_at": _when(reason.get("indexedAt"), post.get("indexedAt")),
-            "text": f"RT @{fetching.json_str(author.get('handle'), 'author.handle') or ''}: {text}",
-            "handle": handle or fetching.json_str(by.get("handle"), "reason.by.handle"),
-            "display_name": display_name or fetching.json_str(by.get("displayName"), "by.displayName"),
+            "text": f"RT @{json_str(author.get('handle'), 'author.handle') or ''}: {text}",
+            "handle": handle or json_str(by.get("handle"), "reason.by.handle"),
+            "display_name": display_name or json_str(by.get("displayName"), "by.displayName"),
             "is_retweet": True, "is_reply": False, "is_quote": False,
         }
     return {
         **base,
-        "id": fetching.json_str(post.get("uri"), "post.uri"),
+        "id": json_str(post.get("uri"), "post.uri"),
         "created_at": _when(record.get("createdAt"), post.get("indexedAt")),
         "text": text,
-        "handle": handle or fetching.json_str(author.get("handle"), "author.handle"),
-        "display_name": display_name or fetching.json_str(author.get("displayName"), "author.displayName"),
+        "handle": handle or json_str(author.get("handle"), "author.handle"),
+        "display_name": display_name or json_str(author.get("displayName"), "author.displayName"),
         "is_retweet": False,
         "is_reply": bool(record.get("reply")),
         "is_quote": is_quote(record.get("embed")),

@@ -1,33 +1,25 @@
 """The engine every API source runs on: journaled pages, retries, rate limits, a progress bar.
 
-A source (x.py, bluesky.py, mastodon.py) only says how to look an account up, how to fetch one
-page given a cursor, and how to turn items into canonical records. This module does the rest:
+A source (x.py, bluesky.py, mastodon.py) says how to look an account up, how to fetch one page
+given a cursor and how to turn items into canonical records; this module does the rest:
 
-* **Journal.** Every page is written, as it arrives, to its own file under
-  `data/partial/<cache name>/` (temp file + rename, so a page is either all there or absent),
-  with the cursor of the next page. When the last page is in, the pages are merged into the
-  parquet cache (`posts.write_posts`, atomic too) and the journal is removed. A fetch killed at
-  any point and run again replays the journal and goes on from its last cursor, with the same
-  "since" marker, so it ends with exactly the posts an uninterrupted fetch gets: merging by id
-  makes every replay idempotent.
-* **Incremental.** A fetch into an existing cache asks only for posts newer than the newest
-  cached one (each source's `since`); `refresh=full` refetches everything and replaces the cache.
-* **Validate before keeping.** Every page is parsed into canonical records and checked (an id,
-  a real time, text of sane length: `posts.check_record`) *before* it is journaled; items that
-  fail are left out and counted in a warning, never kept. A journal that no longer reads (a
-  damaged file, one written by an older version) is set aside, renamed beside it, with a
-  warning: never replayed forever, never deleted.
-* **Faults.** HTTP 429 waits for the reset the server announces (Retry-After, or the platform's
-  reset header) with a visible countdown, at most `max_wait` seconds; a longer wait, or
-  `on_rate_limit=stop`, stops with the pages so far saved and a message saying when to run the
-  command again. 5xx, timeouts, broken connections and malformed bodies are retried with
-  exponential backoff, at most `max_retries` times.
-* **Bounds.** Whatever a server does, a fetch ends: `timeout` is a deadline over each whole
-  request (not per read: a server dripping a byte a second is cut off), `max_body_bytes` stops
-  reading a response past that size, `max_pages` ends a fetch, a cursor seen before ends it (a
-  server repeating its cursor would loop forever), each with the posts so far kept and a warning.
-* **The cache never shrinks by accident** (`posts.write_posts`): a `refresh=full` that returns
-  far fewer posts than cached keeps the cache unless `confirm_shrink` is set.
+* **Journal.** Each page is written atomically as it arrives, with the next cursor, under
+  `data/partial/<cache name>/`; after the last one the pages are merged into the cache and the
+  journal is removed. A killed fetch run again replays the journal and goes on from its last
+  cursor with the same "since" marker, so it ends with exactly the posts of an uninterrupted
+  fetch (merging by id makes replays idempotent). A journal that no longer reads is set aside
+  beside it with a warning: never replayed forever, never deleted.
+* **Incremental.** Into an existing cache, only posts newer than the newest cached one are asked
+  for (each source's `since`); `refresh=full` refetches everything and replaces the cache.
+* **Validate before keeping.** Every record passes `posts.check_record` before it is journaled;
+  items that fail are left out and counted in a warning.
+* **Faults and bounds.** A 429 waits for the reset the server announces, at most `max_wait`
+  (longer, or `on_rate_limit=stop`: the pages so far are saved and the message says when to run
+  again); 5xx, timeouts and malformed bodies are retried with exponential backoff, at most
+  `max_retries` times. `timeout` is a deadline over each whole request (a server dripping a byte
+  a second is cut off), `max_body_bytes` caps a response, and `max_pages` or a cursor seen
+  before ends a fetch, with the posts so far kept. A `refresh=full` that returns far fewer posts
+  than cached keeps the cache unless `confirm_shrink` (`posts.write_posts`).
 """
 
 from __future__ import annotations
@@ -128,13 +120,9 @@ def parse_items(items: list, parse) -> tuple[list[dict], Counter]:
 def validate(records: list, max_chars: int) -> tuple[list[dict], Counter]:
     """The records that are canonical posts (`posts.check_record`), and the others by reason;
     then the kept ones must build the canonical table, or the page is malformed as a whole."""
-    kept, rejected = [], Counter()
-    for record in records:
-        why = posts.check_record(record, max_chars)
-        if why is None:
-            kept.append(record)
-        else:
-            rejected[why] += 1
+    whys = [posts.check_record(record, max_chars) for record in records]
+    kept = [record for record, why in zip(records, whys, strict=True) if why is None]
+    rejected = Counter(why for why in whys if why is not None)
     try:
         posts.to_frame(kept)
     except UserError as err:
@@ -157,9 +145,14 @@ class Policy:
     def __post_init__(self):
         if self.on_rate_limit not in ("wait", "stop"):
             raise UserError(f"source.on_rate_limit={self.on_rate_limit!r}: use wait or stop")
+        self.timeout, self.backoff, self.max_wait = map(float, (self.timeout, self.backoff,
+                                                                self.max_wait))
+        self.max_retries, self.max_pages, self.max_body_bytes, self.max_post_chars = map(
+            int, (self.max_retries, self.max_pages, self.max_body_bytes, self.max_post_chars))
+        self.max_posts = None if self.max_posts is None else int(self.max_posts)
         for name in ("timeout", "max_pages", "max_wait", "max_body_bytes", "max_post_chars"):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            if not (math.isfinite(value) and value > 0):
                 raise UserError(f"source.{name}={value!r}: use a positive number")
 
 
@@ -169,31 +162,14 @@ class Remote:
     name = "remote"  # the source name written to the cache's sidecar
     label = "the API"  # the service, for messages: "X", "Bluesky", "Mastodon"
 
-    def __init__(
-        self,
-        handle: str,
-        base_url: str,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        backoff: float = 2.0,
-        on_rate_limit: str = "wait",
-        max_posts: int | None = None,
-        progress: bool = True,
-        max_pages: int = MAX_PAGES,
-        max_wait: float = MAX_WAIT_S,
-        max_body_bytes: int = MAX_BODY_BYTES,
-        max_post_chars: int = posts.MAX_POST_CHARS,
-    ):
+    def __init__(self, handle: str, base_url: str, progress: bool = True, **policy):
+        """`policy`: Policy's fields (timeout, max_retries, ..., max_post_chars)."""
         if handle is None:
             raise UserError(f"source={self.name} fetches one account: pass user=<handle>")
         self.handle = posts.validate_handle(handle)
         self.base_url = str(base_url).rstrip("/")
-        self.policy = Policy(float(timeout), int(max_retries), float(backoff), on_rate_limit,
-                             None if max_posts is None else int(max_posts), int(max_pages),
-                             float(max_wait), int(max_body_bytes), int(max_post_chars))
+        self.policy = Policy(**policy)
         self.progress = progress
-
-    # --- what a source implements -------------------------------------------------------------
 
     def since(self, cached: pd.DataFrame) -> Any:
         """A JSON-able marker of the newest cached post, so a fetch asks only for newer ones."""
@@ -220,9 +196,6 @@ class Result:
     resumed: bool = False
     waits: int = 0
     notes: list[str] = field(default_factory=list)  # the warnings this fetch printed
-
-
-# --- the journal ------------------------------------------------------------------------------
 
 
 class Journal:
@@ -296,14 +269,8 @@ class Journal:
             shutil.rmtree(trash, ignore_errors=True)
 
     def _write(self, name: str, data: dict) -> None:
-        with posts.atomic_path(self.folder / name) as tmp:
-            try:
-                tmp.write_text(json.dumps(data, ensure_ascii=False))
-            except OSError as err:  # a full disk: one line naming the journal
-                raise posts._write_error(self.folder / name, err) from None
-
-
-# --- rate limits ------------------------------------------------------------------------------
+        with posts.atomic_path(self.folder / name) as tmp:  # a full disk: one line naming it
+            tmp.write_text(json.dumps(data, ensure_ascii=False))
 
 
 def reset_time(headers, now: float | None = None) -> float | None:
@@ -316,52 +283,41 @@ def reset_time(headers, now: float | None = None) -> float | None:
     """
     now = time.time() if now is None else now
     h = {str(k).lower(): str(v).strip() for k, v in dict(headers or {}).items()}
-    skew = 0.0
-    if "date" in h:
-        try:
-            skew = now - parsedate_to_datetime(h["date"]).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            skew = 0.0
-        if not math.isfinite(skew) or abs(skew) > MAX_CLOCK_SKEW_S:
-            skew = 0.0  # a Date hours off is a broken header, not a clock to correct for
+    skew = now - (_epoch(h["date"], http=True) or now) if "date" in h else 0.0
+    if not math.isfinite(skew) or abs(skew) > MAX_CLOCK_SKEW_S:
+        skew = 0.0  # a Date hours off is a broken header, not a clock to correct for
 
     def sane(epoch: float) -> float | None:  # nan, inf, 1e300: no reset we can use
         return epoch if math.isfinite(epoch) and abs(epoch) < 1e11 else None
 
-    if "retry-after" in h:
-        value = h["retry-after"]
-        try:
-            seconds = float(value)
-            # nan first: max(0.0, nan) is 0.0, which would hammer the server
-            found = sane(now + max(0.0, seconds)) if math.isfinite(seconds) else None
-            if found is not None:
-                return found
-        except ValueError:
-            try:
-                return sane(parsedate_to_datetime(value).timestamp() + skew)
-            except (TypeError, ValueError, IndexError, OverflowError):
-                pass
-    for key in ("x-rate-limit-reset", "ratelimit-reset", "x-ratelimit-reset"):
+    for key in ("retry-after", "x-rate-limit-reset", "ratelimit-reset", "x-ratelimit-reset"):
         if key not in h:
             continue
-        value = h[key]
         try:
-            number = float(value)
+            number = float(h[key])
         except ValueError:
-            try:
-                found = sane(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-                             + skew)
-            except (ValueError, OverflowError):
-                continue
-            if found is not None:
+            when = _epoch(h[key], http=key == "retry-after")
+            found = None if when is None else sane(when + skew)
+            if when is not None and key == "retry-after":
                 return found
-            continue
-        if not math.isfinite(number):
-            continue
-        found = sane(number + skew if number > 1e9 else now + max(0.0, number))
+        else:
+            # nan first: max(0.0, nan) is 0.0, which would hammer the server
+            relative = key == "retry-after" or number <= 1e9
+            found = (sane(now + max(0.0, number) if relative else number + skew)
+                     if math.isfinite(number) else None)
         if found is not None:
             return found
     return None
+
+
+def _epoch(value: str, http: bool) -> float | None:
+    """An HTTP date (`http`) or an ISO 8601 time as epoch seconds; None when it is neither."""
+    try:
+        if http:
+            return parsedate_to_datetime(value).timestamp()
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def _clock(epoch: float) -> str:
@@ -387,13 +343,10 @@ def _duration(seconds: float) -> str:
     return f"{minutes // (24 * 60):,}d"
 
 
-# --- progress ---------------------------------------------------------------------------------
-
-
 class Progress:
     """One progress line per user: pages, posts, rate-limit waits, and the countdown of a wait."""
 
-    def __init__(self, remote: Remote, total: int | None = None):
+    def __init__(self, remote: Remote):
         from rich.console import Console
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bar
@@ -403,18 +356,10 @@ class Progress:
         self.pages = self.posts = self.waits = 0
         self.notes: list[str] = []
         self.status = ""
-        self.bar = Bar(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[counts]}"),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            disable=not self.enabled,
-        )
-        self.task = self.bar.add_task(
-            f"{remote.label} @{remote.handle}", total=total, counts="", status=""
-        )
+        self.bar = Bar(TextColumn("{task.description}"), BarColumn(),
+                       TextColumn("{task.fields[counts]}"), TextColumn("{task.fields[status]}"),
+                       TimeElapsedColumn(), console=self.console, disable=not self.enabled)
+        self.task = self.bar.add_task(f"{remote.label} @{remote.handle}", counts="", status="")
 
     def __enter__(self):
         self.bar.start()
@@ -425,12 +370,10 @@ class Progress:
         self.bar.stop()
 
     def update(self, status: str | None = None) -> None:
-        if status is not None:
-            self.status = status
-        counts = f"{self.pages} pages · {self.posts:,} posts" + (
-            f" · {self.waits} rate-limit waits" if self.waits else ""
-        )
-        self.bar.update(self.task, completed=self.posts, counts=counts, status=self.status)
+        self.status = self.status if status is None else status
+        waits = f" · {self.waits} rate-limit waits" if self.waits else ""
+        self.bar.update(self.task, completed=self.posts, status=self.status,
+                        counts=f"{self.pages} pages · {self.posts:,} posts{waits}")
 
     def set_total(self, total: int | None) -> None:
         self.bar.update(self.task, total=total)
@@ -448,22 +391,15 @@ class Progress:
         else:
             print(f"warning: {message}", file=sys.stderr, flush=True)
 
-    def say(self, message: str) -> None:
-        """A line that must be seen even where the bar is not drawn (logs, CI, pipes)."""
-        if self.enabled and not self.console.is_terminal:
-            print(message, file=sys.stderr, flush=True)
-
     def wait(self, seconds: float, why: str) -> None:
         """Sleep, counting down on the bar."""
         end = time.monotonic() + seconds
-        self.say(f"{why}: waiting {_duration(seconds)}")
+        if self.enabled and not self.console.is_terminal:  # no bar drawn: logs, CI, pipes
+            print(f"{why}: waiting {_duration(seconds)}", file=sys.stderr, flush=True)
         while (left := end - time.monotonic()) > 0:
             self.update(f"{why}: resuming in {_duration(left)}")
             time.sleep(min(1.0, left))
         self.update("")
-
-
-# --- the fetch --------------------------------------------------------------------------------
 
 
 def fetch(remote: Remote, data_dir: str | Path, refresh: str = "merge",
@@ -493,7 +429,6 @@ def _cursor_key(cursor) -> str:
 
 def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal,
            confirm_shrink: bool = False) -> Result:
-    result = Result(new=posts.to_frame([]), merged=posts.to_frame([]))
     policy = remote.policy
     with Progress(remote) as bar:
         try:
@@ -510,9 +445,9 @@ def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal,
             bar.note(f"@{remote.handle}: dropping an unfinished {state['refresh']} fetch from "
                      f"{state.get('source')} at {state.get('base_url')}")
             state, pages = None, []
-        if state is not None:
+        resumed = state is not None
+        if resumed:
             refresh, since, account = state["refresh"], state["since"], state["account"]
-            result.resumed = True
             bar.note(f"@{remote.handle}: resuming an interrupted fetch ({len(pages)} pages saved)")
         else:
             since = None
@@ -528,15 +463,13 @@ def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal,
         done = bool(pages) and pages[-1]["last"]
         cursor = pages[-1]["next"] if pages else None
         seen = {_cursor_key(p.get("cursor")) for p in pages}  # cursors already asked for
-        rejected = Counter()
-        for p in pages:
-            rejected.update(p.get("rejected") or {})
+        rejected = sum((Counter(p.get("rejected") or {}) for p in pages), Counter())
         total = account.get("total") if since is None else None  # unknown for an update
         if total is not None and policy.max_posts is not None:
             total = min(total, policy.max_posts)
         bar.pages, bar.posts = len(pages), count
         bar.set_total(total if isinstance(total, int) and total >= 0 else None)
-        bar.update("resumed" if result.resumed else "")
+        bar.update("resumed" if resumed else "")
         while not done:
             page = _call(remote, bar, lambda: _checked(remote, account, cursor, since))
             seen.add(_cursor_key(cursor))
@@ -566,8 +499,6 @@ def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal,
             reasons = ", ".join(f"{n:,} {why}" for why, n in rejected.most_common())
             bar.warn(f"@{remote.handle}: left out {sum(rejected.values()):,} item(s) of "
                      f"{remote.label}'s answers that are not valid posts ({reasons})")
-        result.waits = bar.waits
-        result.notes = bar.notes
 
     records = [r for p in journal.pages(policy.max_post_chars) for r in p["records"]]
     try:
@@ -575,16 +506,15 @@ def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal,
     except UserError:
         journal.discard()  # nothing worth resuming
         raise
-    new = posts.to_frame(records) if records else posts.to_frame([])
+    new = posts.to_frame(records)
     if policy.max_posts is not None and len(new) > policy.max_posts:
         new = new.iloc[len(new) - policy.max_posts :]  # the newest max_posts
-    result.new = new.drop_duplicates("id", keep="last").reset_index(drop=True)
+    new = new.drop_duplicates("id", keep="last").reset_index(drop=True)
     # A refused shrink keeps the journal: confirm_shrink=true then replays it, no refetch.
-    result.merged = posts.write_posts(data_dir, remote.handle, result.new, source=remote.name,
-                                      refresh=refresh, confirm_shrink=confirm_shrink)
-    result.pages = len(pages)
+    merged = posts.write_posts(data_dir, remote.handle, new, source=remote.name,
+                               refresh=refresh, confirm_shrink=confirm_shrink)
     journal.discard()
-    return result
+    return Result(new, merged, len(pages), resumed, bar.waits, bar.notes)
 
 
 def _checked(remote: Remote, account: dict, cursor, since) -> Page:
@@ -595,12 +525,9 @@ def _checked(remote: Remote, account: dict, cursor, since) -> Page:
 
 
 def bounded(request, seconds: float, what: str):
-    """Run `request` with a deadline over all of it: past `seconds`, Transient.
-
-    Libraries time each read, not a request: a server sending a byte a second never times
-    out. The request runs in a worker thread that is abandoned at the deadline (a daemon; its
-    own reads check the same deadline, so it ends soon after).
-    """
+    """Run `request` with a deadline over all of it: past `seconds`, Transient. (Libraries time
+    each read, so a server sending a byte a second never times out.) The worker thread is
+    abandoned at the deadline; its own reads check the same deadline, so it ends soon after."""
     box: dict = {}
     finished = threading.Event()
 
@@ -620,7 +547,7 @@ def bounded(request, seconds: float, what: str):
     return box["value"]
 
 
-def _call(remote: Remote, bar: Progress | None, request):
+def _call(remote: Remote, bar: Progress, request):
     """Run one request under the policy: retry transient failures, honour rate limits."""
     policy, attempt, waits = remote.policy, 0, 0
     while True:
@@ -631,26 +558,22 @@ def _call(remote: Remote, bar: Progress | None, request):
             now = time.time()
             until = limited.until if limited.until is not None else now + RATE_LIMIT_FALLBACK_S
             until = max(until, now + 1.0)  # a reset already past: a short pause, not a hammer
-            if policy.on_rate_limit == "stop" or until - now > policy.max_wait:
-                why = ("" if policy.on_rate_limit == "stop" else
-                       f", longer than source.max_wait={policy.max_wait:g}s")
+            stop = policy.on_rate_limit == "stop"
+            if stop or until - now > policy.max_wait:
+                why = "" if stop else f", longer than source.max_wait={policy.max_wait:g}s"
                 raise UserError(
                     f"{remote.label} rate limit reached while fetching @{remote.handle}; it resets "
                     f"at {_clock(until)} (in {_duration(until - now)}{why}). Pages fetched so far "
                     f"are saved: run the same command again after that to resume"
-                    + (" (or set source.on_rate_limit=wait to wait it out)"
-                       if policy.on_rate_limit == "stop" else "")
+                    + (" (or set source.on_rate_limit=wait to wait it out)" if stop else "")
                 ) from None
             if waits > MAX_RATE_LIMIT_WAITS:
                 raise UserError(
                     f"{remote.label} kept answering 'too many requests' ({waits} times in a row) "
                     f"for @{remote.handle}; try again later: the pages fetched so far are saved"
                 ) from None
-            if bar is not None:
-                bar.waits += 1
-                bar.wait(until - now, f"{remote.label} rate limit (resets {_clock(until)})")
-            else:
-                time.sleep(until - now)
+            bar.waits += 1
+            bar.wait(until - now, f"{remote.label} rate limit (resets {_clock(until)})")
         except Transient as err:
             attempt += 1
             if attempt > policy.max_retries:
@@ -659,15 +582,8 @@ def _call(remote: Remote, bar: Progress | None, request):
                     f"({attempt} attempts). The pages fetched so far are saved: run the same "
                     f"command again to resume"
                 ) from None
-            delay = min(policy.backoff * 2 ** (attempt - 1), MAX_BACKOFF_S)
-            why = f"{err}; retry {attempt}/{policy.max_retries}"
-            if bar is not None:
-                bar.wait(delay, why)
-            else:
-                time.sleep(delay)
-
-
-# --- plain HTTP for the sources that need no SDK ----------------------------------------------
+            bar.wait(min(policy.backoff * 2 ** (attempt - 1), MAX_BACKOFF_S),
+                     f"{err}; retry {attempt}/{policy.max_retries}")
 
 
 def user_agent() -> str:
@@ -682,11 +598,8 @@ def user_agent() -> str:
 def http_client(timeout: float):
     import httpx
 
-    return httpx.Client(
-        timeout=timeout,
-        follow_redirects=True,
-        headers={"User-Agent": user_agent(), "Accept": "application/json"},
-    )
+    return httpx.Client(timeout=timeout, follow_redirects=True,
+                        headers={"User-Agent": user_agent(), "Accept": "application/json"})
 
 
 @dataclass
@@ -725,13 +638,10 @@ def read_capped(chunks, limit: int, deadline: float, label: str, length: str | N
 
 def get_json(client, url: str, params: dict | None = None, label: str = "the API",
              max_bytes: int = MAX_BODY_BYTES) -> Reply:
-    """GET `url`; RateLimited on 429, Transient on 5xx / network trouble / a 2xx that is not JSON.
-
-    The body is streamed and cut at `max_bytes` (decoded: a gzip bomb stops there too) and at
-    the client's timeout over the whole request. Other statuses come back to the caller, which
-    knows what a 404 or 400 means on its platform. Nothing here ever prints request headers
-    (where a token would be).
-    """
+    """GET `url`; RateLimited on 429, Transient on 5xx / network trouble / a 2xx that is not JSON;
+    other statuses come back to the caller, which knows what they mean on its platform. The body
+    is cut at `max_bytes` (decoded: a gzip bomb stops there too) and at the client's timeout over
+    the whole request. Nothing here prints request headers (where a token would be)."""
     import httpx
 
     deadline = time.monotonic() + (client.timeout.read or 30.0)

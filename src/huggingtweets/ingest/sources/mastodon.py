@@ -1,18 +1,16 @@
 """Mastodon: `user@instance`, read from that instance's public API, no login.
 
 The account is looked up (`/api/v1/accounts/lookup?acct=user`), then its statuses are paged
-newest first (`/api/v1/accounts/:id/statuses`, 40 a page), following the `Link: <...max_id=...>;
-rel="next"` header. A second fetch passes `since_id` = the newest cached id.
+newest first (`/api/v1/accounts/:id/statuses`, 40 a page) by the `Link: <...max_id=...>;
+rel="next"` header; a second fetch passes `since_id` = the newest cached id. Statuses are HTML
+and become plain text: paragraphs blank lines, <br> a newline, links their full URL, mentions and
+hashtags their visible text, entities decoded (& < > re-escaped, the canonical convention).
+Reblogs are retweets ("RT @acct: text"), replies have `in_reply_to_id`, quotes (Mastodon 4.4+) a
+`quote`; a content warning (`spoiler_text`) goes to the content_warning column, not the text.
 
-Statuses are HTML; they become plain text: paragraphs become blank lines, <br> a newline, links
-their full URL, mentions and hashtags their visible text ("@user", "#tag"), entities decoded (and
-& < > re-escaped, the canonical convention). Reblogs are retweets ("RT @acct: text"), replies
-have `in_reply_to_id`, quotes (Mastodon 4.4+) a `quote`. A content warning (`spoiler_text`) is
-kept apart, in the content_warning column, not mixed into the text.
-
-Plain httpx rather than Mastodon.py: Mastodon.py re-types the JSON (datetimes, its own entity
-classes) and, in its `wait` mode, sleeps inside the library without a word; raw JSON lets the same
-mapping read live pages and recorded ones, and the engine owns waiting and retrying.
+Plain httpx rather than Mastodon.py, which re-types the JSON and, in its `wait` mode, sleeps
+inside the library without a word: raw JSON lets one mapping read live and recorded pages, and
+the engine owns waiting and retrying.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources import fetching
+from huggingtweets.ingest.sources.fetching import json_object, json_str
 
 
 class MastodonSource(fetching.Remote):
@@ -33,10 +32,8 @@ class MastodonSource(fetching.Remote):
     def __init__(self, handle: str, base_url: str | None = None, page_size: int = 40, **policy):
         handle = posts.validate_handle(handle) if handle is not None else None
         if handle is not None and posts.platform(handle) != "mastodon":
-            raise UserError(
-                f"@{handle} is not a Mastodon address: write it as user@instance "
-                "(e.g. user=Gargron@mastodon.social); source=auto picks the platform"
-            )
+            raise UserError(f"@{handle} is not a Mastodon address: write it as user@instance "
+                            "(e.g. user=Gargron@mastodon.social); source=auto picks the platform")
         self.user, _, host = (handle or "@").partition("@")
         super().__init__(handle, base_url or f"https://{host}", **policy)
         self.page_size = min(max(int(page_size), 1), 40)
@@ -63,10 +60,8 @@ class MastodonSource(fetching.Remote):
 
     def finish(self, account: dict, records: list, since) -> None:
         if account.get("locked") and not records and since is None:
-            raise UserError(
-                f"@{self.handle} is a locked account and shows no public posts: only approved "
-                "followers can see them"
-            )
+            raise UserError(f"@{self.handle} is a locked account and shows no public posts: only "
+                            "approved followers can see them")
 
     def _get(self, path: str, params: dict) -> fetching.Reply:
         reply = fetching.get_json(self.http, self.base_url + path, params, "Mastodon",
@@ -77,17 +72,13 @@ class MastodonSource(fetching.Remote):
         error = str(body.get("error") or body.get("error_description") or "")[:300]
         who = f"@{self.handle}"
         if reply.status == 404:
-            raise UserError(
-                f"{self.base_url} has no account {who} (not found: check the address, "
-                "user@instance, and that the instance is the account's home)"
-            )
+            raise UserError(f"{self.base_url} has no account {who} (not found: check the address, "
+                            "user@instance, and that the instance is the account's home)")
         if reply.status == 410 or "suspend" in error.lower():
             raise UserError(f"{who} is suspended or gone from its instance: nothing to fetch")
         if reply.status in (401, 403):
-            raise UserError(
-                f"{self.base_url} does not show {who}'s posts without a login "
-                f"(HTTP {reply.status}: {error or 'forbidden'})"
-            )
+            raise UserError(f"{self.base_url} does not show {who}'s posts without a login "
+                            f"(HTTP {reply.status}: {error or 'forbidden'})")
         raise UserError(f"Mastodon refused the request for {who} (HTTP {reply.status}: {error})")
 
 
@@ -111,37 +102,34 @@ def next_max_id(reply: fetching.Reply, statuses: list, page_size: int) -> str | 
     if link:
         found = parse_qs(urlsplit(str(link)).query).get("max_id")
         return found[0] if found else None
-    if "link" in {str(k).lower() for k in reply.headers}:
-        return None  # a Link header without rel="next": this was the last page
-    if len(statuses) < page_size:
-        return None
+    if "link" in {str(k).lower() for k in reply.headers} or len(statuses) < page_size:
+        return None  # a Link header without rel="next" (or a short page): the last page
     ids = [str(s["id"]) for s in statuses if isinstance(s, dict) and isinstance(s.get("id"), str | int)]
     return min(ids, key=lambda i: (len(i), i)) if ids else None
 
 
-
-
 def status_record(status: dict, handle: str | None = None, display_name: str | None = None):
     """One status (or reblog) -> a canonical record; Malformed when it is not shaped like one."""
-    reblog = fetching.json_object(status.get("reblog"), "reblog")
-    account = fetching.json_object(status.get("account"), "account")
+    reblog = json_object(status.get("reblog"), "reblog")
+    account = json_object(status.get("account"), "account")
     shown = reblog or status
-    text = html.escape(html_to_text(fetching.json_str(shown.get("content"), "content") or ""), quote=False)
+    text = html.escape(html_to_text(json_str(shown.get("content"), "content") or ""), quote=False)
     if reblog:
-        text = f"RT @{fetching.json_str(fetching.json_object(reblog.get('account'), 'reblog.account').get('acct'), 'acct') or ''}: {text}"
-    warning = fetching.json_str(shown.get("spoiler_text"), "spoiler_text") or None
+        by = json_object(reblog.get("account"), "reblog.account")
+        text = f"RT @{json_str(by.get('acct'), 'acct') or ''}: {text}"
+    warning = json_str(shown.get("spoiler_text"), "spoiler_text") or None
     if not isinstance(status.get("id"), str | int) or isinstance(status.get("id"), bool):
         raise fetching.Malformed("a status without an id")
     return {
         "id": str(status["id"]),
         "created_at": status.get("created_at"),
         "text": text,
-        "handle": handle or fetching.json_str(account.get("acct"), "account.acct"),
-        "display_name": display_name or fetching.json_str(account.get("display_name"), "display_name") or None,
+        "handle": handle or json_str(account.get("acct"), "account.acct"),
+        "display_name": display_name or json_str(account.get("display_name"), "display_name") or None,
         "is_retweet": bool(reblog),
         "is_reply": not reblog and status.get("in_reply_to_id") is not None,
         "is_quote": not reblog and bool(status.get("quote")),
-        "lang": fetching.json_str(shown.get("language"), "language") or None,
+        "lang": json_str(shown.get("language"), "language") or None,
         "source": "mastodon",
         "content_warning": warning,
     }

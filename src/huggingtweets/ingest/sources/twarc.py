@@ -24,7 +24,7 @@ from huggingtweets.errors import UserError
 from huggingtweets.ingest.posts import MAX_POST_CHARS, check_record, to_frame, validate_handle
 from huggingtweets.ingest.sources.fetching import Malformed
 from huggingtweets.ingest.sources.files import _read_text
-from huggingtweets.ingest.sources.x import v1_record, v2_record, v2_records
+from huggingtweets.ingest.sources.x import v1_record, v2_items, v2_record
 
 
 def parse_twarc(path: str | Path, encoding: str = "utf-8",
@@ -74,7 +74,8 @@ def _records(obj, path: Path, number: int) -> list[dict]:
     if not isinstance(obj, dict):
         raise UserError(f"{path}: line {number} is not a JSON object")
     if "data" in obj or ("meta" in obj and "__twarc" in obj) or set(obj) <= {"errors", "meta"}:
-        return v2_records(obj)  # a v2 page (an empty page or an errors-only page gives none)
+        # a v2 page (an empty page or an errors-only page gives none)
+        return [v2_record(*item["pair"]) for item in v2_items(obj)]
     if "id" in obj and ("user" in obj or "id_str" in obj) and "created_at" in obj:
         return [v1_record(obj)]
     if "id" in obj and "text" in obj:

@@ -2,18 +2,13 @@
 
 The bearer token comes from the environment only (`X_BEARER_TOKEN`), never from a config key, so
 it cannot reach Hydra's saved config, W&B, the sidecar or the model card. Pages come from
-`GET /2/users/:id/tweets` (100 a page, `pagination_token`, at most the newest 3,200 posts, which
-is the API's own cap), with the fields cleaning needs: created_at, lang, referenced_tweets
-(retweet / reply / quote), entities, and note_tweet (the full text of long posts). A second fetch
-passes `since_id` = the newest cached id. tweepy's `Paginator` would run the page loop itself; the
-engine (fetching.py) runs it instead, because it journals each page with its cursor to resume.
+`GET /2/users/:id/tweets` (100 a page, at most the newest 3,200 posts: the API's own cap) with
+the fields cleaning needs; a second fetch passes `since_id` = the newest cached id. The engine
+(fetching.py) runs the page loop rather than tweepy's `Paginator`: it journals each page's cursor.
 
-tweepy hard-codes its host (https://api.twitter.com); a requests adapter mounted on that prefix
-sends every call to `source.base_url` instead (the real API by default, a loopback server in the
-tests) and gives every request a timeout, which tweepy does not set.
-
-The mapping from v2 tweet objects (and v1.1 statuses) to canonical records is shared with the
-twarc importer (twarc.py), which reads the same objects from files.
+tweepy hard-codes its host; a requests adapter mounted on it sends every call to
+`source.base_url` (a loopback server in the tests) with a deadline and a byte cap per request.
+The mapping from v2 tweet objects (and v1.1 statuses) to records is shared with twarc.py.
 """
 
 from __future__ import annotations
@@ -26,6 +21,7 @@ from datetime import UTC, datetime
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources import fetching
+from huggingtweets.ingest.sources.fetching import json_object, json_str
 
 TOKEN_ENV = "X_BEARER_TOKEN"
 TOKEN_HELP = (
@@ -34,10 +30,8 @@ TOKEN_HELP = (
     "access level that includes GET /2/users/:id/tweets (check your plan's read limits)"
 )
 TWEEPY_HOST = "https://api.twitter.com"
-TWEET_FIELDS = [
-    "created_at", "lang", "referenced_tweets", "entities", "note_tweet", "author_id",
-    "in_reply_to_user_id", "conversation_id",
-]
+TWEET_FIELDS = ["created_at", "lang", "referenced_tweets", "entities", "note_tweet", "author_id",
+                "in_reply_to_user_id", "conversation_id"]
 USER_FIELDS = ["name", "username", "protected", "public_metrics"]
 
 TWITTER_EPOCH_MS = 1288834974657  # snowflake ids: milliseconds since this, shifted left by 22
@@ -52,10 +46,8 @@ class XSource(fetching.Remote):
                  **policy):
         super().__init__(handle, base_url, **policy)
         if posts.platform(self.handle) != "x":
-            raise UserError(
-                f"@{self.handle} is not an X handle; source=x reads X accounts "
-                "(source=bluesky / source=mastodon read the others, source=auto picks)"
-            )
+            raise UserError(f"@{self.handle} is not an X handle; source=x reads X accounts "
+                            "(source=bluesky / source=mastodon read the others, source=auto picks)")
         token = os.environ.get(TOKEN_ENV, "").strip()
         if not token:
             raise UserError(f"source=x needs an X API bearer token in {TOKEN_ENV}: {TOKEN_HELP}")
@@ -76,10 +68,8 @@ class XSource(fetching.Remote):
             if "suspend" in detail.lower():
                 raise UserError(f"@{self.handle} is suspended on X: its posts cannot be fetched")
             if error.get("title") == "Not Found Error" or "not-found" in str(error.get("type")):
-                raise UserError(
-                    f"X has no account @{self.handle} (not found: check the spelling; the "
-                    "account may have been deleted or renamed)"
-                )
+                raise UserError(f"X has no account @{self.handle} (not found: check the spelling; "
+                                "the account may have been deleted or renamed)")
             raise UserError(f"X could not look up @{self.handle}: {detail}")
         if user.get("protected"):
             raise UserError(self._protected())
@@ -122,11 +112,10 @@ class XSource(fetching.Remote):
                              rejected=rejected)
 
     def _protected(self) -> str:
-        return (
-            f"@{self.handle}'s posts are protected: only approved followers can see them, and an "
-            f"app's bearer token is no follower. If the account is yours, import its archive: "
-            f"`python fetch.py user={self.handle} source=archive source.path=<archive .zip>`"
-        )
+        return (f"@{self.handle}'s posts are protected: only approved followers can see them, and "
+                "an app's bearer token is no follower. If the account is yours, import its "
+                f"archive: `python fetch.py user={self.handle} source=archive "
+                "source.path=<archive .zip>`")
 
     def _request(self, call):
         """Run a tweepy call, turning its exceptions into the engine's (and clear messages)."""
@@ -135,30 +124,23 @@ class XSource(fetching.Remote):
 
         try:
             return call()
-        except fetching.TooLarge:
-            raise
         except tweepy.TooManyRequests as err:
             raise fetching.RateLimited(fetching.reset_time(err.response.headers)) from None
         except tweepy.Unauthorized:
-            raise UserError(
-                f"X rejected the bearer token in {TOKEN_ENV} (HTTP 401 Unauthorized): check it, "
-                f"or make a new one: {TOKEN_HELP}"
-            ) from None
+            raise UserError(f"X rejected the bearer token in {TOKEN_ENV} (HTTP 401 Unauthorized): "
+                            f"check it, or make a new one: {TOKEN_HELP}") from None
         except tweepy.Forbidden as err:
-            raise UserError(
-                f"X refused the request (HTTP 403: {_messages(err)}). The token's access level "
-                f"may not include reading timelines: {TOKEN_HELP}"
-            ) from None
+            raise UserError(f"X refused the request (HTTP 403: {_messages(err)}). The token's "
+                            "access level may not include reading timelines: "
+                            f"{TOKEN_HELP}") from None
         except tweepy.NotFound:
             raise UserError(f"X has no account @{self.handle} (HTTP 404)") from None
         except tweepy.TwitterServerError as err:
-            raise fetching.Transient(
-                f"X answered HTTP {err.response.status_code} {err.response.reason}"
-            ) from None
+            raise fetching.Transient(f"X answered HTTP {err.response.status_code} "
+                                     f"{err.response.reason}") from None
         except tweepy.HTTPException as err:
-            raise UserError(
-                f"X answered HTTP {err.response.status_code} for @{self.handle}: {_messages(err)}"
-            ) from None
+            raise UserError(f"X answered HTTP {err.response.status_code} for @{self.handle}: "
+                            f"{_messages(err)}") from None
         except requests.JSONDecodeError:
             raise fetching.Transient("X sent a response that is not valid JSON") from None
         except requests.Timeout:
@@ -173,8 +155,8 @@ def _messages(err) -> str:
 
 def _client(token: str, base_url: str, timeout: float,
             max_bytes: int = fetching.MAX_BODY_BYTES):
-    """A tweepy Client answering with plain dicts, pointed at `base_url`, with a timeout over
-    each whole request and a cap on the bytes of each answer."""
+    """A tweepy Client answering with plain dicts, pointed at `base_url`, with a deadline over each
+    whole request and a cap on the bytes of each answer."""
     import requests
     import tweepy
     import urllib3
@@ -197,9 +179,7 @@ def _client(token: str, base_url: str, timeout: float,
                 response._content = fetching.read_capped(
                     response.raw.stream(65536, decode_content=True), max_bytes, deadline, "X",
                     response.headers.get("content-length"))
-            except fetching.Transient as err:
-                raise requests.Timeout(str(err)) from None
-            except urllib3.exceptions.ReadTimeoutError as err:
+            except (fetching.Transient, urllib3.exceptions.ReadTimeoutError) as err:
                 raise requests.Timeout(str(err)) from None
             except urllib3.exceptions.HTTPError as err:  # a lying Content-Length, a reset
                 raise requests.ConnectionError(str(err)) from None
@@ -233,23 +213,15 @@ class Redact(logging.Filter):
         return True
 
 
-# --- v2 tweet objects and v1.1 statuses -> canonical records (shared with twarc.py) -----------
-
-
 def snowflake_time(tweet_id: str) -> datetime | None:
     """The time inside a snowflake id (every X id since November 2010)."""
     try:
-        millis = (int(tweet_id) >> 22) + TWITTER_EPOCH_MS
-    except (TypeError, ValueError):
-        return None
-    if int(tweet_id) <= 2**32:
-        return None
-    try:
-        return datetime.fromtimestamp(millis / 1000, UTC)
-    except (OverflowError, ValueError, OSError):
-        return None  # an id far too large to be a snowflake
-
-
+        number = int(tweet_id)
+        if number > 2**32:
+            return datetime.fromtimestamp(((number >> 22) + TWITTER_EPOCH_MS) / 1000, UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        pass  # not a number, or far too large to be a snowflake
+    return None
 
 
 def _id(value, what: str = "id") -> str:
@@ -259,12 +231,9 @@ def _id(value, what: str = "id") -> str:
 
 
 def v2_record(tweet: dict, author: dict | None = None) -> dict:
-    """One v2 tweet object -> a canonical record; `author` is its user object, if known.
-
-    Long posts carry their full text in note_tweet.text (`text` is cut at 280 characters). The
-    API escapes & < > in text, which is the canonical convention, so the text is kept as is.
-    Malformed when the object is not shaped like a tweet.
-    """
+    """One v2 tweet object -> a canonical record (`author`: its user object, if known); Malformed
+    when it is not shaped like a tweet. Long posts carry their full text in note_tweet.text
+    (`text` is cut at 280 characters); the API escapes & < > as the canonical text does."""
     if not isinstance(tweet, dict):
         raise fetching.Malformed("a tweet that is not an object")
     tweet_id = _id(tweet.get("id"))
@@ -272,10 +241,10 @@ def v2_record(tweet: dict, author: dict | None = None) -> dict:
     if not isinstance(refs_list, list):
         raise fetching.Malformed(f"tweet {tweet_id}: referenced_tweets is not a list")
     refs = {str(r.get("type")) for r in refs_list if isinstance(r, dict)}
-    note = fetching.json_object(tweet.get("note_tweet"), f"tweet {tweet_id}: note_tweet")
-    text = (fetching.json_str(note.get("text"), f"tweet {tweet_id}: note_tweet.text")
-            or fetching.json_str(tweet.get("text"), f"tweet {tweet_id}: text") or "")
-    author = author or fetching.json_object(tweet.get("author"), f"tweet {tweet_id}: author")
+    note = json_object(tweet.get("note_tweet"), f"tweet {tweet_id}: note_tweet")
+    text = (json_str(note.get("text"), f"tweet {tweet_id}: note_tweet.text")
+            or json_str(tweet.get("text"), f"tweet {tweet_id}: text") or "")
+    author = author or json_object(tweet.get("author"), f"tweet {tweet_id}: author")
     lang = tweet.get("lang") if isinstance(tweet.get("lang"), str) else None
     created_at = tweet.get("created_at") or snowflake_time(tweet_id)
     if not isinstance(created_at, str | datetime):
@@ -284,8 +253,8 @@ def v2_record(tweet: dict, author: dict | None = None) -> dict:
         "id": tweet_id,
         "created_at": created_at.isoformat() if isinstance(created_at, datetime) else created_at,
         "text": text,
-        "handle": fetching.json_str(author.get("username"), "author.username"),
-        "display_name": fetching.json_str(author.get("name"), "author.name"),
+        "handle": json_str(author.get("username"), "author.username"),
+        "display_name": json_str(author.get("name"), "author.name"),
         "is_retweet": "retweeted" in refs or text.startswith("RT @"),
         "is_reply": "replied_to" in refs,
         "is_quote": "quoted" in refs,
@@ -294,11 +263,9 @@ def v2_record(tweet: dict, author: dict | None = None) -> dict:
 
 
 def v2_items(body: dict) -> list[dict]:
-    """The tweets of one v2 response page with their authors: [{"pair": (tweet, author)}].
-
-    Malformed when the page itself is not shaped like one (`data` neither a list nor an object,
-    `includes.users` not a list)."""
-    includes = fetching.json_object(body.get("includes"), "includes")
+    """The tweets of one v2 response page with their authors, [{"pair": (tweet, author)}];
+    Malformed when the page itself is not shaped like one."""
+    includes = json_object(body.get("includes"), "includes")
     users_list = includes.get("users") or []
     if not isinstance(users_list, list):
         raise fetching.Malformed("includes.users is not a list")
@@ -312,37 +279,28 @@ def v2_items(body: dict) -> list[dict]:
             for t in data]
 
 
-def v2_records(body: dict) -> list[dict]:
-    """The tweets of one v2 response page (`data` + `includes.users`) as canonical records;
-    Malformed at the first thing that is not shaped like the API's objects."""
-    return [v2_record(*item["pair"]) for item in v2_items(body)]
-
-
 def v1_record(status: dict) -> dict:
     """One v1.1 status (statuses/user_timeline, twarc 1, old exports) -> a canonical record."""
     if not isinstance(status, dict):
         raise fetching.Malformed("a status that is not an object")
     tweet_id = _id(status.get("id_str") or status.get("id"))
-    text = (
-        fetching.json_str(status.get("full_text"), f"status {tweet_id}: full_text")
-        or fetching.json_str(fetching.json_object(status.get("extended_tweet"), "extended_tweet").get("full_text"),
-                f"status {tweet_id}: extended_tweet.full_text")
-        or fetching.json_str(status.get("text"), f"status {tweet_id}: text")
-        or ""
-    )
+    text = (json_str(status.get("full_text"), f"status {tweet_id}: full_text")
+            or json_str(json_object(status.get("extended_tweet"), "extended_tweet")
+                        .get("full_text"), f"status {tweet_id}: extended_tweet.full_text")
+            or json_str(status.get("text"), f"status {tweet_id}: text") or "")
     created = status.get("created_at")
     try:
         created_at = datetime.strptime(created, V1_CREATED_AT).astimezone(UTC).isoformat()
     except (TypeError, ValueError):
         created_at = created
-    user = fetching.json_object(status.get("user"), f"status {tweet_id}: user")
+    user = json_object(status.get("user"), f"status {tweet_id}: user")
     lang = status.get("lang") if isinstance(status.get("lang"), str) else None
     return {
         "id": tweet_id,
         "created_at": created_at,
         "text": text,
-        "handle": fetching.json_str(user.get("screen_name"), "user.screen_name"),
-        "display_name": fetching.json_str(user.get("name"), "user.name"),
+        "handle": json_str(user.get("screen_name"), "user.screen_name"),
+        "display_name": json_str(user.get("name"), "user.name"),
         "is_retweet": status.get("retweeted_status") is not None or text.startswith("RT @"),
         "is_reply": bool(status.get("in_reply_to_status_id_str")
                          or status.get("in_reply_to_status_id")),
