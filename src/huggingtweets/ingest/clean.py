@@ -1,19 +1,15 @@
 """Turn the canonical post table into the text a model trains on, and count what was removed.
 
-Two presets, chosen by the Hydra group `clean=`:
+Two presets, chosen by the Hydra group `clean=`: `huggingtweets`, the original huggingtweets
+notebook exactly (its `fix_text`, `clean_tweet` and `boring_tweet`, in its order), so old model
+cards reproduce number for number; and `default`, the same idea done better: every HTML entity
+unescaped, a short rule that keeps Japanese, Chinese or Thai posts, exact duplicates removed, and
+optional removal of replies, quotes and the @mentions a reply starts with. Every removed post is
+counted under the first rule that removed it, so "Tweets downloaded" = removals + "Tweets kept".
 
-* `huggingtweets`: the original huggingtweets notebook, exactly (its `fix_text`, `clean_tweet` and
-  `boring_tweet`, in its order), so old model cards can be reproduced number for number.
-* `default`: the same idea done better: every HTML entity unescaped, a short rule that does not
-  throw away almost every Japanese, Chinese or Thai post, exact duplicates removed, and optional
-  removal of replies, quotes and the @mentions a reply starts with.
-
-Every removed post is counted under the first rule that removed it, so the table always adds up:
-"Tweets downloaded" = the removal rows + "Tweets kept".
-
-The text work runs on object (Python `str`) columns on purpose: pandas would hand regexes on its
+The text work runs on object (Python `str`) columns on purpose: pandas hands regexes on its
 Arrow-backed strings to RE2, whose `\\s`/`\\S` are ASCII-only, while the original used Python's
-`re`, where a no-break space ends a URL. Python's `re` keeps the `huggingtweets` preset exact.
+`re`, where a no-break space ends a URL.
 """
 
 from __future__ import annotations
@@ -49,16 +45,13 @@ ORIGINAL_URL_PATTERNS = {
 URL = r"\s*[hH][tT][tT][pP][sS]?:\S+"
 HAS_URL = "[hH][tT][tT][pP][sS]?:"
 
-# The @mentions X puts at the start of a reply: "@a @b thanks" -> "thanks". A handle followed by
-# anything but whitespace ("@alice's idea") is text, not a mention prefix, and stays.
-LEADING_MENTIONS = r"^(?:@[A-Za-z0-9_]+(?:[.@][A-Za-z0-9_-]+)*(?:\s+|$))+"  # also @a.bsky.social, @b@host
+# The @mentions X puts at the start of a reply: "@a @b thanks" -> "thanks" (also @a.bsky.social,
+# @b@host). A handle followed by anything but whitespace ("@alice's idea") is text and stays.
+LEADING_MENTIONS = r"^(?:@[A-Za-z0-9_]+(?:[.@][A-Za-z0-9_-]+)*(?:\s+|$))+"
 
-# Scripts written without spaces between words, where the word count means nothing: Hiragana,
-# Katakana (plus its phonetic extensions and the half-width forms), CJK Unified Ideographs (the
-# main block, extension A and the compatibility block), Hangul (syllables and jamo) and Thai
-# letters. Thai combining vowel and tone marks (U+0E31, U+0E34-U+0E3A, U+0E47-U+0E4E) and Thai
-# digits are left out, so a Thai letter counts about as much as a kana. Punctuation such as "。"
-# or "、" is not a letter of any of these and does not count either.
+# Scripts written without spaces between words, where a word count means nothing. Thai vowel and
+# tone marks (U+0E31, U+0E34-U+0E3A, U+0E47-U+0E4E) and digits are left out, so a Thai letter
+# counts about as much as a kana; punctuation such as "。" is a letter of none of them.
 DENSE_SCRIPT = re.compile(
     r"[\u3041-\u3096\u309D-\u309F"  # Hiragana
     r"\u30A1-\u30FA\u30FC-\u30FF\u31F0-\u31FF\uFF66-\uFF9D"  # Katakana
@@ -80,18 +73,13 @@ def fix_text(text: pd.Series) -> pd.Series:
 
 
 def collapse_whitespace(text: pd.Series) -> pd.Series:
-    """`" ".join(t.split())`: every run of (Unicode) whitespace becomes one space, ends trimmed.
-
-    A plain `map`: on Python strings it is twice as fast as the `.str` regex equivalent.
-    """
+    """Every run of (Unicode) whitespace becomes one space, ends trimmed (a plain `map`: on
+    Python strings twice as fast as the `.str` regex equivalent)."""
     return text.map(lambda t: " ".join(t.split()))
 
 
 def non_boring_words(text: str) -> list[str]:
-    """The words (whitespace-separated) without "http", "@" or "#" in any case, lower-cased.
-
-    Lower-casing the whole text once splits it into the same words as lower-casing each word.
-    """
+    """The words (whitespace-separated) without "http", "@" or "#" in any case, lower-cased."""
     return [w for w in text.lower().split() if "http" not in w and "@" not in w and "#" not in w]
 
 
@@ -110,10 +98,8 @@ def _replace_where(text: pd.Series, has: pd.Series, pattern: str, repl: str) -> 
 
 
 def _clean_huggingtweets(text: pd.Series) -> pd.Series:
-    """The original `fix_text` then `clean_tweet`, pattern for pattern.
-
-    Each URL pattern starts with its scheme, so rows without "http:" (or "https:") are skipped.
-    """
+    """The original `fix_text` then `clean_tweet`, pattern for pattern (each URL pattern starts
+    with its scheme, so rows without "http:" or "https:" are skipped)."""
     text = fix_text(text)
     for w in ("http:", "https:"):
         has = text.str.contains(w, regex=False)
@@ -124,11 +110,8 @@ def _clean_huggingtweets(text: pd.Series) -> pd.Series:
 
 
 def _clean_default(text: pd.Series, leading_mentions: pd.Series | None) -> pd.Series:
-    """Unescape every entity, drop links, collapse whitespace, optionally strip reply mentions.
-
-    `leading_mentions` marks the rows (the replies) whose leading @mentions are stripped; None
-    strips none. Unescaping comes first, as in the original, since "&#10;" is whitespace.
-    """
+    """Unescape every entity (first, as in the original: "&#10;" is whitespace), drop links,
+    collapse whitespace, strip the leading @mentions of the rows `leading_mentions` marks."""
     has_entity = text.str.contains("&", regex=False)
     text = text.where(~has_entity, text[has_entity].map(html.unescape))
     text = _replace_where(text, text.str.contains(HAS_URL, regex=True), URL, " ")
@@ -138,14 +121,6 @@ def _clean_default(text: pd.Series, leading_mentions: pd.Series | None) -> pd.Se
             text, leading_mentions & text.str.startswith("@"), LEADING_MENTIONS, ""
         )
     return text
-
-
-def _dense_script_count(words: list[str]) -> int:
-    return sum(len(DENSE_SCRIPT.findall(w)) for w in words)
-
-
-def _as_object(text: pd.Series) -> pd.Series:
-    return text.astype(object).where(text.notna(), "").astype(object)
 
 
 def _flag(posts: pd.DataFrame, col: str) -> pd.Series:
@@ -160,16 +135,13 @@ def _option(cfg: Mapping, key: str, default):
 
 
 def clean_posts(posts: pd.DataFrame, cfg: Mapping) -> Cleaned:
-    """Clean `posts` (the canonical table) with the preset named by `cfg["preset"]`.
-
-    `cfg` is the `clean` config node (a DictConfig or a plain dict).
-    """
+    """Clean `posts` (the canonical table) with the `clean` config node `cfg` (its preset)."""
     preset = _option(cfg, "preset", "default")
     if preset not in PRESETS:
         raise UserError(f"clean.preset={preset!r}: use one of {', '.join(PRESETS)}")
 
     posts = posts.reset_index(drop=True)
-    text = _as_object(posts["text"])
+    text = posts["text"].astype(object).where(posts["text"].notna(), "").astype(object)
     retweet = _flag(posts, "is_retweet") | text.str.startswith("RT @")
     table = {DOWNLOADED: len(posts), RETWEETS: int(retweet.sum())}
     keep = ~retweet
@@ -194,11 +166,9 @@ def clean_posts(posts: pd.DataFrame, cfg: Mapping) -> Cleaned:
 def _default(
     posts: pd.DataFrame, text: pd.Series, keep: pd.Series, cfg: Mapping
 ) -> tuple[pd.Series, dict[str, int]]:
-    """The default preset on the non-retweets; returns the kept cleaned text and removal rows.
-
-    Rows are filled in table order, but the short check runs before dedupe: otherwise every post
-    that cleans to "" (a bare link) but the first would be counted as a duplicate, not as short.
-    """
+    """The default preset on the non-retweets: the kept cleaned text and the removal rows. The
+    short check runs before dedupe: otherwise every post that cleans to "" (a bare link) but the
+    first would be counted as a duplicate, not as short."""
     counts: dict[str, int] = {}
     if _option(cfg, "drop_replies", False):
         reply = _flag(posts, "is_reply") & keep
@@ -222,7 +192,8 @@ def _default(
 
     def is_short(text: str) -> bool:
         words = non_boring_words(text)
-        return len(words) < min_words and _dense_script_count(words) < min_script
+        return (len(words) < min_words
+                and sum(len(DENSE_SCRIPT.findall(w)) for w in words) < min_script)
 
     short = cleaned.map(is_short).astype(bool)
     cleaned = cleaned[~short]
@@ -245,51 +216,31 @@ def check_enough(cleaned: Cleaned, handle: str, min_chars: int) -> None:
     table = cleaned.table
     chars = int(cleaned.posts["text"].str.len().sum()) if len(cleaned.posts) else 0
     kept = int(table.get(KEPT, len(cleaned.posts)))
-    removals = [
-        f"{n:,} {row.lower().removesuffix(' tweets')}"
-        for row, n in table.items()
-        if row not in (DOWNLOADED, KEPT)
-    ]
+    removals = [f"{n:,} {row.lower().removesuffix(' tweets')}" for row, n in table.items()
+                if row not in (DOWNLOADED, KEPT)]
     downloaded = int(table.get(DOWNLOADED, kept))
     of = f"of {downloaded:,} downloaded" + (f": {', '.join(removals)}" if removals else "")
     if kept == 0:
-        raise UserError(
-            f"@{handle} has no text left to train on: 0 tweets kept ({of}). "
-            "Import more posts, or change the clean.* options that removed them."
-        )
+        raise UserError(f"@{handle} has no text left to train on: 0 tweets kept ({of}). "
+                        "Import more posts, or change the clean.* options that removed them.")
     if chars < min_chars:
-        raise UserError(
-            f"@{handle} has too little text to train on: {_plural(chars, 'character')} in "
-            f"{_plural(kept, 'tweet')} kept ({of}). The minimum is {min_chars:,} characters "
-            "(clean.min_chars); import more posts or lower clean.min_chars."
-        )
-
-
-def _columns(tables: Mapping[str, Mapping[str, int]]) -> tuple[list[str], list[str]]:
-    """The header ("@handle" per user) and the union of row names, in first-seen order."""
-    handles = [f"@{str(h).removeprefix('@')}" for h in tables]
-    rows = list(dict.fromkeys(row for table in tables.values() for row in table))
-    return handles, rows
-
-
-def _cell(table: Mapping[str, int], row: str) -> str:
-    return str(table[row]) if row in table else "-"
+        raise UserError(f"@{handle} has too little text to train on: {_plural(chars, 'character')} "
+                        f"in {_plural(kept, 'tweet')} kept ({of}). The minimum is {min_chars:,} "
+                        "characters (clean.min_chars); import more posts or lower clean.min_chars.")
 
 
 def print_table(tables: Mapping[str, Mapping[str, int]], title: str | None = None) -> None:
-    """The data table, printed to the console with rich (the card renders its own, escaped copy:
-    publish/card.py)."""
+    """The data table, printed with rich (the card renders its own, escaped copy: card.py)."""
     from rich.console import Console
     from rich.table import Table
 
-    handles, rows = _columns(tables)
     out = Table(title=title)
     out.add_column("Data")
-    for handle in handles:
-        out.add_column(handle, justify="right")
+    for handle in tables:
+        out.add_column(f"@{str(handle).removeprefix('@')}", justify="right")
+    rows = list(dict.fromkeys(row for table in tables.values() for row in table))
     for row, after in zip(rows, [*rows[1:], None]):
+        cells = (str(table[row]) if row in table else "-" for table in tables.values())
         # a rule above "Tweets kept", like the line above a sum
-        out.add_row(
-            row, *(_cell(table, row) for table in tables.values()), end_section=after == KEPT
-        )
+        out.add_row(row, *cells, end_section=after == KEPT)
     Console().print(out)

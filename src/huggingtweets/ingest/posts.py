@@ -1,14 +1,10 @@
 """The canonical post table every source writes, and its per-user parquet cache.
 
-One parquet per user (`<data_dir>/tweets/<handle>.parquet`) plus a JSON sidecar with where the
-posts came from and what is in them. Every write goes to a temp file in the same folder and is
-renamed into place, so a crash never leaves a half-written cache; a re-fetch merges by id.
-
-Every writer (API fetches, archive / CSV / JSONL / twarc imports) goes through `write_posts`,
-which holds the user's lock (`user_lock`) across read-merge-write, so two imports of the same
-user at once both land; and a replacing write (`refresh="full"`) that would leave far fewer posts
-than are cached is refused unless confirmed (`confirm_shrink`): an empty or truncated answer
-must not wipe a timeline.
+One parquet per user (`<data_dir>/tweets/<handle>.parquet`) plus a JSON sidecar saying where the
+posts came from. Every writer goes through `write_posts`: an atomic write (a temp file renamed
+into place), a merge by id under the user's lock (`user_lock`), so two imports of one user at once
+both land, and a refused `refresh="full"` that would leave far fewer posts than cached (unless
+`confirm_shrink`): an empty or truncated answer must not wipe a timeline.
 """
 
 from __future__ import annotations
@@ -63,7 +59,6 @@ MASTODON_HANDLE = re.compile(
 )
 MAX_DOMAIN = 253  # DNS names are at most 253 characters
 MAX_CACHE_NAME = 180  # file names are capped at 255 bytes; leave room for suffixes and temp names
-PLATFORMS = ("x", "bluesky", "mastodon")
 
 LOCK_TIMEOUT_S = 1800.0  # how long a writer waits for another writer of the same user
 SHRINK_RATIO = 0.5  # refresh=full leaving fewer than this share of the cached posts: refused
@@ -109,11 +104,8 @@ def platform(handle: str) -> str:
 
 def parse_users(user: str) -> list[str]:
     """`alice-bob-carol` -> ["alice", "bob", "carol"] (validated, duplicates dropped, order kept).
-
-    Bluesky handles contain dots and dashes, so '+' joins a mix when it is there
-    (`alice.bsky.social+bob@mastodon.social`); without one, a string that is a whole Bluesky,
-    DID or Mastodon handle is one user, and anything else splits on '-' like the original ids.
-    """
+    Bluesky handles contain dots and dashes, so '+' joins a mix when it is there; without one, a
+    whole Bluesky, DID or Mastodon handle is one user, and anything else splits on '-'."""
     if user is None or str(user).strip() in ("", "???"):
         raise UserError("no user given: pass user=<handle>, or user=a-b-c for a mix")
     text = str(user).strip()
@@ -128,13 +120,10 @@ def parse_users(user: str) -> list[str]:
 
 
 def cache_name(handle: str) -> str:
-    """The name a user's posts are cached under: safe as a file name and as a W&B artifact name.
-
-    Only ASCII letters, digits and "_.-", never a leading dot. X handles keep their name (existing
-    caches and model ids stay valid); the other platforms get a prefix no X handle can have:
-    `bsky-alice.bsky.social`, `did-plc-...`, `masto-bob_at_mastodon.social` (host names have no
-    "_", so the last "_at_" splits it back). Absurdly long names are cut and made unique by a hash.
-    """
+    """The name a user's posts are cached under, safe as a file and a W&B artifact name: ASCII
+    letters, digits and "_.-", never a leading dot. X handles keep their name (existing caches and
+    model ids stay valid); the others get a prefix no X handle can have: `bsky-alice.bsky.social`,
+    `did-plc-...`, `masto-bob_at_mastodon.social`. Absurdly long names are cut, plus a hash."""
     handle = validate_handle(handle)
     kind = _normalise(handle)[0]
     if kind == "x":
@@ -198,21 +187,17 @@ _held_guard = threading.Lock()
 
 @contextmanager
 def user_lock(data_dir: str | Path, handle: str, timeout: float | None = None) -> Iterator[None]:
-    """One writer per user at a time, across threads and processes; re-entrant in a thread.
-
-    An OS lock (flock): it dies with its process, so a killed fetch never leaves a stale lock
-    behind. Waiting is bounded: after `timeout` seconds a UserError names the holder's pid.
-    """
+    """One writer per user at a time, across threads and processes; re-entrant in a thread. An
+    OS lock (flock) dies with its process, so a killed fetch never leaves a stale lock behind.
+    Waiting is bounded: after `timeout` seconds a UserError names the holder's pid."""
     timeout = LOCK_TIMEOUT_S if timeout is None else float(timeout)
     path = lock_path(data_dir, handle)
     key, me = os.path.abspath(path), threading.get_ident()
     with _held_guard:
         owner = _held.get(key)
-        if owner is not None and owner[0] == me:
+        reentered = owner is not None and owner[0] == me
+        if reentered:
             owner[1] += 1
-            reentered = True
-        else:
-            reentered = False
     if reentered:
         try:
             yield
@@ -230,7 +215,7 @@ def user_lock(data_dir: str | Path, handle: str, timeout: float | None = None) -
         handle_file = open(path, "a+")
     except OSError as err:
         raise _write_error(path, err) from None
-    try:
+    with handle_file:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -258,8 +243,6 @@ def user_lock(data_dir: str | Path, handle: str, timeout: float | None = None) -
             with _held_guard:
                 _held.pop(key, None)
             fcntl.flock(handle_file, fcntl.LOCK_UN)
-    finally:
-        handle_file.close()
 
 
 def _write_error(path: Path, err: OSError) -> UserError:
@@ -273,9 +256,7 @@ def _write_error(path: Path, err: OSError) -> UserError:
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success rename it over `path`, on failure delete it.
-
-    An OSError while writing (a full disk, a read-only folder) becomes a UserError naming `path`.
-    """
+    An OSError while writing (a full disk, a read-only folder) becomes a UserError naming `path`."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,8 +292,7 @@ def to_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
     for col in COLUMNS:
         if col not in df:
             df[col] = False if col.startswith("is_") else None
-    df = df[list(COLUMNS)]
-    df["id"] = df["id"].astype("string")
+    df = df[list(COLUMNS)].astype({c: kind for c, kind in COLUMNS.items() if kind == "string"})
     if df["id"].isna().any():
         raise UserError("some posts have no id: every post needs an id (map source.columns.id)")
     try:
@@ -322,8 +302,6 @@ def to_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
     df["created_at"] = created.astype(COLUMNS["created_at"])
     for col in ("is_retweet", "is_reply", "is_quote"):
         df[col] = df[col].fillna(False).astype(bool)
-    for col in ("text", "handle", "display_name", "lang", "source", "content_warning"):
-        df[col] = df[col].astype("string")
     df["text"] = df["text"].fillna("")
     # Same-second posts (old archives only know the day) fall back to id order; ids are numbers
     # of varying width, so compare them by length first ("999" < "1000").
@@ -390,10 +368,9 @@ def too_long(df: pd.DataFrame, where: str, max_chars: int, rows: pd.Index | None
         labels = (rows if rows is not None else df["id"].astype(str))[over.to_numpy()]
         shown = ", ".join(f"{label} ({n:,} characters)" for label, n in
                           zip(list(labels)[:3], lengths[over].tolist()[:3], strict=False))
-        raise UserError(
-            f"{where}: {int(over.sum())} post(s) longer than {max_chars:,} characters: {shown}; "
-            f"raise source.max_post_chars=<n> to import them, or remove them from the file"
-        )
+        raise UserError(f"{where}: {int(over.sum())} post(s) longer than {max_chars:,} "
+                        f"characters: {shown}; raise source.max_post_chars=<n> to import them, "
+                        "or remove them from the file")
 
 
 def summary(df: pd.DataFrame) -> dict:
@@ -417,13 +394,10 @@ def write_posts(
     data_dir: str | Path, handle: str, posts: pd.DataFrame, source: str, refresh: str = "merge",
     confirm_shrink: bool = False, lock_timeout: float | None = None,
 ) -> pd.DataFrame:
-    """Merge `posts` into the user's cache by id (newer fetch wins) and write it atomically.
-
-    refresh="full" replaces the cache instead of merging, unless that would keep fewer than
-    SHRINK_RATIO of the cached posts (an empty answer above all): then `Shrink` is raised and
-    the cache kept, unless `confirm_shrink`. Holds the user's lock throughout, so a concurrent
-    writer's posts are merged, never lost. Returns the table now on disk.
-    """
+    """Merge `posts` into the user's cache by id (newer fetch wins), write it atomically, return
+    the table now on disk. refresh="full" replaces the cache instead, unless that would keep fewer
+    than SHRINK_RATIO of the cached posts: then `Shrink`, the cache kept (unless `confirm_shrink`).
+    The user's lock is held throughout, so a concurrent writer's posts are merged, never lost."""
     if refresh not in ("merge", "full"):
         raise UserError(f"refresh={refresh!r}: use merge (default) or full")
     path = tweets_path(data_dir, handle)
@@ -434,12 +408,10 @@ def write_posts(
         if refresh == "full" and cached is not None and not confirm_shrink:
             kept = posts["id"].nunique()
             if kept < SHRINK_RATIO * len(cached):
-                raise Shrink(
-                    f"refresh=full for @{handle} got {kept:,} posts but {len(cached):,} are "
-                    f"cached; the cache is kept as it was. If the account really has only "
-                    f"these, replace it with confirm_shrink=true; otherwise run without "
-                    f"refresh=full to add the new posts"
-                )
+                raise Shrink(f"refresh=full for @{handle} got {kept:,} posts but {len(cached):,} "
+                             "are cached; the cache is kept as it was. If the account really has "
+                             "only these, replace it with confirm_shrink=true; otherwise run "
+                             "without refresh=full to add the new posts")
         if refresh == "merge" and cached is not None:
             posts = to_frame(pd.concat([cached, posts], ignore_index=True))
             # A post that comes back without a time (a garbled answer) keeps the time it had.
@@ -478,10 +450,8 @@ def read_posts(data_dir: str | Path, handle: str) -> pd.DataFrame:
     except (OSError, ValueError, TypeError, KeyError, UserError) as err:
         # pyarrow's ArrowInvalid is a ValueError, its IO errors OSErrors.
         detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-        raise UserError(
-            f"the cache {path} is damaged ({detail}); move it away and import or fetch "
-            f"@{handle} again (e.g. `python fetch.py user={handle}`)"
-        ) from None
+        raise UserError(f"the cache {path} is damaged ({detail}); move it away and import or fetch "
+                        f"@{handle} again (e.g. `python fetch.py user={handle}`)") from None
 
 
 def read_meta(data_dir: str | Path, handle: str) -> dict:

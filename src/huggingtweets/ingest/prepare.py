@@ -1,14 +1,13 @@
 """The prepare step: every user of a mix cached (fetched when missing and a source can), cleaned,
-split into train and validation, with the data table. Posts in, prepared posts out.
-
-train.py calls `prepare` before torch is imported (a missing user is said in a second); the
-DataModule only reads what it returns. The cleaned split is cached by the raw cache's bytes, the
-cleaning code and the settings, so every run after the first (every job of a sweep) skips reading
-and cleaning the posts.
+split into train and validation, with the data table. train.py calls `prepare` before torch is
+imported (a missing user is said in a second); the DataModule only reads what it returns. The
+split is cached by the raw cache's bytes, the cleaning code and the settings, so every run after
+the first (every job of a sweep) skips reading and cleaning the posts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -95,12 +94,9 @@ def fetch_missing(handles: list[str], data_dir: Path, source) -> None:
     from huggingtweets.ingest import sources
 
     for h in handles:
-        if posts.tweets_path(data_dir, h).exists():
-            continue
-        try:
-            sources.fetch_user(source, h, data_dir, missing_only=True)
-        except sources.NoSource:
-            pass
+        if not posts.tweets_path(data_dir, h).exists():
+            with contextlib.suppress(sources.NoSource):
+                sources.fetch_user(source, h, data_dir, missing_only=True)
 
 
 def split_tweets(df: pd.DataFrame, val_share: float, how: str, seed: int, handle: str):

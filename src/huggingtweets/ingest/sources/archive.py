@@ -1,12 +1,7 @@
-"""Read the official X "download your data" archive.
-
-Accepts the ZIP as downloaded, the extracted folder (or its `data/` folder), or a bare
-`tweets.js`. Each `.js` file is a JSON array behind a JavaScript assignment:
-
-    window.YTD.tweets.part0 = [ {"tweet": {...}}, ... ]     (2022 onwards)
-    window.YTD.tweet.part0 = [ ... ]                         (older archives)
-
-Large archives split the tweets into `tweets.js`, `tweets-part1.js`, `tweets-part2.js`, ...; all
+"""Read the official X "download your data" archive: the ZIP as downloaded, the extracted folder
+(or its `data/` folder), or a bare `tweets.js`. Each `.js` file is a JSON array behind a
+JavaScript assignment, `window.YTD.tweets.part0 = [ {"tweet": {...}}, ... ]` (`YTD.tweet` in
+older archives). Large archives split the tweets into `tweets.js`, `tweets-part1.js`, ...; all
 parts are read. `account.js` gives the handle and display name.
 """
 
@@ -22,18 +17,11 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.ingest.posts import (
-    EARLIEST,
-    LATEST,
-    MAX_POST_CHARS,
-    to_frame,
-    too_long,
-    validate_handle,
-)
+from huggingtweets.ingest import posts
 
 # tweets.js / tweet.js and their split parts; deliberately not deleted-tweets.js or
 # tweet-headers.js, which newer archives also carry.
-TWEETS_FILE = re.compile(r"tweets?(-part\d+)?\.js")
+TWEETS_FILE = re.compile(r"tweets?(-part(\d+))?\.js")
 ACCOUNT_FILE = "account.js"
 EXPECTED = "data/tweets.js (or tweet.js, tweets-part1.js, ...)"
 
@@ -56,14 +44,12 @@ STATUS_URL = re.compile(
 
 
 def read_archive(path: str, handle: str | None = None, max_member_bytes: int = MAX_MEMBER_BYTES,
-                 max_post_chars: int = MAX_POST_CHARS) -> pd.DataFrame:
+                 max_post_chars: int = posts.MAX_POST_CHARS) -> pd.DataFrame:
     """All posts in an X archive as the canonical table; `handle` overrides account.js."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise UserError(
-            f"X archive not found: {path}. Pass the archive ZIP, its extracted folder or its "
-            "data/tweets.js as source.path"
-        )
+        raise UserError(f"X archive not found: {path}. Pass the archive ZIP, its extracted folder "
+                        "or its data/tweets.js as source.path")
     tweet_files, account_file = _locate(path, int(max_member_bytes))
 
     account = {}
@@ -80,11 +66,9 @@ def read_archive(path: str, handle: str | None = None, max_member_bytes: int = M
     if handle is None:
         handle = account.get("username")
         if not handle:
-            raise UserError(
-                f"{path}: no account.js with the username, so whose archive is this? "
-                "pass user=<handle>"
-            )
-    handle = validate_handle(handle)
+            raise UserError(f"{path}: no account.js with the username, so whose archive is "
+                            "this? pass user=<handle>")
+    handle = posts.validate_handle(handle)
     display_name = account.get("accountDisplayName")
 
     records: dict[str, dict] = {}  # by id: split parts (or a re-export) may overlap
@@ -98,18 +82,16 @@ def read_archive(path: str, handle: str | None = None, max_member_bytes: int = M
 
     for record in records.values():
         record.update(handle=handle, display_name=display_name, source="archive")
-    table = to_frame(list(records.values()))
-    too_long(table, str(path), int(max_post_chars),
-             rows=pd.Index([f"tweet {i}" for i in table["id"]]))
+    table = posts.to_frame(list(records.values()))
+    posts.too_long(table, str(path), int(max_post_chars),
+                   rows=pd.Index([f"tweet {i}" for i in table["id"]]))
     return table
 
 
 def _too_big(name: str, limit: int, why: str = "") -> UserError:
-    return UserError(
-        f"{name}: inflates to more than {limit:,} bytes{why}; this is not an X archive file "
-        "this reads (a damaged or hostile ZIP?). If it is your genuine archive, raise "
-        "source.max_member_bytes"
-    )
+    return UserError(f"{name}: inflates to more than {limit:,} bytes{why}; this is not an X archive "
+                     "file this reads (a damaged or hostile ZIP?). If it is your genuine archive, "
+                     "raise source.max_member_bytes")
 
 
 def _read_file(file: Path, limit: int) -> bytes:
@@ -123,20 +105,17 @@ def _read_file(file: Path, limit: int) -> bytes:
 
 
 def _read_member(zf: zipfile.ZipFile, name: str, where: str, limit: int) -> bytes:
-    """A ZIP member inflated in chunks, stopping past `limit` bytes or past MAX_RATIO times
-    its compressed size: the sizes a ZIP declares can lie, the bytes read cannot."""
+    """A ZIP member, inflated no further than `limit` bytes or MAX_RATIO times its compressed size
+    (read(n) inflates at most n bytes): the sizes a ZIP declares can lie, the bytes read cannot."""
     info = zf.getinfo(name)
     ceiling = min(limit, max(MAX_RATIO * info.compress_size, 16 * CHUNK))
-    chunks, size = [], 0
     with zf.open(info) as member:
-        while chunk := member.read(CHUNK):
-            size += len(chunk)
-            if size > ceiling:
-                why = "" if ceiling == limit else (
-                    f" ({MAX_RATIO}x its compressed {info.compress_size:,} bytes)")
-                raise _too_big(f"{where}:{name}", ceiling, why)
-            chunks.append(chunk)
-    return b"".join(chunks)
+        data = member.read(ceiling + 1)
+    if len(data) > ceiling:
+        why = ("" if ceiling == limit
+               else f" ({MAX_RATIO}x its compressed {info.compress_size:,} bytes)")
+        raise _too_big(f"{where}:{name}", ceiling, why)
+    return data
 
 
 def _locate(path: Path, limit: int = MAX_MEMBER_BYTES
@@ -173,10 +152,8 @@ def _locate(path: Path, limit: int = MAX_MEMBER_BYTES
     if not tweet_files:
         found = sorted(PurePosixPath(n).name for n in names if n.endswith(".js"))
         found_text = ", ".join(found[:10]) + (", ..." if len(found) > 10 else "")
-        raise UserError(
-            f"no tweets file in {where}: expected {EXPECTED}; .js files there: "
-            f"{found_text or 'none'}. Is this the X 'Download your data' archive?"
-        )
+        raise UserError(f"no tweets file in {where}: expected {EXPECTED}; .js files there: "
+                        f"{found_text or 'none'}. Is this the X 'Download your data' archive?")
     return tweet_files, account_file
 
 
@@ -189,13 +166,8 @@ def _pick(names: list[str], as_path) -> tuple[list[str], str | None]:
 
     tweets = in_data_first([n for n in names if TWEETS_FILE.fullmatch(as_path(n).name)])
     accounts = in_data_first([n for n in names if as_path(n).name == ACCOUNT_FILE])
-    tweets = sorted(tweets, key=lambda n: _part_number(as_path(n).name))
+    tweets = sorted(tweets, key=lambda n: int(TWEETS_FILE.fullmatch(as_path(n).name)[2] or 0))
     return tweets, (accounts[0] if accounts else None)
-
-
-def _part_number(name: str) -> int:
-    match = re.search(r"-part(\d+)", name)
-    return int(match.group(1)) if match else 0
 
 
 def _parse_ytd(name: str, data: bytes) -> list:
@@ -203,25 +175,21 @@ def _parse_ytd(name: str, data: bytes) -> list:
     try:
         text = data.decode("utf-8-sig")  # -sig: tolerate a byte-order mark from an editor
     except UnicodeDecodeError as err:
-        raise UserError(
-            f"{name}: not UTF-8 text (bad byte at offset {err.start}); X archives are UTF-8, "
-            "so this file is damaged or not from an X archive: download the archive again"
-        )
+        raise UserError(f"{name}: not UTF-8 text (bad byte at offset {err.start}); X "
+                        "archives are UTF-8, so this file is damaged or not from an X "
+                        "archive: download the archive again")
     header = YTD_HEADER.match(text)
     if header is None:
-        raise UserError(
-            f"{name}: does not look like an X archive file (expected it to start with "
-            f"'window.YTD.tweets.part0 = ['; it starts with {text[:40]!r})"
-        )
+        raise UserError(f"{name}: does not look like an X archive file (expected it to start with "
+                        f"'window.YTD.tweets.part0 = ['; it starts with {text[:40]!r})")
     try:
         items = json.loads(text[header.end() :].rstrip().rstrip(";"))
     except RecursionError:
         raise UserError(f"{name}: JSON nested too deep; not an intact X archive file") from None
     except json.JSONDecodeError as err:
-        raise UserError(
-            f"{name}: broken JSON at line {err.lineno}, column {err.colno} ({err.msg}); "
-            "this does not look like an intact X archive file: download the archive again"
-        )
+        raise UserError(f"{name}: broken JSON at line {err.lineno}, column {err.colno} "
+                        f"({err.msg}); this does not look like an intact X archive "
+                        "file: download the archive again")
     if not isinstance(items, list):
         raise UserError(f"{name}: expected a JSON list after the header; not an X archive file")
     return items
@@ -233,10 +201,9 @@ def _field(name: str, tweet: dict, tweet_id: str, key: str, kinds: tuple, what: 
     value = tweet.get(key)
     if value is None or isinstance(value, kinds):
         return value
-    raise UserError(
-        f"{name}: tweet {tweet_id} has {key} {str(value)[:40]!r} ({type(value).__name__}), "
-        f"expected {what}; this is not an intact X archive file"
-    )
+    raise UserError(f"{name}: tweet {tweet_id} has {key} {str(value)[:40]!r} "
+                    f"({type(value).__name__}), expected {what}; this is not an "
+                    "intact X archive file")
 
 
 def _record(name: str, tweet: dict) -> dict:
@@ -250,11 +217,10 @@ def _record(name: str, tweet: dict) -> dict:
     try:
         created_at = datetime.strptime(tweet["created_at"], CREATED_AT_FORMAT)
     except (TypeError, ValueError):
-        raise UserError(
-            f"{name}: tweet {tweet_id} has created_at {str(tweet['created_at'])[:60]!r}, expected "
-            "the archive's format like 'Wed Oct 12 17:21:38 +0000 2022'"
-        )
-    if not EARLIEST <= created_at < LATEST:
+        raise UserError(f"{name}: tweet {tweet_id} has created_at "
+                        f"{str(tweet['created_at'])[:60]!r}, expected the archive's format like "
+                        "'Wed Oct 12 17:21:38 +0000 2022'")
+    if not posts.EARLIEST <= created_at < posts.LATEST:
         raise UserError(f"{name}: tweet {tweet_id} has created_at {tweet['created_at']!r}, "
                         "not a time a tweet can have; this is not an intact X archive file")
     text = (_field(name, tweet, tweet_id, "full_text", (str,), "text")

@@ -568,20 +568,17 @@ def _call(remote: Remote, bar: Progress, request):
                     + (" (or set source.on_rate_limit=wait to wait it out)" if stop else "")
                 ) from None
             if waits > MAX_RATE_LIMIT_WAITS:
-                raise UserError(
-                    f"{remote.label} kept answering 'too many requests' ({waits} times in a row) "
-                    f"for @{remote.handle}; try again later: the pages fetched so far are saved"
-                ) from None
+                raise UserError(f"{remote.label} kept answering 'too many requests' "
+                                f"({waits} times in a row) for @{remote.handle}; "
+                                "try again later: the pages fetched so far are saved") from None
             bar.waits += 1
             bar.wait(until - now, f"{remote.label} rate limit (resets {_clock(until)})")
         except Transient as err:
             attempt += 1
             if attempt > policy.max_retries:
-                raise UserError(
-                    f"{remote.label} keeps failing for @{remote.handle}: {err} "
-                    f"({attempt} attempts). The pages fetched so far are saved: run the same "
-                    f"command again to resume"
-                ) from None
+                raise UserError(f"{remote.label} keeps failing for @{remote.handle}: "
+                                f"{err} ({attempt} attempts). The pages fetched so "
+                                "far are saved: run the same command again to resume") from None
             bar.wait(min(policy.backoff * 2 ** (attempt - 1), MAX_BACKOFF_S),
                      f"{err}; retry {attempt}/{policy.max_retries}")
 

@@ -17,25 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.ingest.posts import (
-    EARLIEST,
-    LATEST,
-    MAX_POST_CHARS,
-    to_frame,
-    too_long,
-    validate_handle,
-)
+from huggingtweets.ingest import posts
 
 DEFAULT_COLUMNS: dict[str, str | None] = {
-    "id": "id",
-    "created_at": "created_at",
-    "text": "text",
-    "is_retweet": None,
-    "is_reply": None,
-    "is_quote": None,
-    "lang": None,
-    "handle": None,
-    "display_name": None,
+    "id": "id", "created_at": "created_at", "text": "text",
+    **dict.fromkeys(("is_retweet", "is_reply", "is_quote", "lang", "handle", "display_name")),
 }
 REQUIRED = ("id", "created_at", "text")
 FLAGS = ("is_retweet", "is_reply", "is_quote")
@@ -45,14 +31,9 @@ FLAGS = ("is_retweet", "is_reply", "is_quote")
 FALSE_VALUES = {"", "0", "false", "f", "no", "n", "nan", "none", "null", "na", "<na>"}
 
 
-def read_csv(
-    path: str,
-    handle: str | None = None,
-    columns: Mapping[str, str | None] | None = None,
-    encoding: str = "utf-8",
-    max_post_chars: int = MAX_POST_CHARS,
-    **kw,
-) -> pd.DataFrame:
+def read_csv(path: str, handle: str | None = None, columns: Mapping[str, str | None] | None = None,
+             encoding: str = "utf-8", max_post_chars: int = posts.MAX_POST_CHARS,
+             **kw) -> pd.DataFrame:
     """Posts from a CSV file (one row per post); extra keywords go to `pandas.read_csv`."""
     path = Path(path).expanduser()
     text = _read_text(path, encoding)
@@ -64,38 +45,34 @@ def read_csv(
     return _to_posts(table, path, handle, columns, source="csv", max_post_chars=max_post_chars)
 
 
-def read_jsonl(
-    path: str,
-    handle: str | None = None,
-    columns: Mapping[str, str | None] | None = None,
-    encoding: str = "utf-8",
-    max_post_chars: int = MAX_POST_CHARS,
-) -> pd.DataFrame:
+def read_jsonl(path: str, handle: str | None = None,
+               columns: Mapping[str, str | None] | None = None, encoding: str = "utf-8",
+               max_post_chars: int = posts.MAX_POST_CHARS) -> pd.DataFrame:
     """Posts from a JSON Lines file: one JSON object per line, one post per object."""
     path = Path(path).expanduser()
     text = _read_text(path, encoding)
-    rows, lines = [], []  # the objects, and the line each came from (for messages)
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            # parse_int=str: ids stay exact strings (a float column would round 19-digit ids).
-            row = json.loads(line, parse_int=str)
-        except json.JSONDecodeError as err:
-            raise UserError(
-                f"{path}: line {number} is not valid JSON ({err.msg}); "
-                "a JSONL file needs one JSON object per line"
-            )
+    rows = json_lines(text, path, "a JSONL file needs one JSON object per line")
+    for number, row in rows:
         if not isinstance(row, dict):
-            raise UserError(
-                f"{path}: line {number} is not a JSON object; expected one post per line"
-            )
-        rows.append(row)
-        lines.append(number)
-    table = pd.json_normalize(rows) if rows else pd.DataFrame()
-    table.index = pd.Index(lines[: len(table)], dtype=object)
+            raise UserError(f"{path}: line {number} is not a JSON object; expected one "
+                            "post per line")
+    table = pd.json_normalize([row for _, row in rows]) if rows else pd.DataFrame()
+    table.index = pd.Index([number for number, _ in rows][: len(table)], dtype=object)
     return _to_posts(table, path, handle, columns, source="jsonl", max_post_chars=max_post_chars,
                      row_name="line")
+
+
+def json_lines(text: str, path: Path, hint: str) -> list[tuple[int, object]]:
+    """(line number, JSON value) of each non-blank line; `hint` ends the message of a line that
+    is not JSON. parse_int=str: ids stay exact strings (a float would round 19-digit ids)."""
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                out.append((number, json.loads(line, parse_int=str)))
+            except json.JSONDecodeError as err:
+                raise UserError(f"{path}: line {number} is not valid JSON ({err.msg}); {hint}")
+    return out
 
 
 def _read_text(path: Path, encoding: str) -> str:
@@ -106,10 +83,9 @@ def _read_text(path: Path, encoding: str) -> str:
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as err:
-        raise UserError(
-            f"{path}: not valid {encoding} (byte 0x{data[err.start]:02x} at offset {err.start}). "
-            "If you know the file's encoding, set it, e.g. source.encoding=latin-1"
-        )
+        raise UserError(f"{path}: not valid {encoding} (byte 0x{data[err.start]:02x} "
+                        f"at offset {err.start}). If you know the file's encoding, "
+                        "set it, e.g. source.encoding=latin-1")
     except LookupError:
         raise UserError(f"source.encoding={encoding!r} is not an encoding Python knows")
     text = text.removeprefix("\ufeff")  # a byte-order mark would stick to the first column name
@@ -118,15 +94,9 @@ def _read_text(path: Path, encoding: str) -> str:
     return text
 
 
-def _to_posts(
-    table: pd.DataFrame,
-    path: Path,
-    handle: str | None,
-    columns: Mapping[str, str | None] | None,
-    source: str,
-    max_post_chars: int = MAX_POST_CHARS,
-    row_name: str = "row",
-) -> pd.DataFrame:
+def _to_posts(table: pd.DataFrame, path: Path, handle: str | None,
+              columns: Mapping[str, str | None] | None, source: str,
+              max_post_chars: int = posts.MAX_POST_CHARS, row_name: str = "row") -> pd.DataFrame:
     """The file's rows as canonical posts. Every row needs an id and a real time: a row without
     is a UserError naming the file, the row and the column, never silently merged or undated.
     Rows are numbered as a spreadsheet shows them (the header is row 1); JSONL by line."""
@@ -140,10 +110,9 @@ def _to_posts(
             continue
         if column is None or column not in table.columns:
             what = "is not mapped" if column is None else f"column {column!r} is not in the file"
-            raise UserError(
-                f"{path}: {what} (needed for {field}); the file has columns "
-                f"{', '.join(map(str, table.columns))}. Set source.columns.{field}=<column>"
-            )
+            raise UserError(f"{path}: {what} (needed for {field}); the file has columns "
+                            f"{', '.join(map(str, table.columns))}. Set "
+                            f"source.columns.{field}=<column>")
 
     def column(field: str) -> pd.Series | None:
         return None if mapping[field] is None else table[mapping[field]]
@@ -153,20 +122,13 @@ def _to_posts(
     texts = column("text").map(lambda v: "" if _missing(v) else v)
     if not texts.map(lambda v: isinstance(v, str)).all():  # JSON numbers, lists, objects
         bad = texts[~texts.map(lambda v: isinstance(v, str))]
-        raise UserError(
-            f"{path}: {row_name} {bad.index[0]}, column {mapping['text']!r}: the text is "
-            f"{type(bad.iloc[0]).__name__} {str(bad.iloc[0])[:40]!r}, not text"
-        )
-    records = pd.DataFrame(
-        {
-            "id": ids,
-            "created_at": _timestamps(column("created_at"), path, mapping["created_at"],
-                                      row_name),
-            "text": texts.astype(str),
-        }
-    )
-    too_long(records, str(path), max_post_chars,
-             rows=pd.Index([f"{row_name} {i}" for i in records.index]))
+        raise UserError(f"{path}: {row_name} {bad.index[0]}, column {mapping['text']!r}: "
+                        f"the text is {type(bad.iloc[0]).__name__} "
+                        f"{str(bad.iloc[0])[:40]!r}, not text")
+    created = _timestamps(column("created_at"), path, mapping["created_at"], row_name)
+    records = pd.DataFrame({"id": ids, "created_at": created, "text": texts.astype(str)})
+    posts.too_long(records, str(path), max_post_chars,
+                   rows=pd.Index([f"{row_name} {i}" for i in records.index]))
     if mapping["is_retweet"] is None:
         # The only trace of a retweet in most exports is the "RT @user:" prefix.
         records["is_retweet"] = records["text"].str.startswith("RT @")
@@ -181,21 +143,16 @@ def _to_posts(
 
     records["handle"] = _handle(handle, column("handle"), path)
     records["source"] = source
-    return to_frame(records)
+    return posts.to_frame(records)
 
 
 def _mapping(columns: Mapping[str, str | None] | None) -> dict[str, str | None]:
     given = dict(columns or {})  # also accepts Hydra's DictConfig
     unknown = sorted(set(given) - set(DEFAULT_COLUMNS))
     if unknown:
-        raise UserError(
-            f"source.columns has unknown field(s) {', '.join(unknown)}; "
-            f"the fields are {', '.join(DEFAULT_COLUMNS)}"
-        )
-    return {
-        **DEFAULT_COLUMNS,
-        **{k: (None if v in (None, "") else str(v)) for k, v in given.items()},
-    }
+        raise UserError(f"source.columns has unknown field(s) {', '.join(unknown)}; "
+                        f"the fields are {', '.join(DEFAULT_COLUMNS)}")
+    return {**DEFAULT_COLUMNS, **{k: None if v in (None, "") else str(v) for k, v in given.items()}}
 
 
 def _no_blanks(blank: pd.Series, path: Path, column: str, field: str, row_name: str,
@@ -207,23 +164,21 @@ def _no_blanks(blank: pd.Series, path: Path, column: str, field: str, row_name: 
     shown = ", ".join(f"{row_name} {r}" + ("" if what == "is empty" else f" ({values[r]!r:.40})")
                       for r in rows[:3])
     more = f" and {len(rows) - 3:,} more" if len(rows) > 3 else ""
-    raise UserError(
-        f"{path}: column {column!r} ({field}) {what} in {len(rows):,} row(s): {shown}{more}; "
-        f"every post needs its {field}: fix those rows or map source.columns.{field} to "
-        "the right column"
-    )
+    raise UserError(f"{path}: column {column!r} ({field}) {what} in {len(rows):,} "
+                    f"row(s): {shown}{more}; every post needs its {field}: fix "
+                    f"those rows or map source.columns.{field} to the right column")
 
 
 def _timestamps(values: pd.Series, path: Path, name: str, row_name: str = "row") -> pd.Series:
     """The column as UTC times; an empty or unreadable value is a UserError naming its row."""
     text = values.map(lambda v: "" if _missing(v) else str(v).strip())
     _no_blanks(text == "", path, name, "created_at", row_name, text)
-
     try:
         parsed = pd.to_datetime(text, utc=True, format="mixed", errors="coerce")
     except (ValueError, TypeError, OverflowError):  # pandas refuses the column as a whole
         parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
-    parsed = parsed.where((parsed >= EARLIEST) & (parsed < LATEST))  # 0001-01-01 is no post time
+    # 0001-01-01 is no post time
+    parsed = parsed.where((parsed >= posts.EARLIEST) & (parsed < posts.LATEST))
     _no_blanks(parsed.isna(), path, name, "created_at", row_name, text,
                what="is not a date/time")
     return parsed
@@ -240,22 +195,20 @@ def _optional(value) -> str | None:
 
 
 def _missing(value) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return (isinstance(value, float) and pd.isna(value)) or (isinstance(value, str) and value == "")
+    if isinstance(value, str | float):
+        return value == "" or (isinstance(value, float) and pd.isna(value))
+    return value is None or value is pd.NA or value is pd.NaT
 
 
 def _handle(handle: str | None, values: pd.Series | None, path: Path) -> str:
     """The argument if given, else the file's handle column when it holds exactly one handle."""
     if handle is not None:
-        return validate_handle(handle)
+        return posts.validate_handle(handle)
     found = [] if values is None else sorted({str(v) for v in values if not _missing(v)})
     if len(found) == 1:
-        return validate_handle(found[0])
+        return posts.validate_handle(found[0])
     if not found:
         raise UserError(f"{path}: whose posts are these? pass user=<handle>")
     shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
-    raise UserError(
-        f"{path}: the handle column holds {len(found)} different handles ({shown}); "
-        "pass user=<handle> to say whose posts these are"
-    )
+    raise UserError(f"{path}: the handle column holds {len(found)} different handles ({shown}); "
+                    "pass user=<handle> to say whose posts these are")

@@ -1,16 +1,11 @@
 """Files written by twarc: `twarc2 timeline` JSONL, its flattened form, and v1.1 statuses.
 
-Each line of a file may be:
-
-* a twarc2 page: one X API v2 response (`data`, `includes`, `meta`, `__twarc`), as written by
-  `twarc2 timeline USER out.jsonl` (also `twarc2 search`, which mixes authors);
-* a flattened tweet (`twarc2 flatten`): one v2 tweet with its `author` expanded in place;
-* a v1.1 status (`twarc timeline` of twarc 1, old API dumps), with `user.screen_name`.
-
-A file holding one JSON document (a saved API response: a v2 page, or a v1.1
-`statuses/user_timeline` array) is read too. Records carry
-their author; `user=` keeps that author's posts (a search file mixes many), and without it a file
-with a single author names its user.
+Each line may be a twarc2 page (one X API v2 response: `data`, `includes`, `meta`, `__twarc`, as
+`twarc2 timeline USER out.jsonl` or `twarc2 search`, which mixes authors, write them), a flattened
+tweet (`twarc2 flatten`: a v2 tweet with its `author` in place), or a v1.1 status (twarc 1, old
+API dumps). A file holding one JSON document (a saved v2 page, or a v1.1 `statuses/user_timeline`
+array) is read too. Records carry their author: `user=` keeps that author's posts, and without
+it a file with a single author names its user.
 """
 
 from __future__ import annotations
@@ -23,33 +18,22 @@ import pandas as pd
 from huggingtweets.errors import UserError
 from huggingtweets.ingest.posts import MAX_POST_CHARS, check_record, to_frame, validate_handle
 from huggingtweets.ingest.sources.fetching import Malformed
-from huggingtweets.ingest.sources.files import _read_text
+from huggingtweets.ingest.sources.files import _read_text, json_lines
 from huggingtweets.ingest.sources.x import v1_record, v2_items, v2_record
 
 
 def parse_twarc(path: str | Path, encoding: str = "utf-8",
                 max_post_chars: int = MAX_POST_CHARS) -> list[dict]:
-    """Every tweet in the file as a canonical record, whoever wrote it (handle = its author).
-
-    Every record is checked like an API page's (`posts.check_record`); the first that fails is
-    a UserError naming the line, so a file never imports half-understood."""
+    """Every tweet in the file as a canonical record, whoever wrote it (handle = its author). Each
+    is checked like an API page's (`check_record`); the first that fails is a UserError naming
+    the line, so a file never imports half-understood."""
     path = Path(path).expanduser()
     text = _read_text(path, encoding)
     try:
         # A whole-file JSON document: a saved response (pretty-printed object, or an array).
         objects = [(1, json.loads(text, parse_int=str))]
     except json.JSONDecodeError:
-        objects = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                objects.append((number, json.loads(line, parse_int=str)))
-            except json.JSONDecodeError as err:
-                raise UserError(
-                    f"{path}: line {number} is not valid JSON ({err.msg}); twarc writes one "
-                    "JSON object per line"
-                )
+        objects = json_lines(text, path, "twarc writes one JSON object per line")
     records = []
     for number, obj in objects:
         for item in obj if isinstance(obj, list) else [obj]:
@@ -60,12 +44,9 @@ def parse_twarc(path: str | Path, encoding: str = "utf-8",
                     from None
             for record in found:
                 why = check_record(record, max_post_chars)
-                if why is not None:
-                    what = f"post {record.get('id')}" if isinstance(record, dict) else "a post"
-                    raise UserError(
-                        f"{path}: line {number}: {what} is {why}"
-                        + (" (raise source.max_post_chars to import it)" if "longer" in why else "")
-                    )
+                if why is not None:  # records are dicts: v1_record / v2_record made them
+                    more = " (raise source.max_post_chars to import it)" if "longer" in why else ""
+                    raise UserError(f"{path}: line {number}: post {record.get('id')} is {why}{more}")
                 records.append(record)
     return records
 
@@ -80,10 +61,8 @@ def _records(obj, path: Path, number: int) -> list[dict]:
         return [v1_record(obj)]
     if "id" in obj and "text" in obj:
         return [v2_record(obj)]  # flattened: the author sits in obj["author"]
-    raise UserError(
-        f"{path}: line {number} is neither a twarc2 page, a flattened tweet nor a v1.1 status "
-        f"(its keys: {', '.join(list(obj)[:8])})"
-    )
+    raise UserError(f"{path}: line {number} is neither a twarc2 page, a flattened "
+                    f"tweet nor a v1.1 status (its keys: {', '.join(list(obj)[:8])})")
 
 
 def read_twarc(path: str, handle: str | None = None, encoding: str = "utf-8",
@@ -97,20 +76,16 @@ def read_twarc(path: str, handle: str | None = None, encoding: str = "utf-8",
         handle = validate_handle(handle)
         mine = [r for r in records if not r.get("handle") or r["handle"].lower() == handle.lower()]
         if not mine:
-            raise UserError(
-                f"{path}: no posts by @{handle}; the file has posts by {_shown(authors)}: "
-                "pass one of them as user="
-            )
+            raise UserError(f"{path}: no posts by @{handle}; the file has posts "
+                            f"by {_shown(authors)}: pass one of them as user=")
         records = mine
     elif len(authors) == 1:
         handle = validate_handle(authors[0])
     elif not authors:
         raise UserError(f"{path}: whose posts are these? The file does not say: pass user=<handle>")
     else:
-        raise UserError(
-            f"{path}: the file has posts by {len(authors)} authors ({_shown(authors)}); pass "
-            "user=<handle> to say whose posts to import"
-        )
+        raise UserError(f"{path}: the file has posts by {len(authors)} authors "
+                        f"({_shown(authors)}); pass user=<handle> to say whose posts to import")
     for record in records:
         record.update(handle=handle, source="twarc")
     frame = to_frame(records)
