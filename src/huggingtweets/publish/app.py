@@ -1,21 +1,17 @@
 """The web demo: one page (a prompt, how many tweets, a temperature, a button) and a JSON endpoint,
-served by the standard library on localhost. No Gradio: nothing to install, starts as fast as
-the model loads, and the page is small enough to read.
+served by the standard library on localhost. No Gradio: nothing to install, and it starts as fast
+as the model loads.
 
     GET  /               the page (static: it holds no user data; app.js fetches it)
     GET  /api/info       who the model writes like, the voices (author conditioning), defaults
     POST /api/generate   {"prompt", "n", "temperature", "user"} -> {"samples": [{text, name, handle}]}
 
-User-provided text (display names, handles, generated tweets) only ever reaches the page through
-JSON and `textContent`, never as HTML, and a Content-Security-Policy allows no inline script.
-
-The server is the standard library's, with the rules a server facing a browser needs added by
-hand (see `make_server`): every request must name this server in its Host header and, when it has
-one, its Origin (a web page elsewhere cannot drive it, nor rebind a DNS name to it); a POST body
-needs a valid Content-Length under a cap and must be JSON with typed fields; each connection has
-its own thread, a read timeout and a deadline for the whole request, and only so many are open
-at once (a client that connects and says nothing, or drips bytes, is dropped and blocks nobody).
-Bad requests get a 4xx with a JSON message, never a traceback in the log.
+User-provided text only reaches the page through JSON and `textContent`, never as HTML, and a
+Content-Security-Policy allows no inline script. `make_server` adds what a server facing a browser
+needs: the Host header (and Origin, when sent) must name this server, so no other site can drive
+it or rebind a DNS name to it; a POST needs a valid, capped Content-Length and typed JSON fields;
+each connection has its own thread, a read timeout and a deadline for the whole request, and only
+so many are open at once. Bad requests get a 4xx with a JSON message, never a traceback.
 """
 
 from __future__ import annotations
@@ -238,8 +234,8 @@ class Demo:
                 "filter_copies": self.filter_copies and self.gen.copies is not None}
 
     def params(self, req) -> dict:
-        """The request's fields, each checked for its JSON type and range (UserError: a 400 that
-        says which field and what it takes). Absent or null fields take the defaults."""
+        """The request's fields, checked for JSON type and range (UserError: a 400 that says which
+        field and what it takes); absent or null fields take the defaults."""
         if not isinstance(req, dict):
             raise UserError("send a JSON object: {\"prompt\", \"n\", \"temperature\", \"user\"}")
         unknown = [k for k in req if k not in FIELDS]

@@ -22,10 +22,9 @@ PROMPTS = ["My dream is", "I think that", "Today I", ""]  # the widget's, the de
 
 
 def model_name(handles) -> str:
-    """The neutral name an exported model goes by until it is pushed: `huggingtweets-<handles>`,
-    a valid Hub repo name. The card's usage snippet and model-index, and huggingtweets.json, name
-    the model this way, never by the folder it was exported to: that absolute local path (user
-    name, home layout) would be published with the model. push.py swaps in the real repo id."""
+    """The neutral name an exported model goes by until push.py swaps in the repo id:
+    `huggingtweets-<handles>`, a valid Hub repo name; never the folder it was exported to, whose
+    absolute local path (user name, home layout) would be published with the model."""
     name = "huggingtweets-" + "-".join(str(h).removeprefix("@") for h in handles)
     name = re.sub(r"[^A-Za-z0-9._-]", "-", name)
     name = re.sub(r"[-.]{2,}", "-", name)  # the Hub refuses "--" and ".." in a repo id
@@ -40,8 +39,7 @@ def snippet_model(model_id: str) -> str:
 
 def hub_base_model(base_model) -> str | None:
     """`base_model` when it names a Hub repo (`gpt2`, `owner/name`), else None: a local directory
-    is not a base model the Hub can link, and its path is the user's, not the card's. A name
-    shaped like a repo id that is also a directory here is local: transformers loads it first."""
+    (even one named like a repo id: transformers loads it first) is the user's, not the card's."""
     name = str(base_model or "")
     ok = re.fullmatch(r"[A-Za-z0-9_][\w.-]*(/[A-Za-z0-9_][\w.-]*)?", name) and ".." not in name
     return name if ok and not Path(name).exists() else None
@@ -196,21 +194,10 @@ A few of the evaluation's samples, leaving out any that copy a training tweet.
 """
 
 
-def render(
-    *,
-    handles: list[str],
-    meta: dict[str, dict],
-    tables: dict[str, dict[str, int]],
-    base_model: str | None,
-    hparams: dict,
-    metrics: dict,
-    languages: list[str],
-    model_id: str,
-    evaluation: dict | None = None,
-    wandb_url: str | None = None,
-    prompt: str = PROMPTS[0],
-    card_samples: int = 5,
-) -> str:
+def render(*, handles: list[str], meta: dict[str, dict], tables: dict[str, dict[str, int]],
+           base_model: str | None, hparams: dict, metrics: dict, languages: list[str],
+           model_id: str, evaluation: dict | None = None, wandb_url: str | None = None,
+           prompt: str = PROMPTS[0], card_samples: int = 5) -> str:
     front = _front(languages, base_model, prompt, model_id, evaluation)
     names = " & ".join(_name(h, meta) for h in handles)
     rows = "\n".join(f"| {md(k)} | {md(v)} |" for k, v in hparams.items() if v is not None)

@@ -1,19 +1,14 @@
 """After training: does the bot sound like the person, does it just parrot them, whose voice is it?
 
-`evaluate_run` (train.py calls it once, on rank zero, after the export) measures
-
-* **held-out loss** per user of the mix on the validation blocks (the same tokens and next-token
-  targets as `val/loss`), against a baseline trained on the same training blocks: an interpolated
-  Kneser-Ney trigram model over the token ids (`KneserNeyTrigram`);
-* from `n` samples per prompt (fixed seed; the card's prompts and an empty one):
-  **memorization**, the share of samples that copy a training tweet (`generate.CopyCheck`: equal
-  after normalization, or a run of >= `copy_ngram` tokens of one); **diversity**, distinct-1/2
-  and mean length in words, each against as many real held-out tweets; and for mixes,
-  **attribution**: a character n-gram classifier trained on each user's training tweets says whose
-  style each sample is, and those shares are compared with each user's share of the training mix;
-
-and writes `<run>/eval.json`, `<run>/predictions.jsonl` and `<model>/predictions.png` (a few
-samples drawn as tweet cards, the card's thumbnail). It returns the results for the card and W&B.
+`evaluate_run` (train.py calls it once, on rank zero, after the export) measures the **held-out
+loss** per user on the validation blocks (the tokens and targets of `val/loss`) against an
+interpolated Kneser-Ney trigram baseline trained on the same training blocks; and, from `n`
+samples per prompt (fixed seed; the card's prompts and an empty one), **memorization** (the share
+of samples that copy a training tweet, `generate.CopyCheck`), **diversity** (distinct-1/2, mean
+length, each against as many real held-out tweets) and, for mixes, **attribution** (whose style a
+character n-gram classifier trained on each user's tweets finds in each sample, against each
+user's share of the training mix). It writes `<run>/eval.json`, `<run>/predictions.jsonl` and
+`<model>/predictions.png` (a few samples drawn as tweet cards) and returns the results.
 """
 
 from __future__ import annotations
@@ -35,8 +30,6 @@ from huggingtweets.publish.plots import fonts, render_cards
 
 BASELINE = "interpolated Kneser-Ney trigram model over the same training token ids"
 
-
-# -- the n-gram baseline ---------------------------------------------------------------------
 
 def _find(keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of `query` in the sorted `keys`, and whether each was found."""
@@ -112,8 +105,6 @@ class KneserNeyTrigram:
         return -np.log(self.prob(u, v, w)).reshape(len(blocks), -1)
 
 
-# -- held-out loss ---------------------------------------------------------------------------
-
 @torch.no_grad()
 def model_nll(model, blocks: torch.Tensor, batch_size: int = 16) -> np.ndarray:
     """Per-token NLL of the next-token targets, exactly as validation computes it (token_nll)."""
@@ -147,8 +138,6 @@ def heldout(model, dm) -> dict:
         }
     return {"baseline": BASELINE, "discounts": [ngram.d1, ngram.d2, ngram.d3], "users": rows}
 
-
-# -- samples: diversity and attribution ------------------------------------------------------
 
 _WORD = re.compile(rf"{DENSE_SCRIPT.pattern}|(?:(?!{DENSE_SCRIPT.pattern})\S)+")
 
@@ -221,8 +210,6 @@ def attribution(dm, samples: list[dict], seed: int = 0) -> dict:
         out["conditioning_accuracy"] = sum(u == a for u, a in requested) / len(requested)
     return out
 
-
-# -- the whole evaluation --------------------------------------------------------------------
 
 def _cfg(cfg: Mapping | None) -> dict:
     from omegaconf import DictConfig, OmegaConf
@@ -301,20 +288,17 @@ def evaluate_run(module, dm, cfg: Mapping | None, run_dir: str | Path,
     results["attribution"] = attribution(dm, samples, c["seed"]) if len(dm.handles) > 1 else None
     results["predictions"] = samples
 
-    names = {h: (dm.meta.get(h, {}).get("display_name") or h) for h in dm.handles}
-    picks = _pick(samples, c["picture_samples"])
-    cards = [{"handle": s.get("attributed") or s.get("user") or dm.handles[0],
-              "text": s["text"]} for s in picks]
+    cards = [{"handle": s.get("attributed") or s.get("user") or dm.handles[0], "text": s["text"]}
+             for s in _pick(samples, c["picture_samples"])]
     for card in cards:
-        card["name"] = names.get(card["handle"], card["handle"])
+        card["name"] = dm.meta.get(card["handle"], {}).get("display_name") or card["handle"]
     model_dir.mkdir(parents=True, exist_ok=True)
     png = render_cards(cards, model_dir / "predictions.png")
     results["picture"] = png.name if png else None
     results["seconds"] = round(time.time() - t0, 2)
     (run_dir / "eval.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    with open(run_dir / "predictions.jsonl", "w") as f:
-        for s in samples:
-            f.write(json.dumps(s, ensure_ascii=False) + "\n")
+    (run_dir / "predictions.jsonl").write_text(
+        "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
     print(summary(results))
     return results
 

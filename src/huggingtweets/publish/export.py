@@ -97,18 +97,10 @@ def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) 
 def write_card(module, dm, out_dir: str | Path, metrics: dict, hparams: dict,
                evaluation: dict | None = None, wandb_url: str | None = None) -> Path:
     out = Path(out_dir)
-    text = card.render(
-        handles=dm.handles,
-        meta=dm.meta,
-        tables=dm.tables,
-        base_model=module.hparams.name_or_path,
-        hparams=hparams,
-        metrics=metrics,
-        languages=languages(dm),
-        model_id=card.model_name(dm.handles),  # not str(out): the path would be published
-        evaluation=evaluation,
-        wandb_url=wandb_url,
-    )
+    text = card.render(handles=dm.handles, meta=dm.meta, tables=dm.tables,
+                       base_model=module.hparams.name_or_path, hparams=hparams, metrics=metrics,
+                       languages=languages(dm), evaluation=evaluation, wandb_url=wandb_url,
+                       model_id=card.model_name(dm.handles))  # not str(out): a published path
     (out / "README.md").write_text(text)
     return out / "README.md"
 

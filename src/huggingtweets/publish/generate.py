@@ -1,17 +1,14 @@
 """Sampling from an exported model directory (generate.py, the web demo and the evaluation), and the
 copy check that tells whether a sample reproduces a training tweet.
 
-The copy check. A text *copies* a training tweet when, after `normalize` (case, punctuation,
-emoji and spacing removed), it equals one, or when it shares a run of at least `ngram` (8)
-consecutive tokens with one. Eight tokens is about six English words: longer than the stock
-phrases everyone shares ("I think that this is"), shorter than any distinctive sentence. The
-evaluation counts copies with this check (memorization) and generation drops them with it.
-
-Where its index lives. It holds only 64-bit BLAKE2 hashes of the normalized training tweets and of
-their token n-grams, never text, and is written beside the model directory, in the run directory
-(`<run>/copycheck.npz`), not inside it: the model directory is what `push.py` publishes, and the
-training set is the user's, not the Hub's. The hashes still answer "was this exact text in the
-training set?" for a guessed text, which is why they stay in the run dir too.
+A text *copies* a training tweet when, after `normalize` (case, punctuation, emoji and spacing
+removed), it equals one, or shares a run of at least `ngram` (8) consecutive tokens with one:
+about six English words, longer than the stock phrases everyone shares ("I think that this is"),
+shorter than any distinctive sentence. The evaluation counts copies with this check and
+generation drops them with it. Its index holds only 64-bit BLAKE2 hashes of the normalized
+training tweets and their token n-grams, and lives in the run directory (`<run>/copycheck.npz`),
+not in the model directory that `push.py` publishes: the hashes still answer "was this exact text
+in the training set?" for a guessed text, and the training set is the user's, not the Hub's.
 """
 
 from __future__ import annotations
@@ -125,19 +122,17 @@ _JSON_TABLE = {c: f"\\u{c:04x}" for c in _TERMINAL_UNSAFE}
 
 
 def terminal_safe(text, *, one_line: bool = False) -> str:
-    """`text` made safe to print to a terminal: every control character but newline and tab (and
-    the bidi overrides) becomes U+FFFD, so an ANSI escape shows as inert "\ufffd[31m" text.
-    `one_line`: newlines and tabs become spaces too (a name inside a status line must not be able
-    to print a line of its own). For JSON output, see terminal_json."""
+    """`text` safe to print to a terminal: every control character but newline and tab (and the
+    bidi overrides) becomes U+FFFD, so an ANSI escape shows as inert text. `one_line`: newlines
+    and tabs become spaces too (a name in a status line must not print a line of its own)."""
     return str(text).translate(_ONE_LINE_TABLE if one_line else _TERMINAL_TABLE)
 
 
 def terminal_json(obj) -> str:
     """One JSON line, faithful (json.loads gives `obj` back) and safe to print: json.dumps escapes
-    C0 controls itself, and with ensure_ascii=False leaves DEL, C1 and bidi controls raw, so those
-    are written as \\uXXXX escapes too (they can only occur inside JSON strings)."""
-    line = json.dumps(obj, ensure_ascii=False)
-    return line.translate(_JSON_TABLE)
+    C0 controls but leaves DEL, C1 and bidi controls raw (ensure_ascii=False), so those become
+    \\uXXXX escapes too (they can only occur inside JSON strings)."""
+    return json.dumps(obj, ensure_ascii=False).translate(_JSON_TABLE)
 
 
 def read_info(model_dir: str | Path) -> dict:
@@ -193,27 +188,14 @@ class Generator:
                             f"{terminal_safe(', '.join(self.users), one_line=True)}")
         return prefix + f"<|user:{name}|>"
 
-    def sample(
-        self,
-        prompts: list[str],
-        n: int = 5,
-        temperature: float = 1.0,
-        top_p: float = 0.95,
-        top_k: int = 0,
-        max_new_tokens: int = 60,
-        seed: int = 0,
-        cut_newline: bool = True,
-        filter_copies: bool = True,
-        user: str | None = None,
-        keep_empty: bool = False,
-        max_rounds: int = 4,
-    ) -> list[dict]:
-        """`n` samples per prompt: [{prompt, text, user, copy}]. With `filter_copies`, samples that
-        copy a training tweet are dropped and replaced by fresh ones (up to `max_rounds` draws), so
-        fewer than `n` come back only when the model keeps copying; `self.dropped` counts them.
-        `copy` is 'exact' / 'ngram' / None (None too when there is no copy index).
-        The prompts are sampled together (one random stream), so a prompt's samples depend on the
-        other prompts of the call; the same call with the same seed gives the same samples."""
+    def sample(self, prompts: list[str], n: int = 5, temperature: float = 1.0, top_p: float = 0.95,
+               top_k: int = 0, max_new_tokens: int = 60, seed: int = 0, cut_newline: bool = True,
+               filter_copies: bool = True, user: str | None = None, keep_empty: bool = False,
+               max_rounds: int = 4) -> list[dict]:
+        """`n` samples per prompt: [{prompt, text, user, copy}], `copy` 'exact' / 'ngram' / None.
+        With `filter_copies`, samples that copy a training tweet are replaced by fresh ones (up to
+        `max_rounds` draws; `self.dropped` counts them). The prompts share one random stream, so
+        the same call with the same seed gives the same samples."""
         import torch
 
         if n < 1 or temperature <= 0 or not 0 < top_p <= 1 or top_k < 0 or max_new_tokens < 1:

@@ -24,7 +24,7 @@ from huggingtweets.publish.report import (
 
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, metric: str = "val/loss",
-          wandb: str = "auto", top: int = 3, stale_minutes: float = 30) -> Report:
+                 wandb: str = "auto", top: int = 3, stale_minutes: float = 30) -> Report:
     """Build the report of a sweep and write report.csv, report.md and the plots."""
     rep = build(sweep_dir, metric, stale_minutes)
     out = Path(out_dir) if out_dir else rep.sweep_dir
@@ -36,8 +36,6 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, metri
     rep.wandb = log_to_wandb(rep, out, images, wandb)
     return rep
 
-
-# -- a sweep's plots -------------------------------------------------------------------------
 
 def _slug(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", key.split(".")[-1] if "." in key else key).strip("_")
@@ -143,8 +141,6 @@ def plot_curves(rep: Report, out_dir: Path, top: int = 3) -> str | None:
     return "curves.png"
 
 
-# -- the picture -----------------------------------------------------------------------------
-
 _FONTS = ("DejaVu Sans", "Noto Sans CJK JP", "Noto Sans JP", "Droid Sans Fallback",
           "WenQuanYi Zen Hei", "IPAGothic", "Noto Sans Symbols 2")
 
@@ -174,23 +170,19 @@ def _wrap(text: str, width: int = 56, max_lines: int = 5) -> list[str]:
     """Wrap by display width (East Asian wide letters count double), at spaces when possible."""
     import unicodedata
 
+    def size_of(part: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in part)
+
     lines, line, size = [], "", 0
     for word in re.findall(r"\S+\s*", text):
-        w = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in word)
-        if size + w > width and line:
+        if size + size_of(word) > width and line:
             lines.append(line.rstrip())
             line, size = "", 0
-        while w > width:  # a word (or an unspaced sentence) longer than a line
-            cut, acc = 0, 0
-            for k, c in enumerate(word):
-                acc += 2 if unicodedata.east_asian_width(c) in "WF" else 1
-                if acc > width:
-                    break
-                cut = k + 1
+        while size_of(word) > width:  # a word (or an unspaced sentence) longer than a line
+            cut = max(k for k in range(1, len(word) + 1) if size_of(word[:k]) <= width)
             lines.append(word[:cut])
             word = word[cut:]
-            w = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in word)
-        line, size = line + word, size + w
+        line, size = line + word, size + size_of(word)
     if line.strip():
         lines.append(line.rstrip())
     return lines[:max_lines - 1] + [lines[max_lines - 1] + " …"] if len(lines) > max_lines else lines

@@ -1,11 +1,9 @@
 """Publish an exported model directory to the Hugging Face Hub.
 
 What goes up is exactly `plan()`'s file list: every file of the model dir except hidden ones and
-a copy-check index (the run dir keeps that one; see generate.py). The exported card and
-huggingtweets.json name the model `huggingtweets-<users>` (card.model_name); the uploaded ones name
-the repo instead. Models exported before that named their absolute local folder: the uploaded
-copies never do. The token comes from the environment only (HF_TOKEN), never from the command line
-or a config file.
+the copy-check index (it stays in the run dir; see generate.py). The uploaded card and
+huggingtweets.json name the repo (exported, they say `huggingtweets-<users>`, or, in older
+exports, the absolute local folder). The token comes from the environment only (HF_TOKEN).
 """
 
 from __future__ import annotations
@@ -25,10 +23,6 @@ from huggingtweets.publish.generate import COPY_INDEX, INFO, read_info
 _SNIPPET = re.compile(r'(pipeline\("text-generation", )model="(?:[^"\\\n]|\\.)*"')
 
 
-def default_name(handles: list[str]) -> str:
-    return card.model_name(handles)
-
-
 def plan(model_dir: str | Path, repo_id: str | None = None, private: bool = False) -> dict:
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
@@ -37,7 +31,7 @@ def plan(model_dir: str | Path, repo_id: str | None = None, private: bool = Fals
         raise UserError(f"{path} is not an exported model directory (no config.json): "
                         "pass model_dir=outputs/<run>/model")
     info = read_info(path)
-    repo_id = repo_id or default_name(info.get("handles") or [path.resolve().parent.name])
+    repo_id = repo_id or card.model_name(info.get("handles") or [path.resolve().parent.name])
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:

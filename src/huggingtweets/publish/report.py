@@ -2,20 +2,14 @@
 
     python report.py outputs/multirun/2026-01-01_12-00-00      # or no argument: the newest sweep
 
-reads every job's `.hydra/overrides.yaml` (what the job changed), `metrics.json` (final metrics of
-its best checkpoint) and `csv/metrics.csv` (val/loss per epoch), and writes into the sweep folder:
-
-- `report.csv`: one row per job, every swept override and metric, raw numbers;
-- `report.md`: the same as a Markdown table, the best job marked, failed and running jobs named;
-- `val_loss_vs_lr.png` (publish/plots.py): the metric against the learning rate, one line per max_epochs value, one
-  panel per value of the remaining axes (e.g. per mix);
-- `curves.png`: val/loss per epoch of the best jobs (dashed: train/loss).
-
-It works on a sweep that is still running (jobs without metrics yet are listed as running, with
-the epoch they reached) or that had failed jobs (Hydra leaves them without metrics.json). With
-`--check results/lr_epochs_mix.csv` (a committed report.csv) it fails, with the differences, when
-a loss differs by more than `--tolerance` or the conclusion (best job, ordering) changed. When W&B is online, the table and plots are logged to the sweep's W&B group as a
-run of job_type "report".
+reads every job's `.hydra/overrides.yaml`, `metrics.json` (its best checkpoint's) and
+`csv/metrics.csv` (val/loss per epoch), and writes into the sweep folder `report.csv` (one row per
+job, every swept override and metric), `report.md` (the same in Markdown, the best job marked,
+failed and running jobs named) and the plots of publish/plots.py. A sweep still running, or with
+failed jobs, is reported as it stands. `--check results/lr_epochs_mix.csv` (a committed
+report.csv) fails, with the differences, when a loss differs by more than `--tolerance` or the
+conclusion (best job, ordering) changed. When W&B is online, the table and plots are logged to
+the sweep's W&B group as a run of job_type "report".
 """
 
 from __future__ import annotations
@@ -37,10 +31,6 @@ STATUS_FILE = "status.json"
 # Preferred plot axes: x, then one line per value of the second.
 X_AXIS, LINE_AXIS = "optim.lr", "trainer.max_epochs"
 BEST, PANEL_BEST = "★", "●"
-
-
-# --------------------------------------------------------------------------------------------
-# Reading a sweep
 
 
 @dataclass
@@ -106,6 +96,14 @@ def _read_curve(path: Path) -> list[dict]:
     return rows
 
 
+def _load(path: Path, parse, errors) -> dict:
+    """`parse` of the file's text; {} when it is missing or does not parse (`errors`)."""
+    try:
+        return parse(path.read_text()) if path.exists() else {}
+    except errors:
+        return {}
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -123,12 +121,7 @@ def _newest_mtime(path: Path) -> float:
 def _status(job_dir: Path, has_metrics: bool, stale_minutes: float) -> tuple[str, str]:
     if has_metrics:
         return "done", ""
-    info = {}
-    if (job_dir / STATUS_FILE).exists():
-        try:
-            info = json.loads((job_dir / STATUS_FILE).read_text())
-        except ValueError:
-            info = {}
+    info = _load(job_dir / STATUS_FILE, json.loads, ValueError)
     if info.get("status") == "failed":
         return "failed", info.get("error", "")
     if info.get("status") == "completed":  # finished without metrics.json: train.py crashed late
@@ -151,31 +144,19 @@ def collect(sweep_dir: str | Path, stale_minutes: float = 30) -> list[Job]:
     jobs = []
     for d in sorted(p for p in sweep.iterdir() if (p / ".hydra" / "overrides.yaml").exists()):
         overrides = _parse_overrides(yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text()))
-        metrics_path = d / "metrics.json"
-        metrics = {}
-        if metrics_path.exists():
-            try:
-                metrics = {k: float(v) for k, v in json.loads(metrics_path.read_text()).items()}
-            except ValueError:
-                metrics = {}
+        metrics_path, cfg_path = d / "metrics.json", d / ".hydra" / "config.yaml"
+        metrics = _load(metrics_path, lambda t: {k: float(v) for k, v in json.loads(t).items()},
+                        ValueError)
         status, error = _status(d, bool(metrics), stale_minutes)
-        max_epochs = None
-        cfg_path = d / ".hydra" / "config.yaml"
-        if cfg_path.exists():
-            try:
-                cfg = yaml.safe_load(cfg_path.read_text()) or {}
-            except yaml.YAMLError:
-                cfg = {}
-            max_epochs = (cfg.get("trainer") or {}).get("max_epochs")
-            users = str(cfg.get("user") or "").split("-")
-            if len(users) == 1 and users[0] and "val/loss" in metrics:
-                # a single user's val/loss is its per-user loss: comparable with the mixes'
-                metrics.setdefault(f"val/loss_{users[0]}", metrics["val/loss"])
-        minutes = None
-        if metrics and cfg_path.exists():
-            minutes = (metrics_path.stat().st_mtime - cfg_path.stat().st_mtime) / 60
+        cfg = _load(cfg_path, lambda text: yaml.safe_load(text) or {}, yaml.YAMLError)
+        users = str(cfg.get("user") or "").split("-")
+        if len(users) == 1 and users[0] and "val/loss" in metrics:
+            # a single user's val/loss is its per-user loss: comparable with the mixes'
+            metrics.setdefault(f"val/loss_{users[0]}", metrics["val/loss"])
+        minutes = ((metrics_path.stat().st_mtime - cfg_path.stat().st_mtime) / 60
+                   if metrics and cfg_path.exists() else None)
         jobs.append(Job(d.name, d, overrides, status, metrics, _read_curve(d / "csv" / "metrics.csv"),
-                        max_epochs, minutes, error))
+                        (cfg.get("trainer") or {}).get("max_epochs"), minutes, error))
     return jobs
 
 
@@ -219,9 +200,7 @@ def expected_jobs(sweep_dir: str | Path) -> int | None:
 def swept_axes(jobs: list[Job], sweep_dir: str | Path | None = None) -> list[str]:
     """The overrides the sweep varies, in the sweep's own order (multirun.yaml), then any other
     override that differs between jobs, alphabetically."""
-    keys = []
-    for j in jobs:
-        keys += [k for k in j.overrides if k not in keys]
+    keys = list(dict.fromkeys(k for j in jobs for k in j.overrides))
     varying = [k for k in keys if len({j.overrides.get(k) for j in jobs}) > 1]
     declared = []
     if sweep_dir is not None:
@@ -229,10 +208,6 @@ def swept_axes(jobs: list[Job], sweep_dir: str | Path | None = None) -> list[str
     axes = [k for k in declared if k in keys and not k.startswith("hydra.")]
     axes += sorted(k for k in varying if k not in axes)
     return axes
-
-
-# --------------------------------------------------------------------------------------------
-# The table
 
 
 def sort_key(value):
@@ -264,10 +239,7 @@ class Report:
 
     @property
     def counts(self) -> dict[str, int]:
-        out = {"done": 0, "running": 0, "failed": 0}
-        for j in self.jobs:
-            out[j.status] += 1
-        return out
+        return {s: sum(j.status == s for j in self.jobs) for s in ("done", "running", "failed")}
 
 
 def build(sweep_dir: str | Path, metric: str = "val/loss", stale_minutes: float = 30) -> Report:
@@ -286,15 +258,10 @@ def build(sweep_dir: str | Path, metric: str = "val/loss", stale_minutes: float 
     done = [j for j in jobs if j.status == "done" and metric in j.metrics]
     best = min(done, key=lambda j: j.metrics[metric]).name if done else None
     panel_best = {}
-    for j in done:
-        key = tuple(j.overrides.get(a) for a in panels)
-        if key not in panel_best or j.metrics[metric] < panel_best[key][1]:
-            panel_best[key] = (j.name, j.metrics[metric])
-    panel_best = {k: v[0] for k, v in panel_best.items()}
+    for j in sorted(done, key=lambda j: j.metrics[metric]):  # stable: ties go to the first job
+        panel_best.setdefault(tuple(j.overrides.get(a) for a in panels), j.name)
 
-    metric_cols = []
-    for j in jobs:
-        metric_cols += [k for k in j.metrics if k not in metric_cols]
+    metric_cols = list(dict.fromkeys(k for j in jobs for k in j.metrics))
     metric_cols.sort(key=lambda k: (k != metric, not k.startswith(metric), k))
     rows = []
     for j in jobs:
@@ -312,8 +279,8 @@ def build(sweep_dir: str | Path, metric: str = "val/loss", stale_minutes: float 
         row["note"] = note
         row["job"] = j.name
         rows.append(row)
-    table = pd.DataFrame(rows)
-    return Report(sweep, jobs, axes, metric, expected_jobs(sweep), table, best, panel_best)
+    return Report(sweep, jobs, axes, metric, expected_jobs(sweep), pd.DataFrame(rows), best,
+                  panel_best)
 
 
 def _fmt(v, col: str = "") -> str:
@@ -351,16 +318,13 @@ def markdown(rep: Report, images: list[str]) -> str:
     out = [f"# Sweep `{rep.sweep_dir.name}`", "", summary_line(rep) + ".", ""]
     if rep.best:
         b = next(j for j in rep.jobs if j.name == rep.best)
-        out.append(f"Best {rep.metric}: **{b.metrics[rep.metric]:.4f}** — `{b.name}` ({BEST}). "
-                   f"{PANEL_BEST} marks the best of each panel (same values of the axes that are "
-                   "neither x nor line) when it is not the overall best. Lower is better.")
-        out.append("")
+        out += [f"Best {rep.metric}: **{b.metrics[rep.metric]:.4f}** — `{b.name}` ({BEST}). "
+                f"{PANEL_BEST} marks the best of each panel (same values of the axes that are "
+                "neither x nor line) when it is not the overall best. Lower is better.", ""]
     out += [markdown_table(rep.table), ""]
     if c["failed"]:
-        out += ["## Failed jobs", ""]
-        out += [f"- `{j.name}`: {j.error or 'no metrics.json'}" for j in rep.jobs
-                if j.status == "failed"]
-        out.append("")
+        out += ["## Failed jobs", "", *(f"- `{j.name}`: {j.error or 'no metrics.json'}"
+                                        for j in rep.jobs if j.status == "failed"), ""]
     if c["running"]:
         out += ["## Running jobs", ""]
         for j in rep.jobs:
@@ -374,10 +338,6 @@ def markdown(rep: Report, images: list[str]) -> str:
     return "\n".join(out)
 
 
-# --------------------------------------------------------------------------------------------
-# W&B
-
-
 def log_to_wandb(rep: Report, out_dir: Path, images: list[str], mode: str = "auto") -> str | None:
     """Log the table and plots as a run of job_type "report" in the sweep's W&B group."""
     from huggingtweets.train.tracking import wandb_mode
@@ -386,9 +346,7 @@ def log_to_wandb(rep: Report, out_dir: Path, images: list[str], mode: str = "aut
     cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.exists() else {}
     wb = ((cfg or {}).get("logger") or {}).get("wandb")
     if mode == "auto":
-        if not wb or wandb_mode() != "online":
-            return None
-        mode = "online"
+        mode = "online" if wb and wandb_mode() == "online" else "off"
     if mode == "off":
         return None
     import wandb
@@ -398,13 +356,9 @@ def log_to_wandb(rep: Report, out_dir: Path, images: list[str], mode: str = "aut
     run = wandb.init(project=project, group=group, job_type="report", name=f"report-{group}",
                      dir=str(out_dir), mode=mode, reinit="finish_previous",
                      config={"sweep_dir": str(rep.sweep_dir), "metric": rep.metric})
-    table = rep.table.copy()
-    for col in table.columns:
-        if table[col].dtype == object:
-            table[col] = table[col].astype(str)
-    payload = {"sweep": wandb.Table(dataframe=table)}
-    payload.update({Path(i).stem: wandb.Image(str(out_dir / i)) for i in images})
-    run.log(payload)
+    table = rep.table.apply(lambda col: col.astype(str) if col.dtype == object else col)
+    run.log({"sweep": wandb.Table(dataframe=table),
+             **{Path(i).stem: wandb.Image(str(out_dir / i)) for i in images}})
     if rep.best:
         b = next(j for j in rep.jobs if j.name == rep.best)
         run.summary.update({"best_job": b.name, f"best_{rep.metric}": b.metrics[rep.metric],
@@ -414,13 +368,8 @@ def log_to_wandb(rep: Report, out_dir: Path, images: list[str], mode: str = "aut
     return mode
 
 
-# --------------------------------------------------------------------------------------------
-# Checking a results table (make reproduce)
-
-
 def read_expected(path: str | Path) -> list[dict[str, str]]:
-    """The committed reference results: the report.csv of a reference sweep, e.g.
-    results/lr_epochs_mix.csv (every value as text, as written)."""
+    """The committed reference results, a reference sweep's report.csv (values as text)."""
     import csv
 
     try:
@@ -434,12 +383,10 @@ def read_expected(path: str | Path) -> list[dict[str, str]]:
 
 
 def check(rep: Report, expected: list[dict[str, str]], tolerance: float = 1e-3) -> list[str]:
-    """Differences between a fresh report and the expected results: [] when they agree.
-
-    Rows are matched by the swept axes. Every loss column both have (val/loss, val/loss_<handle>)
-    must agree within `tolerance` (absolute, in nats), and the study's conclusions must hold: the
-    same best job, and every two jobs whose expected val/loss differ by more than twice the
-    tolerance in the same order (closer pairs may swap within the tolerance)."""
+    """Differences between a fresh report and the expected results ([] when they agree), rows
+    matched by the swept axes: every loss column both have must agree within `tolerance` (nats),
+    and the conclusions must hold: the same best job, and every two jobs whose expected val/loss
+    differ by more than twice the tolerance in the same order."""
     got = {tuple(str(j.overrides.get(a, "")) for a in rep.axes): j for j in rep.jobs}
     axes = [a for a in rep.axes if a in expected[0]]
     if axes != rep.axes:
@@ -480,9 +427,6 @@ def check(rep: Report, expected: list[dict[str, str]], tolerance: float = 1e-3) 
         if not a[2] < b[2]:
             problems.append(f"order: {a[0]} ({a[2]:.4f}) should beat {b[0]} ({b[2]:.4f})")
     return problems
-
-
-# --------------------------------------------------------------------------------------------
 
 
 def latest_sweep(root: str | Path = "outputs/multirun") -> Path:

@@ -38,10 +38,9 @@ def mix_counts(chars: Mapping[str, int], mix: str, weights: Mapping[str, float] 
         return {h: max(chars.values()) for h in chars}
     if mix == "weights":
         if not weights or set(weights) != set(chars):
-            raise UserError(
-                f"data.mix=weights needs a weight for every user of the mix {sorted(chars)}, "
-                f"got {dict(weights or {})}: e.g. data.weights={{{', '.join(f'{h}: 1' for h in chars)}}}"
-            )
+            raise UserError("data.mix=weights needs a weight for every user of the mix "
+                            f"{sorted(chars)}, got {dict(weights or {})}: e.g. "
+                            f"data.weights={{{', '.join(f'{h}: 1' for h in chars)}}}")
         if any(float(w) <= 0 for w in weights.values()):
             raise UserError(f"data.weights must all be positive, got {dict(weights)}")
         total_w = sum(float(w) for w in weights.values())
@@ -240,21 +239,18 @@ class TweetDataModule(L.LightningDataModule):
         blocks = pack_flat(np.concatenate(flat), np.concatenate([*starts, [n_tokens]]), picks,
                            self.block_size, eos)
         if len(blocks) == 0:
-            raise UserError(
-                f"the training tweets make no full block of {self.block_size} tokens: lower "
-                "data.block_size"
-            )
+            raise UserError(f"the training tweets make no full block of {self.block_size} "
+                            "tokens: lower data.block_size")
         self.train_set = Blocks(blocks, torch.full((len(blocks),), -1))
         val_blocks, val_users = [], []
         for i, h in enumerate(self.handles):
             ids, off = tokens[f"{h}/val"]
             b = pack_flat(ids, off, np.arange(len(off) - 1), self.block_size, eos)
             if len(b) == 0:
-                raise UserError(
-                    f"@{h}: the validation tweets hold {len(ids) + len(off) - 1} tokens, less than "
-                    f"one block of data.block_size={self.block_size}: raise data.val_share or lower "
-                    "data.block_size"
-                )
+                raise UserError(f"@{h}: the validation tweets hold "
+                                f"{len(ids) + len(off) - 1} tokens, less than one block "
+                                f"of data.block_size={self.block_size}: raise "
+                                "data.val_share or lower data.block_size")
             val_blocks.append(b)
             val_users.append(torch.full((len(b),), i))
         self.val_set = Blocks(torch.cat(val_blocks), torch.cat(val_users))
@@ -265,11 +261,9 @@ class TweetDataModule(L.LightningDataModule):
             "train_tokens": int(blocks.numel()),
             "epoch_chars": {h: int(target[h]) for h in self.handles},
         }
-        print(
-            f"train: {len(blocks)} blocks of {self.block_size} tokens ({blocks.numel():,} tokens), "
-            f"val: {len(self.val_set)} blocks; {self.batch_size * self.block_size:,} tokens per step, "
-            f"{-(-len(blocks) // self.batch_size)} steps per epoch"
-        )
+        print(f"train: {len(blocks)} blocks of {self.block_size} tokens ({blocks.numel():,} "
+              f"tokens), val: {len(self.val_set)} blocks; {self.batch_size * self.block_size:,} "
+              f"tokens per step, {-(-len(blocks) // self.batch_size)} steps per epoch")
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(

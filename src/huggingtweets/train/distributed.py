@@ -60,11 +60,10 @@ def job_command(local_rank: int) -> tuple[list[str], str]:
     else:
         script = Path(cwd, sys.argv[0]) if sys.argv and sys.argv[0] else None
         if script is None or script.suffix != ".py" or not script.is_file():
-            raise UserError(
-                "trainer=ddp cannot re-run this job for its other ranks from this process (it is "
-                f"not the script's own process: argv[0]={sys.argv[0] if sys.argv else ''!r}); "
-                "use the basic launcher, or hydra/launcher=slurm where srun starts the ranks"
-            )
+            raise UserError("trainer=ddp cannot re-run this job for its other ranks from this "
+                            "process (it is not the script's own process: "
+                            f"argv[0]={sys.argv[0] if sys.argv else ''!r}); use the basic "
+                            "launcher, or hydra/launcher=slurm where srun starts the ranks")
         command = [sys.executable, str(script.resolve())]
     out_dir = hc.runtime.output_dir
     command += _config_flags(sys.argv[1:])
@@ -92,12 +91,10 @@ class _JobScriptLauncher(_SubprocessScriptLauncher):
             launcher = str(HydraConfig.get().launcher.get("_target_", ""))
             if not launcher.endswith("BasicLauncher"):
                 # joblib / submitit_local run jobs in worker processes that are not the script
-                raise UserError(
-                    f"trainer=ddp in a sweep starts its ranks by re-running train.py for the job, "
-                    f"which {launcher.rsplit('.', 1)[-1]} cannot do: use the default launcher "
-                    "(jobs one after the other, each on all devices) or hydra/launcher=slurm "
-                    "(srun starts the ranks)"
-                )
+                raise UserError("trainer=ddp in a sweep starts its ranks by re-running train.py "
+                                f"for the job, which {launcher.rsplit('.', 1)[-1]} cannot do: "
+                                "use the default launcher (jobs one after the other, each on all "
+                                "devices) or hydra/launcher=slurm (srun starts the ranks)")
             self._check_can_spawn_children()
             self.procs = []
             os.environ["MASTER_ADDR"] = self.cluster_environment.main_address

@@ -86,10 +86,9 @@ def load_pretrained(loader, kind: str, name: str):
         return loader.from_pretrained(name)
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(
-            f"could not load the {kind} {name!r} (not a local directory, and the Hugging Face Hub "
-            f"could not provide it: {first}). model=scratch trains a small GPT-2 fully offline"
-        ) from None
+        raise UserError(f"could not load the {kind} {name!r} (not a local directory, and the "
+                        f"Hugging Face Hub could not provide it: {first}). model=scratch "
+                        "trains a small GPT-2 fully offline") from None
 
 
 def tokenizer_files(name: str) -> list[Path]:
