@@ -66,9 +66,8 @@ class CopyCheck:
     def save(self, path: str | Path) -> Path:
         from huggingtweets.ingest.posts import atomic_path
 
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, texts=self.texts, ngrams=self.ngrams, ngram=np.int64(self.ngram))
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, texts=self.texts, ngrams=self.ngrams, ngram=np.int64(self.ngram))
         return Path(path)
 
     @classmethod

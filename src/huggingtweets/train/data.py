@@ -1,10 +1,9 @@
 """TweetDataModule: prepared posts (huggingtweets.ingest.prepare: cleaned, split per user) -> token
 ids (cached) -> packed fixed-length blocks -> loaders.
 
-Tweets are short (tens of tokens), so instead of padding each one we concatenate them with an EOS
-before every tweet and cut the stream into full blocks of `block_size` tokens: no padding, no
-attention mask, every position trains. Validation is split per user (the newest share of each
-user's tweets by default) and packed per user, so each user of a mix gets its own val/loss.
+Tweets are short, so instead of padding each one they are concatenated with an EOS before every
+tweet and cut into full blocks of `block_size` tokens: no padding, no attention mask, every
+position trains. Validation is split and packed per user, so each user of a mix gets a val/loss.
 """
 
 from __future__ import annotations
@@ -26,12 +25,9 @@ from huggingtweets.train import tokenizer as tk
 
 
 def mix_counts(chars: Mapping[str, int], mix: str, weights: Mapping[str, float] | None) -> dict:
-    """How many characters of each user's training tweets one epoch should hold.
-
-    natural: everything once. balanced: the original huggingtweets recipe, every user oversampled
-    up to the largest user's character count. weights: shares proportional to the weights, reached
-    by oversampling (never by dropping anyone's tweets).
-    """
+    """How many characters of each user's training tweets one epoch should hold. natural:
+    everything once; balanced (the original recipe): every user oversampled up to the largest
+    user's count; weights: shares proportional to the weights, by oversampling (never dropping)."""
     if mix == "natural":
         return dict(chars)
     if mix == "balanced":
@@ -129,22 +125,11 @@ class Blocks(Dataset):
 
 
 class TweetDataModule(L.LightningDataModule):
-    def __init__(
-        self,
-        user: str,
-        clean: Mapping,
-        data_dir: str = "data",
-        block_size: int = 128,
-        batch_size: int = 16,
-        val_share: float = 0.1,
-        split: str = "time",
-        mix: str = "natural",
-        weights: Mapping[str, float] | None = None,
-        seed: int = 1234,
-        num_workers: int = 0,
-        condition: bool = False,
-        prepared: Prepared | None = None,
-    ):
+    def __init__(self, user: str, clean: Mapping, data_dir: str = "data", block_size: int = 128,
+                 batch_size: int = 16, val_share: float = 0.1, split: str = "time",
+                 mix: str = "natural", weights: Mapping[str, float] | None = None,
+                 seed: int = 1234, num_workers: int = 0, condition: bool = False,
+                 prepared: Prepared | None = None):
         """`prepared`: the posts train.py's prepare step made; None reads them here (the same
         call, from the cache only: the DataModule never fetches)."""
         super().__init__()
@@ -152,8 +137,7 @@ class TweetDataModule(L.LightningDataModule):
         self.prepared = prepared or prepare(user, clean, data_dir, val_share, split, seed)
         self.handles = self.prepared.handles
         self.data_dir, self.block_size, self.batch_size = Path(data_dir), block_size, batch_size
-        self.seed, self.num_workers = seed, num_workers
-        self.mix = mix
+        self.seed, self.num_workers, self.mix = seed, num_workers, mix
         self.weights = dict(weights) if weights else None
         self.condition = bool(condition)
         self.tokenizer = None
@@ -205,9 +189,9 @@ class TweetDataModule(L.LightningDataModule):
                                    count=int(lengths.sum()))
                 out[f"{h}/{s}"] = (flat, np.concatenate([[0], np.cumsum(lengths)]))
                 arrays[f"{h}/{s}:ids"], arrays[f"{h}/{s}:offsets"] = out[f"{h}/{s}"]
-        with posts.atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:  # np.savez would append ".npz" to a bare temp name
-                np.savez(f, **arrays)
+        # a file object: np.savez would append ".npz" to a bare temp name
+        with posts.atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
         return out
 
     def setup(self, stage: str | None = None) -> None:
@@ -254,25 +238,18 @@ class TweetDataModule(L.LightningDataModule):
             val_blocks.append(b)
             val_users.append(torch.full((len(b),), i))
         self.val_set = Blocks(torch.cat(val_blocks), torch.cat(val_users))
-        self.stats = {
-            "train_blocks": len(blocks),
-            "val_blocks": len(self.val_set),
-            "tokens_per_step": self.batch_size * self.block_size,
-            "train_tokens": int(blocks.numel()),
-            "epoch_chars": {h: int(target[h]) for h in self.handles},
-        }
+        self.stats = {"train_blocks": len(blocks), "val_blocks": len(self.val_set),
+                      "tokens_per_step": self.batch_size * self.block_size,
+                      "train_tokens": int(blocks.numel()),
+                      "epoch_chars": {h: int(target[h]) for h in self.handles}}
         print(f"train: {len(blocks)} blocks of {self.block_size} tokens ({blocks.numel():,} "
               f"tokens), val: {len(self.val_set)} blocks; {self.batch_size * self.block_size:,} "
               f"tokens per step, {-(-len(blocks) // self.batch_size)} steps per epoch")
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            sampler=EpochShuffle(len(self.train_set), self.seed),
-            num_workers=self.num_workers,
-            drop_last=False,
-        )
+        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=False,
+                          sampler=EpochShuffle(len(self.train_set), self.seed),
+                          num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         sampler = None
@@ -282,9 +259,7 @@ class TweetDataModule(L.LightningDataModule):
             # DistributedSampler pads with duplicates), so the summed val/loss stays exact.
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
-            sampler = UnrepeatedDistributedSampler(
-                self.val_set, num_replicas=trainer.world_size, rank=trainer.global_rank,
-                shuffle=False,
-            )
+            sampler = UnrepeatedDistributedSampler(self.val_set, num_replicas=trainer.world_size,
+                                                   rank=trainer.global_rank, shuffle=False)
         return DataLoader(self.val_set, batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.num_workers)

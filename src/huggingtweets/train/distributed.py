@@ -1,16 +1,12 @@
 """Lightning's DDP, made safe inside a Hydra multirun (`trainer=ddp`).
 
-Lightning's `ddp` starts ranks 1..N-1 of a node by re-running the script with the same command
-line (`sys.argv`). Inside `python train.py -m ...` that command line is the whole sweep, so every
-rank-1 process would run the entire sweep again, into a second multirun directory. This strategy
-starts each extra rank as a single run of *the current job* instead: the job's own overrides,
-`hydra.mode=RUN`, and the job's output directory as `hydra.run.dir`. It also undoes, before the
-next job of the sweep, what the previous job left in this process (the process group, and the
-MASTER_PORT / LOCAL_RANK / ... variables, which would otherwise make Lightning believe the next
-job's ranks were already started by a cluster manager).
-
-Single runs take Lightning's own path unchanged; on SLURM (submitit, `srun`) the cluster starts
-the ranks and no script is re-run at all.
+Lightning's `ddp` starts ranks 1..N-1 by re-running the script with the same command line, which
+inside `python train.py -m ...` is the whole sweep: every extra rank would run the entire sweep
+again. This strategy starts each extra rank as a single run of *the current job* (its overrides,
+`hydra.mode=RUN`, its output directory as `hydra.run.dir`), and before the next job undoes what
+the previous one left in this process (the process group, and the MASTER_PORT / LOCAL_RANK / ...
+variables that would make Lightning believe a cluster manager had started the next job's ranks).
+Single runs take Lightning's own path; on SLURM the cluster starts the ranks.
 """
 
 from __future__ import annotations

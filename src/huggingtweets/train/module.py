@@ -60,33 +60,17 @@ def add_lora(model, lora: Mapping, trainable_tokens: list[int]):
 
 
 class TweetLM(L.LightningModule):
-    def __init__(
-        self,
-        name_or_path: str | None = "gpt2",
-        tokenizer: str | None = None,
-        scratch: Mapping | None = None,
-        optim: Mapping | None = None,
-        cache_dir: str | None = None,
-        fused_gelu: bool = True,
-        lora: Mapping | None = None,
-    ):
+    def __init__(self, name_or_path: str | None = "gpt2", tokenizer: str | None = None,
+                 scratch: Mapping | None = None, optim: Mapping | None = None,
+                 cache_dir: str | None = None, fused_gelu: bool = True,
+                 lora: Mapping | None = None):
         super().__init__()
-        self.save_hyperparameters(
-            {
-                "name_or_path": name_or_path,
-                "tokenizer": tokenizer,
-                "scratch": _plain(scratch),
-                "optim": _plain(optim) or {},
-                "fused_gelu": fused_gelu,
-                "lora": _plain(lora) or {"r": 0},
-            }
-        )
+        self.save_hyperparameters({"name_or_path": name_or_path, "tokenizer": tokenizer,
+                                   "scratch": _plain(scratch), "optim": _plain(optim) or {},
+                                   "fused_gelu": fused_gelu, "lora": _plain(lora) or {"r": 0}})
         self.cache_dir = cache_dir
-        self.model = None
-        self.tokenizer = None
-        self._val_sums = None
+        self.model = self.tokenizer = self._val_sums = None
 
-    # -- construction ------------------------------------------------------------------------
     def build(self, train_texts: list[str]):
         """Load or train the tokenizer, then load or initialise the network. Returns the tokenizer."""
         hp = self.hparams
@@ -104,15 +88,10 @@ class TweetLM(L.LightningModule):
             s = dict(hp.scratch)
             s.pop("vocab_size", None)
             dropout = s.pop("dropout", 0.1)
-            config = transformers.GPT2Config(
-                vocab_size=len(self.tokenizer),
-                bos_token_id=self.tokenizer.eos_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
-                resid_pdrop=dropout,
-                embd_pdrop=dropout,
-                attn_pdrop=dropout,
-                **s,
-            )
+            eos = self.tokenizer.eos_token_id
+            config = transformers.GPT2Config(vocab_size=len(self.tokenizer), bos_token_id=eos,
+                                             eos_token_id=eos, resid_pdrop=dropout,
+                                             embd_pdrop=dropout, attn_pdrop=dropout, **s)
             self.model = transformers.GPT2LMHeadModel(config)
         if hp.get("fused_gelu", True):
             fuse_gelu(self.model)
@@ -135,7 +114,6 @@ class TweetLM(L.LightningModule):
                         for u in tk.control_users(self.tokenizer)]
             self.model = add_lora(self.model, self.hparams.lora, controls)
 
-    # -- training ----------------------------------------------------------------------------
     def forward(self, input_ids):
         return self.model(input_ids=input_ids, labels=input_ids)
 
@@ -179,21 +157,16 @@ class TweetLM(L.LightningModule):
         # Not under mixed precision: Lightning then refuses gradient clipping with an optimizer
         # that unscales gradients itself (found on an H100 with bf16-mixed: BENCHMARKS.md, GPU).
         fused = bool(o.get("fused", False)) and "mixed" not in str(self.trainer.precision)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": o["weight_decay"]},
-             {"params": no_decay, "weight_decay": 0.0}],
-            lr=o["lr"],
-            betas=tuple(o["betas"]),
-            fused=fused,
-        )
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o["weight_decay"]},
+                                       {"params": no_decay, "weight_decay": 0.0}],
+                                      lr=o["lr"], betas=tuple(o["betas"]), fused=fused)
         total = self.trainer.estimated_stepping_batches
         name = {"constant": "constant_with_warmup"}.get(o["schedule"], o["schedule"])
         if name not in ("cosine", "linear", "constant_with_warmup"):
             raise UserError(f"optim.schedule={o['schedule']!r}: use cosine, linear or constant")
-        scheduler = transformers.get_scheduler(
-            name, optimizer, num_warmup_steps=math.ceil(o["warmup_ratio"] * total),
-            num_training_steps=total,
-        )
+        warmup = math.ceil(o["warmup_ratio"] * total)
+        scheduler = transformers.get_scheduler(name, optimizer, num_warmup_steps=warmup,
+                                               num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # Dropout draws from torch's global RNG; carrying its state in the checkpoint makes a resumed

@@ -2,9 +2,9 @@
 key the token cache is stored under.
 
 Author conditioning: one control token per user of a mix, `<|user:HANDLE|>` (any platform's
-handle: `alice`, `alice.bsky.social`, `bob@mastodon.social`). With data.condition=true every tweet
-is packed as [EOS, <|user:h|>, tweet...], so one mixed model can be asked to write as any one of
-its users (generation starts with EOS + that token), or as the blend (EOS alone).
+handle). With data.condition=true every tweet is packed as [EOS, <|user:h|>, tweet...], so one
+mixed model writes as any one of its users (generation starts with EOS + that token), or as the
+blend (EOS alone).
 """
 
 from __future__ import annotations
@@ -45,19 +45,15 @@ def train_tokenizer(texts: list[str], vocab_size: int, cache_dir: str | Path | N
         tk = Tokenizer(models.BPE())
         tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tk.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            special_tokens=[EOS],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # any byte stays encodable
-            show_progress=False,
-        )
+        alphabet = pre_tokenizers.ByteLevel.alphabet()  # every byte: any text stays encodable
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS],
+                                      initial_alphabet=alphabet, show_progress=False)
         tk.train_from_iterator(texts, trainer=trainer)
         if path:
             with atomic_path(path) as tmp:
                 tk.save(str(tmp))
-    tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tk, eos_token=EOS, bos_token=EOS, unk_token=EOS
-    )
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=EOS, bos_token=EOS,
+                                               unk_token=EOS)
     if path:  # the file's bytes, ~1 ms
         _BASE_KEYS[tok] = "bpe-" + hashlib.sha256(path.read_bytes()).hexdigest()
     return tok
@@ -126,16 +122,13 @@ def control_users(tokenizer) -> list[str]:
 
 
 def add_control_tokens(tokenizer, handles: list[str]) -> list[int]:
-    """Add the users' control tokens to `tokenizer` as special tokens (idempotent); their ids.
-
-    Special: never split, never produced by tokenizing ordinary text, and dropped by
-    decode(skip_special_tokens=True). The model's embeddings grow to match (TweetLM.setup)."""
+    """Add the users' control tokens to `tokenizer` as special tokens (idempotent: never split,
+    never produced from ordinary text, dropped by decode(skip_special_tokens=True)); their ids."""
     from tokenizers import AddedToken
 
     tokens = [control_token(h) for h in handles]
-    tokenizer.add_tokens(
-        [AddedToken(t, special=True, normalized=False) for t in tokens], special_tokens=True
-    )
+    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in tokens],
+                         special_tokens=True)
     ids = tokenizer.convert_tokens_to_ids(tokens)
     if any(i is None or i == tokenizer.unk_token_id for i in ids):
         raise RuntimeError(f"the tokenizer did not take the control tokens {tokens}")
