@@ -1,15 +1,11 @@
 """Turn the canonical post table into the text a model trains on, and count what was removed.
 
-Two presets, chosen by the Hydra group `clean=`: `huggingtweets`, the original huggingtweets
-notebook exactly (its `fix_text`, `clean_tweet` and `boring_tweet`, in its order), so old model
-cards reproduce number for number; and `default`, the same idea done better: every HTML entity
-unescaped, a short rule that keeps Japanese, Chinese or Thai posts, exact duplicates removed, and
-optional removal of replies, quotes and the @mentions a reply starts with. Every removed post is
-counted under the first rule that removed it, so "Tweets downloaded" = removals + "Tweets kept".
-
-The text work runs on object (Python `str`) columns on purpose: pandas hands regexes on its
-Arrow-backed strings to RE2, whose `\\s`/`\\S` are ASCII-only, while the original used Python's
-`re`, where a no-break space ends a URL.
+Two presets (`clean=`): `huggingtweets` is the original notebook exactly (`fix_text`, `clean_tweet`,
+`boring_tweet`, in its order), so old model cards reproduce; `default` unescapes every entity,
+keeps Japanese, Chinese or Thai posts, drops duplicates and optionally replies, quotes and reply
+mentions. Each removed post counts under the first rule that removed it, so the table adds up.
+Text work runs on object (`str`) columns: pandas would hand Arrow strings to RE2, whose `\\s` is
+ASCII-only, while the original's `re` ends a URL at a no-break space.
 """
 
 from __future__ import annotations

@@ -1,17 +1,14 @@
 """The web demo: one page (a prompt, how many tweets, a temperature, a button) and a JSON endpoint,
-served by the standard library on localhost. No Gradio: nothing to install, and it starts as fast
-as the model loads.
+served by the standard library on localhost (no Gradio: nothing to install).
 
     GET  /               the page (static: it holds no user data; app.js fetches it)
     GET  /api/info       who the model writes like, the voices (author conditioning), defaults
     POST /api/generate   {"prompt", "n", "temperature", "user"} -> {"samples": [{text, name, handle}]}
 
-User-provided text only reaches the page through JSON and `textContent`, never as HTML, and a
-Content-Security-Policy allows no inline script. `make_server` adds what a server facing a browser
-needs: the Host header (and Origin, when sent) must name this server, so no other site can drive
-it or rebind a DNS name to it; a POST needs a valid, capped Content-Length and typed JSON fields;
-each connection has its own thread, a read timeout and a deadline for the whole request, and only
-so many are open at once. Bad requests get a 4xx with a JSON message, never a traceback.
+User text reaches the page only as JSON and `textContent`, under a Content-Security-Policy with no
+inline script. `make_server` adds what a server facing a browser needs: Host/Origin checks (no
+other site, no DNS rebinding), capped and typed request bodies, a thread, read timeout and
+deadline per connection and a cap on open ones; bad requests get a 4xx with a JSON message.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""The model card (README.md of an exported model directory), Hugging Face card format.
-
-Every user-provided string (display names, handles, tweets, generated samples) goes through
-`md()`, and the YAML metadata is written by `yaml.safe_dump` from values we build (no display name
-or tweet is in it), so nothing a user wrote can inject HTML, Markdown links or images, @mentions,
-autolinks or YAML keys.
+"""The model card (README.md of an exported model directory), Hugging Face card format. Every
+user-provided string goes through `md()` and the YAML front matter is `yaml.safe_dump` of values
+we build, so nothing a user wrote can inject HTML, Markdown links, mentions or YAML keys.
 """
 
 from __future__ import annotations

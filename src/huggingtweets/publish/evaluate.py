@@ -1,14 +1,10 @@
 """After training: does the bot sound like the person, does it just parrot them, whose voice is it?
 
-`evaluate_run` (train.py calls it once, on rank zero, after the export) measures the **held-out
-loss** per user on the validation blocks (the tokens and targets of `val/loss`) against an
-interpolated Kneser-Ney trigram baseline trained on the same training blocks; and, from `n`
-samples per prompt (fixed seed; the card's prompts and an empty one), **memorization** (the share
-of samples that copy a training tweet, `generate.CopyCheck`), **diversity** (distinct-1/2, mean
-length, each against as many real held-out tweets) and, for mixes, **attribution** (whose style a
-character n-gram classifier trained on each user's tweets finds in each sample, against each
-user's share of the training mix). It writes `<run>/eval.json`, `<run>/predictions.jsonl` and
-`<model>/predictions.png` (a few samples drawn as tweet cards) and returns the results.
+`evaluate_run` (train.py, rank zero, after the export) measures the held-out loss per user against
+an interpolated Kneser-Ney trigram baseline on the same tokens; and from samples of fixed prompts
+and seed, memorization (copies of training tweets, `generate.CopyCheck`), diversity against real
+held-out tweets and, for mixes, attribution (whose style a classifier finds in each sample). It
+writes eval.json, predictions.jsonl and predictions.png (tweet cards) and returns the results.
 """
 
 from __future__ import annotations

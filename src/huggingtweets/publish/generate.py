@@ -1,14 +1,11 @@
 """Sampling from an exported model directory (generate.py, the web demo and the evaluation), and the
 copy check that tells whether a sample reproduces a training tweet.
 
-A text *copies* a training tweet when, after `normalize` (case, punctuation, emoji and spacing
-removed), it equals one, or shares a run of at least `ngram` (8) consecutive tokens with one:
-about six English words, longer than the stock phrases everyone shares ("I think that this is"),
-shorter than any distinctive sentence. The evaluation counts copies with this check and
-generation drops them with it. Its index holds only 64-bit BLAKE2 hashes of the normalized
-training tweets and their token n-grams, and lives in the run directory (`<run>/copycheck.npz`),
-not in the model directory that `push.py` publishes: the hashes still answer "was this exact text
-in the training set?" for a guessed text, and the training set is the user's, not the Hub's.
+A text *copies* a training tweet when, after `normalize`, it equals one or shares a run of at
+least `ngram` (8) tokens with one: about six English words, longer than stock phrases, shorter
+than any distinctive sentence. The index holds only 64-bit BLAKE2 hashes, yet they still answer
+"was this exact text trained on?", so it stays in the run directory (`<run>/copycheck.npz`), out
+of the model directory that push.py publishes.
 """
 
 from __future__ import annotations

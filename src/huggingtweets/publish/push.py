@@ -1,9 +1,6 @@
-"""Publish an exported model directory to the Hugging Face Hub.
-
-What goes up is exactly `plan()`'s file list: every file of the model dir except hidden ones and
-the copy-check index (it stays in the run dir; see generate.py). The uploaded card and
-huggingtweets.json name the repo (exported, they say `huggingtweets-<users>`, or, in older
-exports, the absolute local folder). The token comes from the environment only (HF_TOKEN).
+"""Publish an exported model directory to the Hugging Face Hub: exactly `plan()`'s files (no hidden
+ones, no copy-check index), with the card and huggingtweets.json naming the repo. The token comes
+from the environment only (HF_TOKEN).
 """
 
 from __future__ import annotations

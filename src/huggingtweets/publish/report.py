@@ -2,14 +2,10 @@
 
     python report.py outputs/multirun/2026-01-01_12-00-00      # or no argument: the newest sweep
 
-reads every job's `.hydra/overrides.yaml`, `metrics.json` (its best checkpoint's) and
-`csv/metrics.csv` (val/loss per epoch), and writes into the sweep folder `report.csv` (one row per
-job, every swept override and metric), `report.md` (the same in Markdown, the best job marked,
-failed and running jobs named) and the plots of publish/plots.py. A sweep still running, or with
-failed jobs, is reported as it stands. `--check results/lr_epochs_mix.csv` (a committed
-report.csv) fails, with the differences, when a loss differs by more than `--tolerance` or the
-conclusion (best job, ordering) changed. When W&B is online, the table and plots are logged to
-the sweep's W&B group as a run of job_type "report".
+Reads every job's overrides, `metrics.json` and `csv/metrics.csv`, and writes `report.csv`,
+`report.md` (best job marked, failed and running jobs named) and the plots (publish/plots.py) into
+the sweep folder, for a finished sweep or one still running. `check` compares a report with
+committed results (`--check`); `log_to_wandb` logs it to the sweep's W&B group.
 """
 
 from __future__ import annotations

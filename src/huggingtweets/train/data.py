@@ -1,9 +1,8 @@
-"""TweetDataModule: prepared posts (huggingtweets.ingest.prepare: cleaned, split per user) -> token
-ids (cached) -> packed fixed-length blocks -> loaders.
+"""TweetDataModule: prepared posts (ingest.prepare) -> token ids (cached) -> packed blocks -> loaders.
 
-Tweets are short, so instead of padding each one they are concatenated with an EOS before every
-tweet and cut into full blocks of `block_size` tokens: no padding, no attention mask, every
-position trains. Validation is split and packed per user, so each user of a mix gets a val/loss.
+Tweets are concatenated with an EOS before each and cut into full blocks of `block_size` tokens:
+no padding, no attention mask, every position trains. Validation is packed per user, so each user
+of a mix gets its own val/loss.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """Lightning's DDP, made safe inside a Hydra multirun (`trainer=ddp`).
 
-Lightning's `ddp` starts ranks 1..N-1 by re-running the script with the same command line, which
-inside `python train.py -m ...` is the whole sweep: every extra rank would run the entire sweep
-again. This strategy starts each extra rank as a single run of *the current job* (its overrides,
-`hydra.mode=RUN`, its output directory as `hydra.run.dir`), and before the next job undoes what
-the previous one left in this process (the process group, and the MASTER_PORT / LOCAL_RANK / ...
-variables that would make Lightning believe a cluster manager had started the next job's ranks).
-Single runs take Lightning's own path; on SLURM the cluster starts the ranks.
+Lightning starts ranks 1..N-1 by re-running the script's command line, which inside
+`python train.py -m ...` is the whole sweep. This strategy starts each extra rank as a single run
+of *the current job* (its overrides, `hydra.mode=RUN`, its output directory), and before the next
+job undoes what the previous one left in this process (the process group, MASTER_PORT and the
+other variables that would make Lightning believe a cluster manager had started the ranks).
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Pin what decides the last digits of a CPU run: intra-op threads and the CPU kernels used.
 
-A float sum depends on its order. torch splits reductions by thread count, and picks its vector
-kernels (ATen), MKL's matrix multiplies and oneDNN's by the CPU type (AVX-512 here, AVX2 there),
-so one seed gives slightly different losses on two machines. The reference study pins both
-(`experiment=lr_epochs_mix`: `numerics.threads=2 numerics.cpu_isa=avx2`); measured by
-bench/reproducibility.py, README "Reference results". Kernel choices are read when torch starts,
+A float sum depends on its order, which torch, MKL and oneDNN choose by thread count and CPU type,
+so one seed gives slightly different losses on two machines; the reference study pins both
+(bench/reproducibility.py, README "Reference results"). Kernel choices are read when torch starts,
 so the pin must come before the first `import torch` (train.py calls this first).
 """
 

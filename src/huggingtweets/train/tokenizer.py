@@ -1,10 +1,6 @@
-"""Tokenizers: the scratch BPE, loading a model's own, author-conditioning control tokens, and the
-key the token cache is stored under.
-
-Author conditioning: one control token per user of a mix, `<|user:HANDLE|>` (any platform's
-handle). With data.condition=true every tweet is packed as [EOS, <|user:h|>, tweet...], so one
-mixed model writes as any one of its users (generation starts with EOS + that token), or as the
-blend (EOS alone).
+"""Tokenizers: the scratch BPE, loading a model's own, author-conditioning control tokens
+(`<|user:HANDLE|>`: with data.condition=true every tweet is packed as [EOS, <|user:h|>, tweet...],
+so a mixed model writes as one user, or as the blend from EOS alone), and the token cache's key.
 """
 
 from __future__ import annotations

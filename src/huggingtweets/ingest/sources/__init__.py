@@ -1,12 +1,8 @@
 """Sources: each turns one kind of input into the canonical post table (`posts.to_frame`).
 
-Importers read files: `archive` (X's "download your data" archive), `files` (csv / jsonl with a
-column mapping), `twarc` (twarc2 JSONL), `demo` (three synthetic personas). API sources fetch
-through the journaled engine in `fetching.py`: `x` (X API v2, token from X_BEARER_TOKEN),
-`bluesky` and `mastodon` (public, no key). `auto` picks by the handle.
-
-Every source config is a Hydra node whose `_target_` takes a `handle` keyword; an importer returns
-the table, an API source returns a `fetching.Remote`, which `fetch_user` runs.
+Importers read files (`archive`, `files` for csv / jsonl, `twarc`, `demo`); API sources (`x`,
+`bluesky`, `mastodon`) return a `fetching.Remote` that `fetch_user` runs; `auto` picks by the
+handle. Every source config is a Hydra node whose `_target_` takes a `handle` keyword.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """Bluesky: `app.bsky.feed.getAuthorFeed` on the public AppView, for a handle or a DID, no login.
 
-The profile is looked up first (`app.bsky.actor.getProfile`: the DID, the display name, a clear
-message for a missing, suspended or deactivated account), then the feed is paged by `cursor`, 100
-items a page, newest first. Reposts (`reasonRepost`) are retweets, "RT @author: text" with the
-repost's own id and time; replies have a `reply`; quotes embed another post. Link facets are
-expanded: the text shows links shortened, the facet holds the full URI, which cleaning knows to
-remove. The feed has no "since", so a second fetch pages until it reaches a post it already has.
-
-Plain httpx rather than the atproto SDK: two public GET endpoints, where the SDK costs 2.6 s of
-import plus cryptography, websockets and libipld; raw JSON lets one mapping read live and
-recorded pages.
+The profile is looked up (`app.bsky.actor.getProfile`), then the feed is paged by `cursor`, newest
+first; reposts become "RT @author: text" with the repost's id and time, link facets are expanded to
+their full URI. The feed has no "since": a second fetch pages until it reaches a post it has. Plain
+httpx, not the atproto SDK (2.6 s of import plus cryptography, websockets and libipld for two GET
+endpoints); raw JSON lets one mapping read live and recorded pages.
 """
 
 from __future__ import annotations

@@ -1,25 +1,12 @@
 """The engine every API source runs on: journaled pages, retries, rate limits, a progress bar.
 
-A source (x.py, bluesky.py, mastodon.py) says how to look an account up, how to fetch one page
-given a cursor and how to turn items into canonical records; this module does the rest:
-
-* **Journal.** Each page is written atomically as it arrives, with the next cursor, under
-  `data/partial/<cache name>/`; after the last one the pages are merged into the cache and the
-  journal is removed. A killed fetch run again replays the journal and goes on from its last
-  cursor with the same "since" marker, so it ends with exactly the posts of an uninterrupted
-  fetch (merging by id makes replays idempotent). A journal that no longer reads is set aside
-  beside it with a warning: never replayed forever, never deleted.
-* **Incremental.** Into an existing cache, only posts newer than the newest cached one are asked
-  for (each source's `since`); `refresh=full` refetches everything and replaces the cache.
-* **Validate before keeping.** Every record passes `posts.check_record` before it is journaled;
-  items that fail are left out and counted in a warning.
-* **Faults and bounds.** A 429 waits for the reset the server announces, at most `max_wait`
-  (longer, or `on_rate_limit=stop`: the pages so far are saved and the message says when to run
-  again); 5xx, timeouts and malformed bodies are retried with exponential backoff, at most
-  `max_retries` times. `timeout` is a deadline over each whole request (a server dripping a byte
-  a second is cut off), `max_body_bytes` caps a response, and `max_pages` or a cursor seen
-  before ends a fetch, with the posts so far kept. A `refresh=full` that returns far fewer posts
-  than cached keeps the cache unless `confirm_shrink` (`posts.write_posts`).
+A source (x.py, bluesky.py, mastodon.py) says how to look an account up, fetch one page given a
+cursor and turn items into records; this module does the rest (README, "Fetching"): each page is
+validated (`posts.check_record`) and journaled atomically with its cursor under `data/partial/`,
+so a killed fetch resumes with exactly the posts of an uninterrupted one, and a journal that no
+longer reads is set aside, never replayed or deleted; a cache is updated incrementally (`since`);
+429s wait for the announced reset up to `max_wait`, other faults are retried with backoff; and
+every fetch ends: a deadline per request, a byte cap per response, a page cap, no repeated cursor.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Read posts from a generic CSV or JSONL export, with a configurable column mapping.
 
-`columns` maps each canonical field to the column that holds it in the file, e.g.
-`{"id": "tweet_id", "created_at": "timestamp", "is_retweet": "retweeted_status_id"}`;
-a field mapped to None is not in the file. Fields not given keep the default mapping: id,
-created_at and text from columns of the same name, everything else absent. Nested JSONL objects
-are flattened with dots, so `{"author": {"username": ...}}` is column `author.username`.
+`columns` maps canonical fields to the file's columns (e.g. `{"id": "tweet_id"}`; None: not in the
+file); id, created_at and text default to columns of the same name. Nested JSONL objects are
+flattened with dots (`author.username`).
 """
 
 from __future__ import annotations

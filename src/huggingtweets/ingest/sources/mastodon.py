@@ -1,16 +1,11 @@
 """Mastodon: `user@instance`, read from that instance's public API, no login.
 
-The account is looked up (`/api/v1/accounts/lookup?acct=user`), then its statuses are paged
-newest first (`/api/v1/accounts/:id/statuses`, 40 a page) by the `Link: <...max_id=...>;
-rel="next"` header; a second fetch passes `since_id` = the newest cached id. Statuses are HTML
-and become plain text: paragraphs blank lines, <br> a newline, links their full URL, mentions and
-hashtags their visible text, entities decoded (& < > re-escaped, the canonical convention).
-Reblogs are retweets ("RT @acct: text"), replies have `in_reply_to_id`, quotes (Mastodon 4.4+) a
-`quote`; a content warning (`spoiler_text`) goes to the content_warning column, not the text.
-
-Plain httpx rather than Mastodon.py, which re-types the JSON and, in its `wait` mode, sleeps
-inside the library without a word: raw JSON lets one mapping read live and recorded pages, and
-the engine owns waiting and retrying.
+The account is looked up (`/api/v1/accounts/lookup`), then its statuses are paged newest first by
+the `Link: rel="next"` header (`since_id` on a second fetch). Status HTML becomes plain text
+(paragraphs, line breaks, full link URLs, entities decoded and & < > re-escaped); reblogs are
+"RT @acct: text"; a content warning goes to the content_warning column. Plain httpx, not
+Mastodon.py, which re-types the JSON and sleeps inside the library without a word: raw JSON lets
+one mapping read live and recorded pages, and the engine owns waiting and retrying.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Files written by twarc: `twarc2 timeline` JSONL, its flattened form, and v1.1 statuses.
 
-Each line may be a twarc2 page (one X API v2 response: `data`, `includes`, `meta`, `__twarc`, as
-`twarc2 timeline USER out.jsonl` or `twarc2 search`, which mixes authors, write them), a flattened
-tweet (`twarc2 flatten`: a v2 tweet with its `author` in place), or a v1.1 status (twarc 1, old
-API dumps). A file holding one JSON document (a saved v2 page, or a v1.1 `statuses/user_timeline`
-array) is read too. Records carry their author: `user=` keeps that author's posts, and without
-it a file with a single author names its user.
+Each line (or the whole file, one saved response) may be a v2 page (`twarc2 timeline` / `search`),
+a flattened tweet (`twarc2 flatten`) or a v1.1 status (twarc 1, old dumps). Records carry their
+author: `user=` keeps that author's posts, and without it a single-author file names its user.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """X API v2 through tweepy's `Client`: look the user up, then page through their posts.
 
-The bearer token comes from the environment only (`X_BEARER_TOKEN`), never from a config key, so
-it cannot reach Hydra's saved config, W&B, the sidecar or the model card. Pages come from
-`GET /2/users/:id/tweets` (100 a page, at most the newest 3,200 posts: the API's own cap) with
-the fields cleaning needs; a second fetch passes `since_id` = the newest cached id. The engine
-(fetching.py) runs the page loop rather than tweepy's `Paginator`: it journals each page's cursor.
-
-tweepy hard-codes its host; a requests adapter mounted on it sends every call to
-`source.base_url` (a loopback server in the tests) with a deadline and a byte cap per request.
-The mapping from v2 tweet objects (and v1.1 statuses) to records is shared with twarc.py.
+The bearer token comes from the environment only (`X_BEARER_TOKEN`), never a config key, so it
+reaches no saved config, W&B, sidecar or card. Pages come from `GET /2/users/:id/tweets` (at most
+the newest 3,200: the API's cap), `since_id` on a second fetch; the engine runs the page loop, not
+tweepy's `Paginator`, to journal each cursor. A requests adapter sends tweepy's calls to
+`source.base_url` with a deadline and a byte cap. The v2/v1.1 mappings are shared with twarc.py.
 """
 
 from __future__ import annotations
