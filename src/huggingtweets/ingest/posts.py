@@ -31,19 +31,9 @@ from huggingtweets.errors import UserError
 # full URLs in place, a repost as "RT @author: text". Cleaning is a separate, configurable step,
 # so changing the cleaning never needs a re-fetch. `content_warning` is a Mastodon content warning
 # (spoiler text), kept apart from the text it hides; null elsewhere.
-COLUMNS = {
-    "id": "string",
-    "created_at": "datetime64[us, UTC]",
-    "text": "string",
-    "handle": "string",
-    "display_name": "string",
-    "is_retweet": "bool",
-    "is_reply": "bool",
-    "is_quote": "bool",
-    "lang": "string",
-    "source": "string",
-    "content_warning": "string",
-}
+COLUMNS = {"id": "string", "created_at": "datetime64[us, UTC]", "text": "string", "handle": "string",
+           "display_name": "string", "is_retweet": "bool", "is_reply": "bool", "is_quote": "bool",
+           "lang": "string", "source": "string", "content_warning": "string"}
 
 # Handles, one syntax per platform. Each maps to a cache name made only of ASCII letters, digits
 # and "_.-" that never starts with a dot, so nothing a handle contains can escape data/: "../x",
@@ -54,9 +44,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DOMAIN = re.compile(rf"(?:{_LABEL}\.)+[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?")
 BLUESKY_HANDLE = DOMAIN  # alice.bsky.social, or any domain the user verified
 DID = re.compile(rf"did:plc:[a-z2-7]{{24}}|did:web:{DOMAIN.pattern}")
-MASTODON_HANDLE = re.compile(
-    rf"(?P<user>[A-Za-z0-9_](?:[A-Za-z0-9_.-]{{0,62}}[A-Za-z0-9_])?)@(?P<host>{DOMAIN.pattern})"
-)
+MASTODON_HANDLE = re.compile(rf"(?P<user>[A-Za-z0-9_](?:[A-Za-z0-9_.-]{{0,62}}[A-Za-z0-9_])?)"
+                             rf"@(?P<host>{DOMAIN.pattern})")
 MAX_DOMAIN = 253  # DNS names are at most 253 characters
 MAX_CACHE_NAME = 180  # file names are capped at 255 bytes; leave room for suffixes and temp names
 
@@ -115,8 +104,7 @@ def parse_users(user: str) -> list[str]:
         parts = [text]
     else:
         parts = text.split("-")
-    handles = [validate_handle(h) for h in parts]
-    return list(dict.fromkeys(handles))
+    return list(dict.fromkeys(validate_handle(h) for h in parts))
 
 
 def cache_name(handle: str) -> str:
@@ -162,14 +150,12 @@ def how_to_get(handle: str) -> str:
     kind = platform(handle)
     if kind in ("bluesky", "mastodon"):
         return f"Fetch them (public, no key needed): `python fetch.py user={handle}`"
-    return (
-        f"Fetch them from the X API with a bearer token from the X developer portal "
-        f"(developer.x.com -> your app -> Keys and tokens): `export X_BEARER_TOKEN=...` then "
-        f"`python fetch.py user={handle} source=x`; or import your archive: "
-        f"`python fetch.py user={handle} source=archive source.path=<your X archive .zip>` "
-        "(source=csv / source=jsonl / source=twarc read other exports with source.path=<file>); "
-        "demo users (demo_ada, demo_bo, demo_cy) are generated on demand"
-    )
+    return ("Fetch them from the X API with a bearer token from the X developer portal "
+            "(developer.x.com -> your app -> Keys and tokens): `export X_BEARER_TOKEN=...` then "
+            f"`python fetch.py user={handle} source=x`; or import your archive: `python fetch.py "
+            f"user={handle} source=archive source.path=<your X archive .zip>` (source=csv / "
+            "source=jsonl / source=twarc read other exports with source.path=<file>); demo users "
+            "(demo_ada, demo_bo, demo_cy) are generated on demand")
 
 
 def lock_path(data_dir: str | Path, handle: str) -> Path:

@@ -62,12 +62,6 @@ def readme_for(p: dict, repo_id: str) -> bytes:
     return text.encode()
 
 
-def info_for(p: dict, repo_id: str) -> bytes:
-    """huggingtweets.json naming the repo (an older export's names its absolute local folder)."""
-    info = {**read_info(p["model_dir"]), "model_id": repo_id}
-    return (json.dumps(info, indent=2, ensure_ascii=False) + "\n").encode()
-
-
 def push(model_dir: str | Path, repo_id: str | None = None, private: bool = False,
          dry_run: bool = False, api=None) -> dict:
     p = plan(model_dir, repo_id, private)
@@ -85,7 +79,9 @@ def push(model_dir: str | Path, repo_id: str | None = None, private: bool = Fals
         repo = f"{api.whoami()['name']}/{repo}"
     api.create_repo(repo, private=p["private"], exist_ok=True, repo_type="model")
     root = Path(p["model_dir"])
-    rewritten = {"README.md": readme_for(p, repo), INFO: info_for(p, repo)}
+    info = {**read_info(root), "model_id": repo}  # an older export's names its local folder
+    rewritten = {"README.md": readme_for(p, repo),
+                 INFO: (json.dumps(info, indent=2, ensure_ascii=False) + "\n").encode()}
     ops = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=rewritten.get(f) or str(root / f))
            for f in p["files"]]
     api.create_commit(repo, operations=ops, repo_type="model",

@@ -51,14 +51,6 @@ def parse_number(value):
     return int(f) if f.is_integer() and re.fullmatch(r"[+-]?\d+", str(value).strip()) else f
 
 
-def _parse_overrides(items) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        key, _, value = str(item).partition("=")
-        out[key.lstrip("+~")] = value
-    return out
-
-
 def _read_curve(path: Path) -> list[dict]:
     """Validation rows of Lightning's CSV log, merged with the epoch's train/loss."""
     if not path.exists():
@@ -105,13 +97,9 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, another user's
+        pass
     return True
-
-
-def _newest_mtime(path: Path) -> float:
-    return max((p.stat().st_mtime for p in path.rglob("*") if p.is_file()), default=0.0)
 
 
 def _status(job_dir: Path, has_metrics: bool, stale_minutes: float) -> tuple[str, str]:
@@ -127,7 +115,8 @@ def _status(job_dir: Path, has_metrics: bool, stale_minutes: float) -> tuple[str
             return "running", ""
         return "failed", "its process is gone (killed, or the sweep stopped)"
     # No status file (a sweep without the JobStatus callback) or another host: judge by activity.
-    if time.time() - _newest_mtime(job_dir) < stale_minutes * 60:
+    newest = max((p.stat().st_mtime for p in job_dir.rglob("*") if p.is_file()), default=0.0)
+    if time.time() - newest < stale_minutes * 60:
         return "running", ""
     return "failed", f"no metrics.json and no activity for {stale_minutes:g} minutes"
 
@@ -139,7 +128,8 @@ def collect(sweep_dir: str | Path, stale_minutes: float = 30) -> list[Job]:
         raise UserError(f"{sweep} is not a folder: pass a multirun folder, e.g. outputs/multirun/<time>")
     jobs = []
     for d in sorted(p for p in sweep.iterdir() if (p / ".hydra" / "overrides.yaml").exists()):
-        overrides = _parse_overrides(yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text()))
+        items = yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text()) or []
+        overrides = {k.lstrip("+~"): v for k, _, v in (str(i).partition("=") for i in items)}
         metrics_path, cfg_path = d / "metrics.json", d / ".hydra" / "config.yaml"
         metrics = _load(metrics_path, lambda t: {k: float(v) for k, v in json.loads(t).items()},
                         ValueError)

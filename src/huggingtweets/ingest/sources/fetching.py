@@ -179,9 +179,7 @@ class Remote:
 class Result:
     new: pd.DataFrame  # what this fetch brought
     merged: pd.DataFrame  # the cache after merging it
-    pages: int = 0
     resumed: bool = False
-    waits: int = 0
     notes: list[str] = field(default_factory=list)  # the warnings this fetch printed
 
 
@@ -261,13 +259,10 @@ class Journal:
 
 
 def reset_time(headers, now: float | None = None) -> float | None:
-    """The epoch second a 429 ends, from whichever header the server sent.
-
-    Retry-After (seconds or an HTTP date, RFC 9110) wins; then X's `x-rate-limit-reset` (epoch
-    seconds), Bluesky's `ratelimit-reset` (epoch seconds, or seconds from now in the IETF draft)
-    and Mastodon's `x-ratelimit-reset` (an ISO 8601 time). Absolute times are moved by the
-    server's clock offset (its Date header), so a skewed clock neither hammers nor oversleeps.
-    """
+    """The epoch second a 429 ends, from whichever header the server sent: Retry-After (seconds
+    or an HTTP date) wins, then X's `x-rate-limit-reset` (epoch seconds), Bluesky's
+    `ratelimit-reset` (epoch seconds, or seconds from now) and Mastodon's `x-ratelimit-reset` (ISO
+    8601). Absolute times are moved by the server's clock offset (its Date header)."""
     now = time.time() if now is None else now
     h = {str(k).lower(): str(v).strip() for k, v in dict(headers or {}).items()}
     skew = now - (_epoch(h["date"], http=True) or now) if "date" in h else 0.0
@@ -393,10 +388,7 @@ def fetch(remote: Remote, data_dir: str | Path, refresh: str = "merge",
           missing_only: bool = False, confirm_shrink: bool = False,
           lock_timeout: float | None = None) -> Result:
     """Fetch `remote`'s account into the cache (resuming an interrupted fetch), return the result.
-
-    missing_only: do nothing when the cache exists (after waiting for a concurrent fetch).
-    confirm_shrink: let refresh=full replace the cache with far fewer posts (see write_posts).
-    """
+    missing_only: do nothing when the cache exists (after waiting for a concurrent fetch)."""
     if refresh not in ("merge", "full"):
         raise UserError(f"refresh={refresh!r}: use merge (default) or full")
     # One fetch per user at a time (parallel sweep jobs may all miss the same user): the others
@@ -501,7 +493,7 @@ def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal,
     merged = posts.write_posts(data_dir, remote.handle, new, source=remote.name,
                                refresh=refresh, confirm_shrink=confirm_shrink)
     journal.discard()
-    return Result(new, merged, len(pages), resumed, bar.waits, bar.notes)
+    return Result(new, merged, resumed, bar.notes)
 
 
 def _checked(remote: Remote, account: dict, cursor, since) -> Page:
@@ -570,20 +562,17 @@ def _call(remote: Remote, bar: Progress, request):
                      f"{err}; retry {attempt}/{policy.max_retries}")
 
 
-def user_agent() -> str:
+def http_client(timeout: float):
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return f"huggingtweets/{version('huggingtweets')}"
-    except PackageNotFoundError:
-        return "huggingtweets"
-
-
-def http_client(timeout: float):
     import httpx
 
+    try:
+        agent = f"huggingtweets/{version('huggingtweets')}"
+    except PackageNotFoundError:
+        agent = "huggingtweets"
     return httpx.Client(timeout=timeout, follow_redirects=True,
-                        headers={"User-Agent": user_agent(), "Accept": "application/json"})
+                        headers={"User-Agent": agent, "Accept": "application/json"})
 
 
 @dataclass

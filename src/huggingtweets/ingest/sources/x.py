@@ -20,11 +20,10 @@ from huggingtweets.ingest.sources import fetching
 from huggingtweets.ingest.sources.fetching import json_object, json_str
 
 TOKEN_ENV = "X_BEARER_TOKEN"
-TOKEN_HELP = (
-    "create an app at developer.x.com (Developer Portal -> Projects & Apps -> your app -> Keys "
-    f"and tokens -> Bearer Token) and `export {TOKEN_ENV}=...`; reading timelines needs an "
-    "access level that includes GET /2/users/:id/tweets (check your plan's read limits)"
-)
+TOKEN_HELP = ("create an app at developer.x.com (Developer Portal -> Projects & Apps -> your "
+              f"app -> Keys and tokens -> Bearer Token) and `export {TOKEN_ENV}=...`; "
+              "reading timelines needs an access level that includes GET /2/users/:id/tweets "
+              "(check your plan's read limits)")
 TWEEPY_HOST = "https://api.twitter.com"
 TWEET_FIELDS = ["created_at", "lang", "referenced_tweets", "entities", "note_tweet", "author_id",
                 "in_reply_to_user_id", "conversation_id"]
