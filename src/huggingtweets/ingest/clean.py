@@ -113,9 +113,8 @@ def _clean_default(text: pd.Series, leading_mentions: pd.Series | None) -> pd.Se
     text = _replace_where(text, text.str.contains(HAS_URL, regex=True), URL, " ")
     text = collapse_whitespace(text)
     if leading_mentions is not None:
-        text = _replace_where(
-            text, leading_mentions & text.str.startswith("@"), LEADING_MENTIONS, ""
-        )
+        text = _replace_where(text, leading_mentions & text.str.startswith("@"),
+                              LEADING_MENTIONS, "")
     return text
 
 
@@ -159,26 +158,20 @@ def clean_posts(posts: pd.DataFrame, cfg: Mapping) -> Cleaned:
     return Cleaned(posts=kept.reset_index(drop=True), table=table)
 
 
-def _default(
-    posts: pd.DataFrame, text: pd.Series, keep: pd.Series, cfg: Mapping
-) -> tuple[pd.Series, dict[str, int]]:
+def _default(posts: pd.DataFrame, text: pd.Series, keep: pd.Series,
+             cfg: Mapping) -> tuple[pd.Series, dict[str, int]]:
     """The default preset on the non-retweets: the kept cleaned text and the removal rows. The
     short check runs before dedupe: otherwise every post that cleans to "" (a bare link) but the
     first would be counted as a duplicate, not as short."""
     counts: dict[str, int] = {}
-    if _option(cfg, "drop_replies", False):
-        reply = _flag(posts, "is_reply") & keep
-        counts[REPLIES] = int(reply.sum())
-        keep &= ~reply
-    if _option(cfg, "drop_quotes", False):
-        quote = _flag(posts, "is_quote") & keep
-        counts[QUOTES] = int(quote.sum())
-        keep &= ~quote
-
-    strip = (
-        _flag(posts, "is_reply")[keep] if _option(cfg, "strip_leading_mentions", False) else None
-    )
-    cleaned = _clean_default(text[keep], strip)
+    for option, col, row in (("drop_replies", "is_reply", REPLIES),
+                             ("drop_quotes", "is_quote", QUOTES)):
+        if _option(cfg, option, False):
+            dropped = _flag(posts, col) & keep
+            counts[row] = int(dropped.sum())
+            keep &= ~dropped
+    strip = _option(cfg, "strip_leading_mentions", False)
+    cleaned = _clean_default(text[keep], _flag(posts, "is_reply")[keep] if strip else None)
 
     # Short: fewer than `short_min_words` words without links, mentions or hashtags AND fewer than
     # `short_min_script_chars` letters of a space-less script (in those same words). An empty post

@@ -31,9 +31,9 @@ from huggingtweets.errors import UserError
 # full URLs in place, a repost as "RT @author: text". Cleaning is a separate, configurable step,
 # so changing the cleaning never needs a re-fetch. `content_warning` is a Mastodon content warning
 # (spoiler text), kept apart from the text it hides; null elsewhere.
-COLUMNS = {"id": "string", "created_at": "datetime64[us, UTC]", "text": "string", "handle": "string",
-           "display_name": "string", "is_retweet": "bool", "is_reply": "bool", "is_quote": "bool",
-           "lang": "string", "source": "string", "content_warning": "string"}
+COLUMNS = {"id": "string", "created_at": "datetime64[us, UTC]", "text": "string",
+           "handle": "string", "display_name": "string", "is_retweet": "bool", "is_reply": "bool",
+           "is_quote": "bool", "lang": "string", "source": "string", "content_warning": "string"}
 
 # Handles, one syntax per platform. Each maps to a cache name made only of ASCII letters, digits
 # and "_.-" that never starts with a dot, so nothing a handle contains can escape data/: "../x",
@@ -53,11 +53,10 @@ LOCK_TIMEOUT_S = 1800.0  # how long a writer waits for another writer of the sam
 SHRINK_RATIO = 0.5  # refresh=full leaving fewer than this share of the cached posts: refused
 MAX_POST_CHARS = 100_000  # X long posts reach 25,000 characters; Mastodon instances set their own
 
-HANDLE_RULES = (
-    "use an X handle (1-15 letters, digits or _), a Bluesky handle (alice.bsky.social) or DID "
-    "(did:plc:...), or a Mastodon address (user@instance.social); a mix joins handles with '+' "
-    "(e.g. user=alice.bsky.social+bob@mastodon.social) or, for X handles, with '-' (user=alice-bob)"
-)
+HANDLE_RULES = ("use an X handle (1-15 letters, digits or _), a Bluesky handle (alice.bsky.social) "
+                "or DID (did:plc:...), or a Mastodon address (user@instance.social); a mix joins "
+                "handles with '+' (e.g. user=alice.bsky.social+bob@mastodon.social) or, for X "
+                "handles, with '-' (user=alice-bob)")
 
 
 def _normalise(handle: str) -> tuple[str, str] | None:
@@ -211,11 +210,10 @@ def user_lock(data_dir: str | Path, handle: str, timeout: float | None = None) -
                 if time.monotonic() >= deadline:
                     handle_file.seek(0)
                     holder = handle_file.read().strip()[:20] or "unknown"
-                    raise UserError(
-                        f"another fetch or import of @{handle} (pid {holder}) has held {path} "
-                        f"for over {timeout:g}s; wait for it to finish and run this again "
-                        "(or raise lock_timeout=<seconds>)"
-                    ) from None
+                    raise UserError(f"another fetch or import of @{handle} (pid "
+                                    f"{holder}) has held {path} for over {timeout:g}s; "
+                                    "wait for it to finish and run this again (or "
+                                    "raise lock_timeout=<seconds>)") from None
                 time.sleep(0.05)
         handle_file.seek(0)
         handle_file.truncate()
@@ -233,8 +231,8 @@ def user_lock(data_dir: str | Path, handle: str, timeout: float | None = None) -
 
 def _write_error(path: Path, err: OSError) -> UserError:
     """A failed write as one line naming the file (a full disk above all)."""
-    what = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (
-        err.strerror or str(err))
+    full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+    what = "the disk is full" if full else err.strerror or str(err)
     return UserError(f"cannot write {path}: {what} ({type(err).__name__}); free some space or "
                      "fix the permissions and run again (the cache as it was is kept)")
 
@@ -361,25 +359,20 @@ def too_long(df: pd.DataFrame, where: str, max_chars: int, rows: pd.Index | None
 
 def summary(df: pd.DataFrame) -> dict:
     newest = df.iloc[df["created_at"].argmax()] if len(df) else None
-    return {
-        "posts": int(len(df)),
-        "retweets": int(df["is_retweet"].sum()),
-        "replies": int(df["is_reply"].sum()),
-        "quotes": int(df["is_quote"].sum()),
-        "newest_id": None if newest is None else str(newest["id"]),
-        "newest_created_at": None if newest is None else newest["created_at"].isoformat(),
-        "oldest_created_at": None if newest is None else df["created_at"].min().isoformat(),
-    }
+    return {"posts": int(len(df)), "retweets": int(df["is_retweet"].sum()),
+            "replies": int(df["is_reply"].sum()), "quotes": int(df["is_quote"].sum()),
+            "newest_id": None if newest is None else str(newest["id"]),
+            "newest_created_at": None if newest is None else newest["created_at"].isoformat(),
+            "oldest_created_at": None if newest is None else df["created_at"].min().isoformat()}
 
 
 class Shrink(UserError):
     """refresh=full would replace the cache with far fewer posts: refused, the cache is kept."""
 
 
-def write_posts(
-    data_dir: str | Path, handle: str, posts: pd.DataFrame, source: str, refresh: str = "merge",
-    confirm_shrink: bool = False, lock_timeout: float | None = None,
-) -> pd.DataFrame:
+def write_posts(data_dir: str | Path, handle: str, posts: pd.DataFrame, source: str,
+                refresh: str = "merge", confirm_shrink: bool = False,
+                lock_timeout: float | None = None) -> pd.DataFrame:
     """Merge `posts` into the user's cache by id (newer fetch wins), write it atomically, return
     the table now on disk. refresh="full" replaces the cache instead, unless that would keep fewer
     than SHRINK_RATIO of the cached posts: then `Shrink`, the cache kept (unless `confirm_shrink`).
@@ -412,13 +405,9 @@ def write_posts(
 
 def _write_sidecar(data_dir, handle: str, posts: pd.DataFrame, source: str) -> None:
     names = posts["display_name"].dropna()
-    meta = {
-        "handle": validate_handle(handle),
-        "display_name": str(names.iloc[-1]) if len(names) else None,
-        "source": source,
-        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        **summary(posts),
-    }
+    meta = {"handle": validate_handle(handle),
+            "display_name": str(names.iloc[-1]) if len(names) else None, "source": source,
+            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"), **summary(posts)}
     with atomic_path(sidecar_path(data_dir, handle)) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
 

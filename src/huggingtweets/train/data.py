@@ -1,4 +1,4 @@
-"""TweetDataModule: prepared posts (ingest.prepare) -> token ids (cached) -> packed blocks -> loaders.
+"""TweetDataModule: prepared posts (ingest.prepare) -> token ids (cached) -> blocks -> loaders.
 
 Tweets are concatenated with an EOS before each and cut into full blocks of `block_size` tokens:
 no padding, no attention mask, every position trains. Validation is packed per user, so each user

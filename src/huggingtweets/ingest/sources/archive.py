@@ -38,9 +38,8 @@ MAX_RATIO = 200
 CHUNK = 2**20
 
 # A link to a post: how a quote shows up when the archive has no is_quote_status.
-STATUS_URL = re.compile(
-    r"https?://(?:www\.|mobile\.)?(?:twitter|x)\.com/\w+/status(?:es)?/(\d+)", re.IGNORECASE
-)
+STATUS_URL = re.compile(r"https?://(?:www\.|mobile\.)?(?:twitter|x)\.com/\w+/status(?:es)?/(\d+)",
+                        re.IGNORECASE)
 
 
 def read_archive(path: str, handle: str | None = None, max_member_bytes: int = MAX_MEMBER_BYTES,
@@ -89,9 +88,9 @@ def read_archive(path: str, handle: str | None = None, max_member_bytes: int = M
 
 
 def _too_big(name: str, limit: int, why: str = "") -> UserError:
-    return UserError(f"{name}: inflates to more than {limit:,} bytes{why}; this is not an X archive "
-                     "file this reads (a damaged or hostile ZIP?). If it is your genuine archive, "
-                     "raise source.max_member_bytes")
+    return UserError(f"{name}: inflates to more than {limit:,} bytes{why}; this is not an X "
+                     "archive file this reads (a damaged or hostile ZIP?). If it is your genuine "
+                     "archive, raise source.max_member_bytes")
 
 
 def _read_file(file: Path, limit: int) -> bytes:
@@ -239,12 +238,6 @@ def _record(name: str, tweet: dict) -> dict:
         is_quote = not is_retweet and bool(linked - {tweet_id})
     is_reply = bool(tweet.get("in_reply_to_status_id_str") or tweet.get("in_reply_to_status_id"))
     lang = _field(name, tweet, tweet_id, "lang", (str,), "a language code")
-    return {
-        "id": tweet_id,
-        "created_at": created_at.astimezone(UTC),
-        "text": text,
-        "is_retweet": is_retweet,
-        "is_reply": is_reply,
-        "is_quote": is_quote,
-        "lang": None if lang in (None, "", "und") else lang,
-    }
+    return {"id": tweet_id, "created_at": created_at.astimezone(UTC), "text": text,
+            "is_retweet": is_retweet, "is_reply": is_reply, "is_quote": is_quote,
+            "lang": None if lang in (None, "", "und") else lang}

@@ -50,10 +50,9 @@ class BlueskySource(fetching.Remote):
                 "name": profile.get("displayName") or None}
 
     def page(self, account: dict, cursor, since) -> fetching.Page:
-        body = self._get("app.bsky.feed.getAuthorFeed", {
-            "actor": account["did"], "limit": self.page_size, "cursor": cursor,
-            "filter": "posts_with_replies",
-        })
+        body = self._get("app.bsky.feed.getAuthorFeed", {"actor": account["did"],
+                                                          "limit": self.page_size, "cursor": cursor,
+                                                          "filter": "posts_with_replies"})
         return parse_page(body, self.handle, account.get("name"), since)
 
     def _get(self, nsid: str, params: dict):
@@ -136,27 +135,20 @@ def feed_record(item: dict, handle: str | None = None, display_name: str | None 
     base = {"lang": lang, "source": "bluesky", "content_warning": None}
     if kind == REPOST:
         by = json_object(reason.get("by"), "reason.by")
-        return {
-            **base,
-            "id": json_str(reason.get("uri"), "reason.uri")
-            or f"{json_str(post.get('uri'), 'post.uri')}#repost-{by.get('did', '')}",
-            "created_at": _when(reason.get("indexedAt"), post.get("indexedAt")),
-            "text": f"RT @{json_str(author.get('handle'), 'author.handle') or ''}: {text}",
-            "handle": handle or json_str(by.get("handle"), "reason.by.handle"),
-            "display_name": display_name or json_str(by.get("displayName"), "by.displayName"),
-            "is_retweet": True, "is_reply": False, "is_quote": False,
-        }
-    return {
-        **base,
-        "id": json_str(post.get("uri"), "post.uri"),
-        "created_at": _when(record.get("createdAt"), post.get("indexedAt")),
-        "text": text,
-        "handle": handle or json_str(author.get("handle"), "author.handle"),
-        "display_name": display_name or json_str(author.get("displayName"), "author.displayName"),
-        "is_retweet": False,
-        "is_reply": bool(record.get("reply")),
-        "is_quote": is_quote(record.get("embed")),
-    }
+        return {**base, "id": json_str(reason.get("uri"), "reason.uri")
+                or f"{json_str(post.get('uri'), 'post.uri')}#repost-{by.get('did', '')}",
+                "created_at": _when(reason.get("indexedAt"), post.get("indexedAt")),
+                "text": f"RT @{json_str(author.get('handle'), 'author.handle') or ''}: {text}",
+                "handle": handle or json_str(by.get("handle"), "reason.by.handle"),
+                "display_name": display_name or json_str(by.get("displayName"), "by.displayName"),
+                "is_retweet": True, "is_reply": False, "is_quote": False}
+    return {**base, "id": json_str(post.get("uri"), "post.uri"),
+            "created_at": _when(record.get("createdAt"), post.get("indexedAt")), "text": text,
+            "handle": handle or json_str(author.get("handle"), "author.handle"),
+            "display_name": display_name or json_str(author.get("displayName"),
+                                                     "author.displayName"),
+            "is_retweet": False, "is_reply": bool(record.get("reply")),
+            "is_quote": is_quote(record.get("embed"))}
 
 
 def is_quote(embed: dict | None) -> bool:

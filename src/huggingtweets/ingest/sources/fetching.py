@@ -418,9 +418,8 @@ def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal,
             bar.warn(f"@{remote.handle}: the unfinished fetch saved in {journal.folder} does not "
                      f"read back ({err}); it is set aside as {moved} and the fetch starts over")
             state, pages = None, []
-        if state is not None and (state.get("source"), state.get("base_url"), state["refresh"]) != (
-            remote.name, remote.base_url, refresh
-        ):
+        if state is not None and (state.get("source"), state.get("base_url"),
+                                  state["refresh"]) != (remote.name, remote.base_url, refresh):
             bar.note(f"@{remote.handle}: dropping an unfinished {state['refresh']} fetch from "
                      f"{state.get('source')} at {state.get('base_url')}")
             state, pages = None, []
@@ -465,8 +464,7 @@ def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal,
                 nxt = None
             count += len(page.records)
             rejected.update(page.rejected)
-            capped = policy.max_posts is not None and count >= policy.max_posts
-            done = nxt is None or capped
+            done = nxt is None or (policy.max_posts is not None and count >= policy.max_posts)
             journal.add(len(pages) + 1, {"cursor": cursor, "next": nxt, "last": done,
                                          "items": page.items, "records": page.records,
                                          "rejected": dict(page.rejected)})
@@ -540,12 +538,11 @@ def _call(remote: Remote, bar: Progress, request):
             stop = policy.on_rate_limit == "stop"
             if stop or until - now > policy.max_wait:
                 why = "" if stop else f", longer than source.max_wait={policy.max_wait:g}s"
-                raise UserError(
-                    f"{remote.label} rate limit reached while fetching @{remote.handle}; it resets "
-                    f"at {_clock(until)} (in {_duration(until - now)}{why}). Pages fetched so far "
-                    f"are saved: run the same command again after that to resume"
-                    + (" (or set source.on_rate_limit=wait to wait it out)" if stop else "")
-                ) from None
+                hint = " (or set source.on_rate_limit=wait to wait it out)" if stop else ""
+                raise UserError(f"{remote.label} rate limit reached while fetching "
+                                f"@{remote.handle}; it resets at {_clock(until)} (in "
+                                f"{_duration(until - now)}{why}). Pages fetched so far are saved: "
+                                f"run the same command again after that to resume{hint}") from None
             if waits > MAX_RATE_LIMIT_WAITS:
                 raise UserError(f"{remote.label} kept answering 'too many requests' "
                                 f"({waits} times in a row) for @{remote.handle}; "

@@ -99,7 +99,8 @@ def next_max_id(reply: fetching.Reply, statuses: list, page_size: int) -> str | 
         return found[0] if found else None
     if "link" in {str(k).lower() for k in reply.headers} or len(statuses) < page_size:
         return None  # a Link header without rel="next" (or a short page): the last page
-    ids = [str(s["id"]) for s in statuses if isinstance(s, dict) and isinstance(s.get("id"), str | int)]
+    ids = [str(s["id"]) for s in statuses
+           if isinstance(s, dict) and isinstance(s.get("id"), str | int)]
     return min(ids, key=lambda i: (len(i), i)) if ids else None
 
 
@@ -115,19 +116,14 @@ def status_record(status: dict, handle: str | None = None, display_name: str | N
     warning = json_str(shown.get("spoiler_text"), "spoiler_text") or None
     if not isinstance(status.get("id"), str | int) or isinstance(status.get("id"), bool):
         raise fetching.Malformed("a status without an id")
-    return {
-        "id": str(status["id"]),
-        "created_at": status.get("created_at"),
-        "text": text,
-        "handle": handle or json_str(account.get("acct"), "account.acct"),
-        "display_name": display_name or json_str(account.get("display_name"), "display_name") or None,
-        "is_retweet": bool(reblog),
-        "is_reply": not reblog and status.get("in_reply_to_id") is not None,
-        "is_quote": not reblog and bool(status.get("quote")),
-        "lang": json_str(shown.get("language"), "language") or None,
-        "source": "mastodon",
-        "content_warning": warning,
-    }
+    return {"id": str(status["id"]), "created_at": status.get("created_at"), "text": text,
+            "handle": handle or json_str(account.get("acct"), "account.acct"),
+            "display_name": display_name or json_str(account.get("display_name"), "display_name")
+            or None, "is_retweet": bool(reblog),
+            "is_reply": not reblog and status.get("in_reply_to_id") is not None,
+            "is_quote": not reblog and bool(status.get("quote")),
+            "lang": json_str(shown.get("language"), "language") or None, "source": "mastodon",
+            "content_warning": warning}
 
 
 BLOCKS = {"p", "blockquote", "pre", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "div"}

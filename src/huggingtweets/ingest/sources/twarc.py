@@ -43,7 +43,8 @@ def parse_twarc(path: str | Path, encoding: str = "utf-8",
                 why = check_record(record, max_post_chars)
                 if why is not None:  # records are dicts: v1_record / v2_record made them
                     more = " (raise source.max_post_chars to import it)" if "longer" in why else ""
-                    raise UserError(f"{path}: line {number}: post {record.get('id')} is {why}{more}")
+                    raise UserError(f"{path}: line {number}: post {record.get('id')} is "
+                                    f"{why}{more}")
                 records.append(record)
     return records
 

@@ -54,8 +54,8 @@ class XSource(fetching.Remote):
         return fetching.newest_numeric_id(cached)
 
     def start(self, since) -> dict:
-        body = self._request(lambda: self.client.get_user(
-            username=self.handle, user_fields=USER_FIELDS))
+        body = self._request(lambda: self.client.get_user(username=self.handle,
+                                                          user_fields=USER_FIELDS))
         user = body.get("data")
         if not user:
             error = (body.get("errors") or [{}])[0]
@@ -242,19 +242,16 @@ def v2_record(tweet: dict, author: dict | None = None) -> dict:
     author = author or json_object(tweet.get("author"), f"tweet {tweet_id}: author")
     lang = tweet.get("lang") if isinstance(tweet.get("lang"), str) else None
     created_at = tweet.get("created_at") or snowflake_time(tweet_id)
-    if not isinstance(created_at, str | datetime):
+    if isinstance(created_at, datetime):
+        created_at = created_at.isoformat()
+    elif not isinstance(created_at, str):
         raise fetching.Malformed(f"tweet {tweet_id}: created_at is not a time")
-    return {
-        "id": tweet_id,
-        "created_at": created_at.isoformat() if isinstance(created_at, datetime) else created_at,
-        "text": text,
-        "handle": json_str(author.get("username"), "author.username"),
-        "display_name": json_str(author.get("name"), "author.name"),
-        "is_retweet": "retweeted" in refs or text.startswith("RT @"),
-        "is_reply": "replied_to" in refs,
-        "is_quote": "quoted" in refs,
-        "lang": None if lang in (None, "", "und", "zxx", "qme", "qht") else lang,
-    }
+    return {"id": tweet_id, "created_at": created_at, "text": text,
+            "handle": json_str(author.get("username"), "author.username"),
+            "display_name": json_str(author.get("name"), "author.name"),
+            "is_retweet": "retweeted" in refs or text.startswith("RT @"),
+            "is_reply": "replied_to" in refs, "is_quote": "quoted" in refs,
+            "lang": None if lang in (None, "", "und", "zxx", "qme", "qht") else lang}
 
 
 def v2_items(body: dict) -> list[dict]:
@@ -290,15 +287,11 @@ def v1_record(status: dict) -> dict:
         created_at = created
     user = json_object(status.get("user"), f"status {tweet_id}: user")
     lang = status.get("lang") if isinstance(status.get("lang"), str) else None
-    return {
-        "id": tweet_id,
-        "created_at": created_at,
-        "text": text,
-        "handle": json_str(user.get("screen_name"), "user.screen_name"),
-        "display_name": json_str(user.get("name"), "user.name"),
-        "is_retweet": status.get("retweeted_status") is not None or text.startswith("RT @"),
-        "is_reply": bool(status.get("in_reply_to_status_id_str")
-                         or status.get("in_reply_to_status_id")),
-        "is_quote": bool(status.get("is_quote_status")) or "quoted_status" in status,
-        "lang": None if lang in (None, "", "und") else lang,
-    }
+    return {"id": tweet_id, "created_at": created_at, "text": text,
+            "handle": json_str(user.get("screen_name"), "user.screen_name"),
+            "display_name": json_str(user.get("name"), "user.name"),
+            "is_retweet": status.get("retweeted_status") is not None or text.startswith("RT @"),
+            "is_reply": bool(status.get("in_reply_to_status_id_str")
+                             or status.get("in_reply_to_status_id")),
+            "is_quote": bool(status.get("is_quote_status")) or "quoted_status" in status,
+            "lang": None if lang in (None, "", "und") else lang}
