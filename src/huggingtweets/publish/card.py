@@ -79,14 +79,11 @@ def _pct(x: float) -> str:
 
 
 def _front(languages, base_model, prompt, model_id, evaluation) -> dict:
-    front = {
-        "language": [lang for lang in languages if re.fullmatch(r"[a-z]{2}", str(lang))] or ["en"],
-        "license": LICENSE,
-        "library_name": "transformers",
-        "pipeline_tag": "text-generation",
-        "tags": ["huggingtweets", "text-generation", "gpt2", "twitter"],
-        "widget": [{"text": str(prompt)}],
-    }
+    langs = [lang for lang in languages if re.fullmatch(r"[a-z]{2}", str(lang))] or ["en"]
+    front = {"language": langs, "license": LICENSE, "library_name": "transformers",
+             "pipeline_tag": "text-generation",
+             "tags": ["huggingtweets", "text-generation", "gpt2", "twitter"],
+             "widget": [{"text": str(prompt)}]}
     if hub_base_model(base_model):
         front["base_model"] = hub_base_model(base_model)
     if evaluation:
@@ -101,10 +98,7 @@ def _front(languages, base_model, prompt, model_id, evaluation) -> dict:
                     {"type": "perplexity", "value": round(row["ppl"], 4), "name": "Perplexity"},
                     {"type": "loss", "value": round(row["loss"], 4), "name": "Loss (nats/token)"},
                     {"type": "memorization", "value": round(evaluation["samples"]["memorized"], 4),
-                     "name": "Share of samples copying a training tweet"},
-                ],
-            }],
-        }]
+                     "name": "Share of samples copying a training tweet"}]}]}]
     return front
 
 
@@ -115,11 +109,10 @@ def _evaluation(ev: dict, handles: list[str], meta: dict) -> str:
     verdict = (f"**{(1 - ratio) * 100:.0f}% lower** than" if ratio < 1 else f"**{ratio:.1f} times**")
     worse = "" if ratio < 1 else " The baseline predicts these tweets better: train longer or larger."
     keys = (["all"] if len(handles) > 1 else []) + list(handles)
-    rows = "\n".join(
-        f"| {'all' if k == 'all' else _handle(k)} | {users[k]['tokens']} | {users[k]['loss']:.3f} | "
-        f"{users[k]['ppl']:.1f} | {users[k]['baseline_ppl']:.1f} | "
-        f"{users[k]['ppl_ratio']:.2f} |" for k in keys
-    )
+    rows = "\n".join(f"| {'all' if k == 'all' else _handle(k)} | {users[k]['tokens']} | "
+                     f"{users[k]['loss']:.3f} | {users[k]['ppl']:.1f} | "
+                     f"{users[k]['baseline_ppl']:.1f} | {users[k]['ppl_ratio']:.2f} |"
+                     for k in keys)
     s, gen, real = ev["samples"], ev["samples"]["generated"], ev["samples"]["real"]
     prompts = ", ".join(f"“{md(p)}”" for p in s["prompts"] if p)
     empty = " and an empty prompt" if "" in s["prompts"] else ""
@@ -149,10 +142,8 @@ held-out tweets. A sample *copies* a training tweet when it is {md(s['copy_rule'
 """
     a = ev.get("attribution")
     if a:
-        arows = "\n".join(
-            f"| {_name(h, meta)} | {_pct(a['mix'][h])} | {_pct(a['shares'][h])} ({a['counts'][h]}) |"
-            for h in handles
-        )
+        arows = "\n".join(f"| {_name(h, meta)} | {_pct(a['mix'][h])} | {_pct(a['shares'][h])} "
+                           f"({a['counts'][h]}) |" for h in handles)
         cond = (f" With author conditioning, {_pct(a['conditioning_accuracy'])} of the samples "
                 "asked for a user were attributed to that user." if "conditioning_accuracy" in a else "")
         out += f"""

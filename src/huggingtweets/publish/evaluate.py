@@ -14,6 +14,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -121,17 +122,13 @@ def heldout(model, dm) -> dict:
     blocks, users = dm.val_set.blocks, dm.val_set.user_idx.numpy()
     ours, base = model_nll(model, blocks, dm.batch_size), ngram.nll(blocks.numpy())
     rows = {}
-    for key, mask in [("all", np.ones(len(users), bool))] + [
-        (h, users == i) for i, h in enumerate(dm.handles)
-    ]:
+    for key, mask in [("all", np.ones(len(users), bool)),
+                      *((h, users == i) for i, h in enumerate(dm.handles))]:
         loss, bloss = float(ours[mask].mean()), float(base[mask].mean())
-        rows[key] = {
-            "tokens": int(ours[mask].size),
-            "loss": loss, "ppl": math.exp(min(loss, 50)),
-            "baseline_loss": bloss, "baseline_ppl": math.exp(min(bloss, 50)),
-            # < 1: the model is better; 0.6 means a 40% lower perplexity than the baseline
-            "ppl_ratio": math.exp(min(loss - bloss, 50)),
-        }
+        rows[key] = {"tokens": int(ours[mask].size), "loss": loss, "ppl": math.exp(min(loss, 50)),
+                     "baseline_loss": bloss, "baseline_ppl": math.exp(min(bloss, 50)),
+                     # < 1: the model is better; 0.6 means a 40% lower perplexity than the baseline
+                     "ppl_ratio": math.exp(min(loss - bloss, 50))}
     return {"baseline": BASELINE, "discounts": [ngram.d1, ngram.d2, ngram.d3], "users": rows}
 
 
@@ -173,11 +170,10 @@ def attribution(dm, samples: list[dict], seed: int = 0) -> dict:
     handles = dm.handles
     x = [t for h in handles for t in dm.train[h]["text"]]
     y = [h for h in handles for _ in range(len(dm.train[h]))]
-    clf = make_pipeline(
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, min_df=2,
-                        lowercase=False, max_features=100_000),
-        LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed),
-    )
+    clf = make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True,
+                                        min_df=2, lowercase=False, max_features=100_000),
+                        LogisticRegression(max_iter=2000, class_weight="balanced",
+                                           random_state=seed))
     clf.fit(x, y)
     vx = [t for h in handles for t in dm.val[h]["text"]]
     vy = [h for h in handles for _ in range(len(dm.val[h]))]
@@ -190,17 +186,11 @@ def attribution(dm, samples: list[dict], seed: int = 0) -> dict:
     counts = {h: int(sum(p == h for p in preds)) for h in handles}
     n = max(len(preds), 1)
     shares, mix = {h: counts[h] / n for h in handles}, mix_shares(dm)
-    out = {
-        "classifier": "char 1-4-gram TF-IDF + logistic regression on the training tweets",
-        "heldout_balanced_accuracy": accuracy,
-        "chance": 1 / len(handles),
-        "samples": len(preds),
-        "counts": counts,
-        "shares": shares,
-        "mix": mix,
-        # total variation distance between the two distributions: 0 = identical, 1 = disjoint
-        "tv_distance": 0.5 * sum(abs(shares[h] - mix[h]) for h in handles),
-    }
+    out = {"classifier": "char 1-4-gram TF-IDF + logistic regression on the training tweets",
+           "heldout_balanced_accuracy": accuracy, "chance": 1 / len(handles),
+           "samples": len(preds), "counts": counts, "shares": shares, "mix": mix,
+           # total variation distance between the two distributions: 0 = identical, 1 = disjoint
+           "tv_distance": 0.5 * sum(abs(shares[h] - mix[h]) for h in handles)}
     requested = [(s.get("user"), s.get("attributed")) for s in samples if s.get("attributed")]
     if any(u for u, _ in requested):  # author conditioning: did user= produce that user's style?
         out["conditioning_accuracy"] = sum(u == a for u, a in requested) / len(requested)
@@ -272,8 +262,9 @@ def evaluate_run(module, dm, cfg: Mapping | None, run_dir: str | Path,
         "n": len(samples), "prompts": c["prompts"], "per_prompt": per_voice * len(voices),
         "seed": c["seed"], "temperature": c["temperature"], "top_p": c["top_p"],
         "top_k": c["top_k"], "max_new_tokens": c["max_new_tokens"],
-        "copy_rule": f"equal to a training tweet after normalization (case, punctuation, emoji, "
-                     f"spacing), or sharing a run of at least {c['copy_ngram']} consecutive tokens with one",
+        "copy_rule": "equal to a training tweet after normalization (case, punctuation, emoji, "
+                     f"spacing), or sharing a run of at least {c['copy_ngram']} consecutive "
+                     "tokens with one",
         "copy_ngram": c["copy_ngram"],
         "memorized": sum(bool(s["copy"]) for s in samples) / n,
         "memorized_exact": sum(s["copy"] == "exact" for s in samples) / n,
@@ -308,25 +299,19 @@ def _pick(samples: list[dict], k: int) -> list[dict]:
     by_prompt: dict[str, list[dict]] = {s["prompt"]: [] for s in samples}  # the prompts' order
     for s in good:
         by_prompt[s["prompt"]].append(s)
-    out = []
-    while len(out) < k and any(by_prompt.values()):
-        for lst in by_prompt.values():
-            if lst and len(out) < k:
-                out.append(lst.pop(0))
-    return out
+    rounds = zip_longest(*by_prompt.values())  # the first of each prompt, then the second, ...
+    return [s for rank in rounds for s in rank if s is not None][:k]
 
 
 def summary(results: dict) -> str:
     row, s = results["heldout"]["users"]["all"], results["samples"]
     ratio = row["ppl_ratio"]
     verdict = f"{(1 - ratio) * 100:.0f}% lower" if ratio < 1 else f"{ratio:.1f}x higher: worse"
-    lines = [
-        f"eval: val/ppl {row['ppl']:.2f} vs {row['baseline_ppl']:.2f} for a Kneser-Ney trigram "
-        f"({verdict})",
-        f"eval: {s['n']} samples, {s['memorized']:.0%} copy a training tweet, distinct-2 "
-        f"{s['generated']['distinct_2']:.2f} (real {s['real']['distinct_2']:.2f}), "
-        f"{s['generated']['mean_words']:.1f} words (real {s['real']['mean_words']:.1f})",
-    ]
+    lines = [f"eval: val/ppl {row['ppl']:.2f} vs {row['baseline_ppl']:.2f} for a Kneser-Ney "
+             f"trigram ({verdict})",
+             f"eval: {s['n']} samples, {s['memorized']:.0%} copy a training tweet, distinct-2 "
+             f"{s['generated']['distinct_2']:.2f} (real {s['real']['distinct_2']:.2f}), "
+             f"{s['generated']['mean_words']:.1f} words (real {s['real']['mean_words']:.1f})"]
     a = results.get("attribution")
     if a:
         shares = ", ".join(f"{h} {a['shares'][h]:.0%} (mix {a['mix'][h]:.0%})" for h in a["shares"])

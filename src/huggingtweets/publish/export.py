@@ -75,20 +75,15 @@ def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) 
     model.generation_config = transformers.GenerationConfig(
         **GENERATION, eos_token_id=eos,
         bos_token_id=tok.bos_token_id if tok.bos_token_id is not None else eos,
-        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos,
-    )
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos)
     model.save_pretrained(out)  # safetensors; the adapter alone (+ base_model in its config) if not merged
     if adapter:
         model.generation_config.save_pretrained(out)
     tok.save_pretrained(out)
-    info = {
-        "handles": list(dm.handles),
-        "display_names": {h: dm.meta.get(h, {}).get("display_name") or h for h in dm.handles},
-        "languages": languages(dm),
-        "prompts": card.PROMPTS,
-        # what the card's snippet names (never the local path); push.py swaps in the repo id
-        "model_id": card.model_name(dm.handles),
-    }
+    info = {"handles": list(dm.handles), "languages": languages(dm), "prompts": card.PROMPTS,
+            "display_names": {h: dm.meta.get(h, {}).get("display_name") or h for h in dm.handles},
+            # what the card's snippet names (never the local path); push.py swaps in the repo id
+            "model_id": card.model_name(dm.handles)}
     (out / INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     write_card(module, dm, out, metrics, hparams)
     return out

@@ -108,10 +108,9 @@ class CopyCheck:
 # C1 controls (U+009B is an 8-bit CSI on some terminals) and the bidirectional overrides that can
 # make printed text read differently from what it is. Model output and display names come from
 # other people's posts and from downloaded models, so none of them reaches a terminal raw.
-_TERMINAL_UNSAFE = (
-    [c for c in range(0x20) if c not in (0x09, 0x0A)] + [0x7F] + list(range(0x80, 0xA0))
-    + [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-)
+_TERMINAL_UNSAFE = ([c for c in range(0x20) if c not in (0x09, 0x0A)] + [0x7F]
+                    + list(range(0x80, 0xA0))
+                    + [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 _TERMINAL_TABLE = {c: "\ufffd" for c in _TERMINAL_UNSAFE}
 _ONE_LINE_TABLE = {**_TERMINAL_TABLE, 0x09: " ", 0x0A: " ", 0x2028: " ", 0x2029: " "}
 _JSON_TABLE = {c: f"\\u{c:04x}" for c in _TERMINAL_UNSAFE}
@@ -201,8 +200,9 @@ class Generator:
         user = str(user).lstrip("@") if user else None
         device = next(self.model.parameters()).device
         # never past the model's context (a small model may have only 64 positions)
-        context = getattr(self.model.config, "n_positions", None) or getattr(
-            self.model.config, "max_position_embeddings", None) or 1_000_000
+        config = self.model.config
+        context = (getattr(config, "n_positions", None)
+                   or getattr(config, "max_position_embeddings", None) or 1_000_000)
         prompts = [str(p or "") for p in prompts]
         encoded = [self.tok(prefix + p, add_special_tokens=False)["input_ids"] for p in prompts]
         for e in encoded:
@@ -235,8 +235,7 @@ class Generator:
                         input_ids=ids.to(device), attention_mask=mask.to(device),
                         do_sample=True, temperature=float(temperature), top_p=float(top_p),
                         top_k=int(top_k), max_new_tokens=budget[chunk[0]],
-                        max_length=None, pad_token_id=pad, eos_token_id=pad,
-                    )
+                        max_length=None, pad_token_id=pad, eos_token_id=pad)
                 for i, seq in zip(chunk, seqs[:, width:]):
                     cont = self.tok.decode(seq, skip_special_tokens=True)
                     # control tokens, and the U+FFFD of a character cut mid-way by max_new_tokens

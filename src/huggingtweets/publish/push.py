@@ -33,11 +33,9 @@ def plan(model_dir: str | Path, repo_id: str | None = None, private: bool = Fals
         validate_repo_id(repo_id)
     except HFValidationError as err:
         raise UserError(f"repo_id={repo_id}: {err}") from None
-    files = sorted(
-        p.relative_to(path).as_posix() for p in path.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        and p.name != COPY_INDEX
-    )
+    files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
+                   if p.is_file() and p.name != COPY_INDEX
+                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
     if "README.md" not in files:
         raise UserError(f"{path} has no README.md model card: export it with train.py")
     return {"repo_id": repo_id, "files": files, "model_dir": str(path), "private": bool(private),
