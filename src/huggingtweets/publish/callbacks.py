@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from huggingtweets.ingest.posts import atomic_path
 from huggingtweets.publish.report import STATUS_FILE, summary_line
 
 
@@ -38,13 +39,9 @@ class JobStatus(Callback):
                   f"run: python report.py {config.hydra.sweep.dir}")
 
     def _write(self, config, **fields) -> None:
-        if _rank() != 0:
-            return
-        out = Path(config.hydra.runtime.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".{STATUS_FILE}.tmp"
-        tmp.write_text(json.dumps({**fields, "time": time.time()}) + "\n")
-        os.replace(tmp, out / STATUS_FILE)
+        if _rank() == 0:
+            with atomic_path(Path(config.hydra.runtime.output_dir) / STATUS_FILE) as tmp:
+                tmp.write_text(json.dumps({**fields, "time": time.time()}) + "\n")
 
     def on_job_start(self, config, **kwargs) -> None:
         self._write(config, status="running", pid=os.getpid(), host=socket.gethostname())

@@ -31,19 +31,14 @@ def wandb_mode() -> str:
 def wandb_run(trainer):
     from lightning.pytorch.loggers import WandbLogger
 
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
-            return logger.experiment
-    return None
+    return next((logger.experiment for logger in trainer.loggers
+                 if isinstance(logger, WandbLogger) and trainer.is_global_zero), None)
 
 
 def _use(run, artifact) -> None:
     """Mark `artifact` as an input of this run. W&B can only record a use online; an offline run
     logs it instead, so the data still travels with the run when it is synced."""
-    if run.settings.mode == "offline":
-        run.log_artifact(artifact)
-    else:
-        run.use_artifact(artifact)
+    (run.log_artifact if run.settings.mode == "offline" else run.use_artifact)(artifact)
 
 
 def log_inputs(trainer, dm, run_dir: str | Path) -> None:

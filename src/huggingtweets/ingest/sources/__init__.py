@@ -24,17 +24,13 @@ class NoSource(UserError):
 
 
 def build(cfg, handle: str | None):
-    """Call the config's `_target_` with its keys and `handle` (plain containers, resolved).
-
-    Like hydra.utils.instantiate, without wrapping our UserErrors in InstantiationException.
-    """
+    """Call the config's `_target_` with its keys and `handle` (plain containers, resolved): like
+    hydra.utils.instantiate, without wrapping our UserErrors in InstantiationException."""
     from hydra.utils import get_object
     from omegaconf import DictConfig, OmegaConf
 
     if isinstance(cfg, DictConfig):
-        if "path" in cfg and OmegaConf.is_missing(cfg, "path"):
-            raise UserError("this source reads a file: add source.path=<path to it>")
-        cfg = OmegaConf.to_container(cfg, resolve=True)
+        cfg = OmegaConf.to_container(cfg, resolve=True)  # a missing value stays "???"
     if cfg.get("path", "") == "???":
         raise UserError("this source reads a file: add source.path=<path to it>")
     target = get_object(cfg["_target_"])
@@ -71,11 +67,7 @@ def fetch_user(cfg, handle: str | None, data_dir: str | Path, refresh: str = "me
                name: str | None = None, missing_only: bool = False,
                confirm_shrink: bool = False, lock_timeout: float | None = None) -> Fetched:
     """Run the source `cfg` (a Hydra node) for one user and merge the result into the cache.
-
-    missing_only (API sources): leave a cache that exists alone, e.g. one that a concurrent job
-    wrote while this one waited for it. confirm_shrink: let refresh=full replace the cache with
-    far fewer posts than it holds. lock_timeout: how long to wait for another writer of the user.
-    """
+    missing_only (API sources): leave a cache that exists alone (one a concurrent job wrote)."""
     from huggingtweets.ingest.sources import fetching
 
     made = build(cfg, handle)
