@@ -1,6 +1,7 @@
-"""The model card (README.md of an exported model directory), Hugging Face card format. Every
-user-provided string goes through `md()` and the YAML front matter is `yaml.safe_dump` of values
-we build, so nothing a user wrote can inject HTML, Markdown links, mentions or YAML keys.
+"""The model card (README.md of an exported model directory): the Markdown of publish/templates/
+filled in. Every user-provided string goes through `md()` and the YAML front matter is
+`yaml.safe_dump` of values we build, so nothing a user wrote can inject HTML, Markdown links,
+mentions or YAML keys (values filled into a template are never parsed as one).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -74,6 +76,11 @@ def _data_table(tables: dict[str, dict[str, int]]) -> str:
     return "\n".join(lines)
 
 
+def _template(name: str) -> str:
+    """A section of the card: publish/templates/<name>.md, filled in with str.format."""
+    return (resources.files(__package__) / "templates" / f"{name}.md").read_text(encoding="utf-8")
+
+
 def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
@@ -113,50 +120,22 @@ def _evaluation(ev: dict, handles: list[str], meta: dict) -> str:
                      f"{users[k]['loss']:.3f} | {users[k]['ppl']:.1f} | "
                      f"{users[k]['baseline_ppl']:.1f} | {users[k]['ppl_ratio']:.2f} |"
                      for k in keys)
-    s, gen, real = ev["samples"], ev["samples"]["generated"], ev["samples"]["real"]
-    prompts = ", ".join(f"“{md(p)}”" for p in s["prompts"] if p)
-    empty = " and an empty prompt" if "" in s["prompts"] else ""
-    out = f"""## Evaluation
-
-**Held-out loss.** On the validation tweets (the newest of each user, never trained on), the
-model's perplexity is {allrow['ppl']:.1f}, {verdict} the {allrow['baseline_ppl']:.1f} of a
-baseline that knows nothing but counts: an interpolated Kneser-Ney trigram model trained on the
-same training tokens and scored on the same next-token targets.{worse}
-
-| user | tokens | val loss | val perplexity | trigram baseline perplexity | model ÷ baseline (< 1: better) |
-|---|---|---|---|---|---|
-{rows}
-
-**Samples.** {s['n']} samples ({s['per_prompt']} for each of {prompts}{empty}; seed {s['seed']},
-temperature {s['temperature']}, top-p {s['top_p']}, at most {s['max_new_tokens']} new tokens),
-each compared with the training tweets and, for diversity and length, with as many real
-held-out tweets. A sample *copies* a training tweet when it is {md(s['copy_rule'])}.
-
-| | samples | real tweets |
-|---|---|---|
-| copy a training tweet (memorization) | {_pct(s['memorized'])} ({_pct(s['memorized_exact'])} verbatim) | – |
-| distinct-1 (unique words / words) | {gen['distinct_1']:.3f} | {real['distinct_1']:.3f} |
-| distinct-2 (unique word pairs / pairs) | {gen['distinct_2']:.3f} | {real['distinct_2']:.3f} |
-| mean length (words) | {gen['mean_words']:.1f} | {real['mean_words']:.1f} |
-| empty | {_pct(s['empty'])} | – |
-"""
+    s = ev["samples"]
+    out = _template("evaluation").format(
+        ppl=allrow["ppl"], baseline_ppl=allrow["baseline_ppl"], verdict=verdict, worse=worse,
+        rows=rows, s=s, gen=s["generated"], real=s["real"], copy_rule=md(s["copy_rule"]),
+        prompts=", ".join(f"“{md(p)}”" for p in s["prompts"] if p),
+        empty=" and an empty prompt" if "" in s["prompts"] else "", memorized=_pct(s["memorized"]),
+        exact=_pct(s["memorized_exact"]), empty_share=_pct(s["empty"]))
     a = ev.get("attribution")
     if a:
         arows = "\n".join(f"| {_name(h, meta)} | {_pct(a['mix'][h])} | {_pct(a['shares'][h])} "
                            f"({a['counts'][h]}) |" for h in handles)
         cond = (f" With author conditioning, {_pct(a['conditioning_accuracy'])} of the samples "
                 "asked for a user were attributed to that user." if "conditioning_accuracy" in a else "")
-        out += f"""
-**Whose voice?** A character n-gram classifier (TF-IDF + logistic regression) trained on each
-user's training tweets tells apart their held-out tweets with a balanced accuracy of
-{_pct(a['heldout_balanced_accuracy'])} (chance: {_pct(a['chance'])}). It attributes the
-{a['samples']} non-empty samples as below, against each user's share of the training mix (total
-variation distance {a['tv_distance']:.2f}; 0 is the same distribution).{cond}
-
-| user | share of the training mix | share of the samples |
-|---|---|---|
-{arows}
-"""
+        out += _template("attribution").format(
+            a=a, arows=arows, cond=cond, accuracy=_pct(a["heldout_balanced_accuracy"]),
+            chance=_pct(a["chance"]))
     return out
 
 
@@ -202,65 +181,8 @@ def render(*, handles: list[str], meta: dict[str, dict], tables: dict[str, dict[
     evaluation_md = _evaluation(evaluation, handles, meta) if evaluation else ""
     samples_md = _samples(evaluation, card_samples) if evaluation else ""
     snippet_prompt = json.dumps(str(prompt), ensure_ascii=False).replace("`", "\\u0060")
-    return f"""---
-{yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()}
----
-
-# {names}
-
-A GPT-2 that writes like {names}, trained on their posts with
-[huggingtweets](https://github.com/borisdayma/huggingtweets)-style data preparation. It is a bot
-imitating a style, not the person: see [limitations](#limitations-and-bias) and
-[privacy](#privacy-and-consent).
-
-## Training data
-
-Retweets are dropped, links removed and very short posts left out; each row says how many posts a
-rule removed.
-
-{_data_table(tables)}
-
-## Training procedure
-
-The newest tweets of each user are held out for validation; the model is fine-tuned on the rest
-(mixes are packed together per the data mix), and the checkpoint with the lowest validation loss
-is exported.
-{wandb}
-| | |
-|---|---|
-| base model | {base} |
-{rows}
-
-| metric | value |
-|---|---|
-{results}
-
-{evaluation_md}
-{samples_md}
-## How to use
-
-```python
-from transformers import pipeline
-generator = pipeline("text-generation", {snippet_model(model_id)})
-generator({snippet_prompt}, num_return_sequences=5)
-```
-
-The pipeline prepends an end-of-text token to every prompt, so generation starts a fresh tweet.
-With [huggingtweets](https://github.com/borisdayma/huggingtweets) itself, `python generate.py
-model_dir=<this folder>` samples several prompts and leaves out samples that copy a training
-tweet, and `python app.py model_dir=<this folder>` serves a small web demo.
-
-## Limitations and bias
-
-The model imitates the posts it was trained on, including their biases, errors and any personal
-information in them; it can also produce text the person never wrote nor would write, and it
-knows nothing after its newest training tweet. Generated text must not be presented as the
-person's own words. Small models and small timelines copy training tweets more often: see the
-memorization share above.
-
-## Privacy and consent
-
-The training tweets are personal data. Train on someone's posts only with their consent (or your
-own), and remove the model if they ask. The model directory does not contain the tweets: the
-copy check's index (hashes only) stays in the run directory, not in the published model.
-"""
+    return _template("card").format(
+        front=yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(), names=names,
+        data_table=_data_table(tables), wandb=wandb, base=base, rows=rows, results=results,
+        evaluation_md=evaluation_md, samples_md=samples_md, snippet=snippet_model(model_id),
+        snippet_prompt=snippet_prompt)
