@@ -11,8 +11,7 @@ from omegaconf import OmegaConf
 
 
 def precision() -> str:
-    """fp32 on CPUs (bf16 matmul is 15-40x slower on CPUs without bf16 units), bf16-mixed on GPUs
-    that support it, fp16-mixed on older GPUs."""
+    """fp32 on CPUs (bf16 matmul is 15-40x slower without bf16 units), else bf16- or fp16-mixed."""
     import torch
 
     if not torch.cuda.is_available():
@@ -44,8 +43,7 @@ SWEEP_SYNTAX = re.compile(r"[,]|^(range|choice|interval|glob|tag)\(")
 
 
 def swept_keys() -> set[str]:
-    """Keys a multirun varies: comma lists and sweep functions on the command line, plus the
-    axes an experiment file stores in hydra.sweeper.params."""
+    """Keys a multirun varies: comma lists and sweep functions given, plus hydra.sweeper.params."""
     import sys
 
     from hydra.core.hydra_config import HydraConfig
@@ -99,10 +97,9 @@ def check(root) -> None:
 
 
 def run_name(user, *, _root_) -> str:
-    """The run folder's name, from the validated handles (`alice`, `alice+bsky-bob.bsky.social`),
-    never from the raw value: checked before Hydra makes the folder, so `user=../../x`,
-    `user=${oc.env:SECRET}` and `optim.lr=-1` stop here, with one line and no folder. (train.py
-    checks again, for multiruns and an explicit hydra.run.dir, which do not come here.)"""
+    """The run folder's name, from the validated handles (`alice+bsky-bob.bsky.social`), never the
+    raw value: `user=../../x`, `user=${oc.env:SECRET}` and `optim.lr=-1` stop here, before Hydra
+    makes the folder (train.py checks again, for multiruns and an explicit hydra.run.dir)."""
     from huggingtweets.errors import reported
 
     with reported():  # a UserError here: one line, exit 2 (Hydra would print a traceback)

@@ -12,11 +12,8 @@ class UserError(Exception):
 
 @contextmanager
 def reported():
-    """Turn a UserError into one red line on stderr and exit status 2.
-
-    Entry points wrap their Hydra task body in this. SystemExit is a BaseException, so it passes
-    through Hydra's own error reporting (which would otherwise print a traceback) untouched.
-    """
+    """Turn a UserError into one line on stderr and exit status 2 (entry points wrap their Hydra
+    task in this: SystemExit passes through Hydra's error reporting, which prints tracebacks)."""
     try:
         yield
     except Exception as err:

@@ -45,10 +45,8 @@ class Prepared:
 def prepare(user: str, clean: Mapping, data_dir: str | Path = "data", val_share: float = 0.1,
             split: str = "time", seed: int = 1234, source=None, quiet: bool = False,
             **_training_keys) -> Prepared:
-    """Prepared posts for `user` (a handle or a mix). `source` (a source config node): fetch the
-    users not cached yet with it; None: a missing user is an error that says how to provide it.
-    Accepts the whole `data` config node (`prepare(**cfg.data, source=cfg.source)`): the keys
-    that are the DataModule's are ignored."""
+    """Prepared posts for `user` (a handle or a mix); `source` (a source config node) fetches the
+    users not cached yet. Takes the whole `data` node: the DataModule's keys are ignored."""
     clean = dict(clean)
     data_dir = Path(data_dir)
     handles = posts.parse_users(user)
@@ -88,9 +86,8 @@ def prepare(user: str, clean: Mapping, data_dir: str | Path = "data", val_share:
 
 
 def fetch_missing(handles: list[str], data_dir: Path, source) -> None:
-    """Fetch (or generate) each user who is not cached yet with the source config `source`
-    (train.py's default, source=auto: demo personas, Bluesky, Mastodon, X with X_BEARER_TOKEN).
-    A user no source can provide is left missing: prepare() then says how to provide the posts."""
+    """Fetch (or generate) each user not cached yet with `source`; a user no source can provide
+    is left missing: prepare() then says how to provide the posts."""
     from huggingtweets.ingest import sources
 
     for h in handles:

@@ -131,8 +131,8 @@ class HTTPError(Exception):
 
 
 class DemoServer(ThreadingHTTPServer):
-    """A thread per connection (a slow client holds only its own), at most `max_connections` at
-    once: past that, new connections are closed at once rather than queued behind slow ones."""
+    """A thread per connection, at most `max_connections` at once: past that, new connections are
+    closed rather than queued behind slow ones."""
 
     daemon_threads = True  # Ctrl-C does not wait for a generation in flight
 
@@ -168,8 +168,8 @@ class DemoServer(ThreadingHTTPServer):
 
 
 def _content_length(values: list[str] | None, limit: int) -> int:
-    """The one Content-Length a POST must carry: ASCII digits only (int() would also take "-1",
-    "+5", " 5 " and "١٢"), the same value if repeated, at most `limit`."""
+    """The one Content-Length a POST must carry: ASCII digits only (int() also takes "-1", "+5",
+    " 5 ", "١٢"), the same value if repeated, at most `limit`."""
     if not values:
         raise HTTPError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length")
     if len(set(v.strip() for v in values)) > 1:
@@ -189,9 +189,8 @@ def _no_constant(name: str):
 def make_server(demo: Demo, host: str = "127.0.0.1", port: int = 7860, *,
                 read_timeout: float = 10.0, request_deadline: float = 20.0,
                 max_connections: int = 32, max_body: int = MAX_BODY) -> DemoServer:
-    """The demo's HTTP server, not started (call serve_forever). `read_timeout`: the longest a
-    connection may stay silent; `request_deadline`: the longest reading one whole request may
-    take (a client dripping a byte now and then never trips the read timeout)."""
+    """The demo's HTTP server, not started. `read_timeout`: the longest a connection may stay
+    silent; `request_deadline`: for reading a whole request (a dripping client)."""
     folder = resources.files(__package__) / "static"
     static = {path: ((folder / name).read_text(encoding="utf-8"), ctype)
               for path, (name, ctype) in STATIC.items()}
@@ -241,9 +240,8 @@ def make_server(demo: Demo, host: str = "127.0.0.1", port: int = 7860, *,
             self._send(status, json.dumps(obj, ensure_ascii=False).encode(), "application/json")
 
         def _hosts(self) -> set[str]:
-            """The Host values that name this server: the address the client connected to (an IP
-            literal) and, on loopback, localhost; with its port (bare too on port 80). A DNS name
-            rebound to 127.0.0.1 by a web page is none of these."""
+            """The Host values that name this server (a DNS name rebound to it is none of them): the
+            address the client connected to and, on loopback, localhost, with the port."""
             ip, port = self.connection.getsockname()[:2]
             names = {f"[{ip}]" if ":" in ip else ip}
             if ipaddress.ip_address(ip.split("%")[0]).is_loopback:
@@ -251,9 +249,8 @@ def make_server(demo: Demo, host: str = "127.0.0.1", port: int = 7860, *,
             return {f"{n}:{port}" for n in names} | (names if port == 80 else set())
 
         def _check_sender(self, api: bool) -> None:
-            """403 unless the request comes from this server's own page (or from no page at all:
-            curl, a script; those send no Origin). Browsers send Origin with every cross-origin
-            request and every POST; Sec-Fetch-Site too, in the ones that have it."""
+            """403 unless the request comes from this server's own page, or from no page at all
+            (curl and scripts send no Origin; browsers send it with every POST)."""
             hosts = self._hosts()
             host = self.headers.get_all("Host") or []
             if len(host) != 1 or host[0].strip().lower() not in hosts:
@@ -273,9 +270,8 @@ def make_server(demo: Demo, host: str = "127.0.0.1", port: int = 7860, *,
                 self._discard_body()
 
         def _discard_body(self) -> None:
-            """Closing a socket with unread bytes in it sends a reset, which can reach the client
-            before it has read the answer; so end our side first, then read and throw away what
-            it still sends, for a moment and a megabyte at most (a "lingering close")."""
+            """A "lingering close": closing with unread bytes sends a reset that can beat the
+            answer, so end our side, then drain what the client still sends (1 MB at most)."""
             try:
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_WR)

@@ -122,10 +122,8 @@ def _forget_previous_job() -> None:
 
 
 class DDPStrategy(_LightningDDP):
-    """`lightning.pytorch.strategies.DDPStrategy` that is safe in Hydra multiruns (see above).
-
-    Same arguments as Lightning's; `start_method="popen"` (the default) re-runs the script per
-    rank, `"spawn"` forks workers from this process instead (the model and data are pickled)."""
+    """Lightning's DDPStrategy, safe in Hydra multiruns, with the same arguments
+    (`start_method="spawn"` forks workers from this process instead of re-running the script)."""
 
     def __init__(self, *args, **kwargs):
         _forget_previous_job()

@@ -13,8 +13,7 @@ from huggingtweets.train.tracking import redact
 
 def fit(cfg: DictConfig, prepared: Prepared, run_dir: str):
     """Build the data, model and trainer from `cfg`, train, then validate the best checkpoint (by
-    val/loss, not merely the last epoch: it is what gets exported). Returns (trainer, module, dm,
-    metrics)."""
+    val/loss: it is what gets exported). Returns (trainer, module, dm, metrics)."""
     L.seed_everything(cfg.seed, workers=True)
     dm = instantiate(cfg.data, _partial_=True)(prepared=prepared)
     module = instantiate(cfg.model)

@@ -27,10 +27,8 @@ _BASE_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def train_tokenizer(texts: list[str], vocab_size: int, cache_dir: str | Path | None = None):
-    """A byte-level BPE (GPT-2's scheme) trained on the training tweets, cached by its inputs.
-
-    Why not GPT-2's own: its 50k-entry LM head dominates a small model's compute, and a vocabulary
-    fitted to one person's tweets is 10-100x smaller (BENCHMARKS.md)."""
+    """A byte-level BPE trained on the training tweets, cached by its inputs: GPT-2's 50k-entry LM
+    head would dominate a small model's compute, and this vocabulary is 10-100x smaller."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     key = hashlib.sha256(json.dumps([vocab_size, texts], ensure_ascii=False).encode()).hexdigest()

@@ -165,11 +165,8 @@ def is_quote(embed: dict | None) -> bool:
 
 
 def expand_links(text: str, facets: list | None) -> str:
-    """Put each link facet's full URI in place of the shortened link text.
-
-    Facet ranges count UTF-8 bytes, not characters; a range that does not fall on character
-    boundaries (a broken client) is left alone.
-    """
+    """Put each link facet's full URI in place of the shortened link text. Facet ranges count
+    UTF-8 bytes; a range that does not fall on character boundaries (a broken client) stays."""
     data = text.encode("utf-8")
     spans = []
     for facet in facets or []:
