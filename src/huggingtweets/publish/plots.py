@@ -1,5 +1,5 @@
 """Pictures: a sweep's plots (val/loss against the learning rate; curves of the best jobs) and the
-evaluation's tweet cards (predictions.png). matplotlib only, Agg, no display needed."""
+evaluation's tweet cards (predictions.png). matplotlib Figures without pyplot: no display needed."""
 
 from __future__ import annotations
 
@@ -34,10 +34,7 @@ def _label(job: report.Job, axes: list[str]) -> str:
 
 
 def plot_vs_x(rep: report.Report, out_dir: Path) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
     x, line, panels = report.plot_roles(rep.axes, rep.jobs)
     done = [j for j in rep.jobs if j.status == "done" and rep.metric in j.metrics]
@@ -45,8 +42,8 @@ def plot_vs_x(rep: report.Report, out_dir: Path) -> str | None:
         return None
     keys = sorted({tuple(j.overrides.get(a) for a in panels) for j in done},
                   key=lambda k: tuple(report.sort_key(v) for v in k))
-    fig, axs = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.8), sharey=True,
-                            sharex=True, squeeze=False)
+    fig = Figure(figsize=(4.6 * len(keys), 3.8))
+    axs = fig.subplots(1, len(keys), sharey=True, sharex=True, squeeze=False)
     numeric_x = all(report.parse_number(j.overrides.get(x)) is not None for j in done)
     xvals = sorted({j.overrides.get(x) for j in done}, key=report.sort_key)
     where = {v: (report.parse_number(v) if numeric_x else i) for i, v in enumerate(xvals)}
@@ -88,15 +85,11 @@ def plot_vs_x(rep: report.Report, out_dir: Path) -> str | None:
     fig.tight_layout()
     name = f"{_slug(rep.metric)}_vs_{_slug(x)}.png"
     fig.savefig(out_dir / name, dpi=110)
-    plt.close(fig)
     return name
 
 
 def plot_curves(rep: report.Report, out_dir: Path, top: int = 3) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     ranked = sorted((j for j in rep.jobs if j.status == "done" and rep.metric in j.metrics),
                     key=lambda j: j.metrics[rep.metric])
@@ -105,7 +98,8 @@ def plot_curves(rep: report.Report, out_dir: Path, top: int = 3) -> str | None:
     shown = [j for j in rep.jobs if j.name in names and j.curve][:8]
     if not shown:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig = Figure(figsize=(7.5, 4.2))
+    ax = fig.subplots()
     for i, j in enumerate(sorted(shown, key=lambda j: j.metrics.get(rep.metric, math.inf))):
         color = f"C{i}"
         epochs = [c["epoch"] + 1 for c in j.curve if rep.metric in c]
@@ -125,7 +119,6 @@ def plot_curves(rep: report.Report, out_dir: Path, top: int = 3) -> str | None:
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(out_dir / "curves.png", dpi=110)
-    plt.close(fig)
     return "curves.png"
 
 

@@ -53,13 +53,11 @@ def parse_number(value):
 
 def _read_curve(path: Path) -> list[dict]:
     """Validation rows of Lightning's CSV log, merged with the epoch's train/loss."""
-    if not path.exists():
-        return []
     import pandas as pd
 
     try:
         df = pd.read_csv(path)
-    except Exception:  # a half-written file of a running job
+    except Exception:  # missing, or a half-written file of a running job
         return []
     if "val/loss" not in df or "epoch" not in df:
         return []
@@ -67,19 +65,16 @@ def _read_curve(path: Path) -> list[dict]:
     train = df.dropna(subset=["train/loss_epoch"]) if "train/loss_epoch" in df else None
     # Epochs that trained: the final trainer.validate() of the best checkpoint logs one more
     # val/loss row, at epoch == max_epochs with no training; it is not a point of the curve.
-    trained = set()
-    for col in ("train/loss_epoch", "train/loss_step"):
-        if col in df:
-            trained |= set(df.dropna(subset=[col])["epoch"].astype(int))
+    trained = {int(e) for col in ("train/loss_epoch", "train/loss_step") if col in df
+               for e in df.dropna(subset=[col])["epoch"]}
     for _, r in df.dropna(subset=["val/loss"]).iterrows():
         if trained and int(r["epoch"]) not in trained:
             continue
         row = {k: float(v) for k, v in r.items() if k.startswith("val/") and v == v}
         row["epoch"] = int(r["epoch"])
-        if train is not None:
-            t = train[train["epoch"] == r["epoch"]]
-            if len(t):
-                row["train/loss"] = float(t["train/loss_epoch"].iloc[-1])
+        t = train[train["epoch"] == r["epoch"]] if train is not None else ()
+        if len(t):
+            row["train/loss"] = float(t["train/loss_epoch"].iloc[-1])
         rows.append(row)
     return rows
 
@@ -155,9 +150,8 @@ def _sweep_overrides(sweep_dir: str | Path) -> tuple[dict, list]:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
         hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
-        args = {}
-        for key, value in ((hydra.get("sweeper") or {}).get("params") or {}).items():
-            args[key] = f"{key}={value}"
+        params = (hydra.get("sweeper") or {}).get("params") or {}
+        args = {key: f"{key}={value}" for key, value in params.items()}
         for o in hydra.get("overrides", {}).get("task", []):  # the command line wins
             args[str(o).split("=", 1)[0]] = str(o)
         return hydra, OverridesParser.create().parse_overrides(list(args.values()))
@@ -173,14 +167,11 @@ def expected_jobs(sweep_dir: str | Path) -> int | None:
     sweeper = hydra.get("sweeper") or {}
     if sweeper.get("n_trials"):  # optuna and friends
         return int(sweeper["n_trials"])
-    n = 1
     try:
-        for o in overrides:
-            if o.is_sweep_override():
-                n *= len(list(o.sweep_string_iterator()))
+        return math.prod(len(list(o.sweep_string_iterator())) for o in overrides
+                         if o.is_sweep_override())
     except Exception:  # interval() and other sweeps that cannot be counted
         return None
-    return n
 
 
 def swept_axes(jobs: list[Job], sweep_dir: str | Path | None = None) -> list[str]:
@@ -188,9 +179,8 @@ def swept_axes(jobs: list[Job], sweep_dir: str | Path | None = None) -> list[str
     override that differs between jobs, alphabetically."""
     keys = list(dict.fromkeys(k for j in jobs for k in j.overrides))
     varying = [k for k in keys if len({j.overrides.get(k) for j in jobs}) > 1]
-    declared = []
-    if sweep_dir is not None:
-        declared = [o.key_or_group for o in _sweep_overrides(sweep_dir)[1] if o.is_sweep_override()]
+    declared = ([o.key_or_group for o in _sweep_overrides(sweep_dir)[1] if o.is_sweep_override()]
+                if sweep_dir is not None else [])
     axes = [k for k in declared if k in keys and not k.startswith("hydra.")]
     axes += sorted(k for k in varying if k not in axes)
     return axes
