@@ -242,9 +242,7 @@ class Generator:
                     # or by a byte-level model that emitted an invalid byte sequence
                     cont = CONTROL_TOKEN.sub("", cont).replace("\ufffd", "")
                     text = prompts[i] + cont
-                    if cut_newline:
-                        text = text.split("\n")[0]
-                    text = text.strip()
+                    text = (text.split("\n")[0] if cut_newline else text).strip()
                     if not text and not keep_empty:
                         self.dropped["empty"] += 1
                         continue

@@ -75,8 +75,7 @@ class XSource(fetching.Remote):
     def page(self, account: dict, cursor, since) -> fetching.Page:
         body = self._request(lambda: self.client.get_users_tweets(
             account["id"], max_results=self.page_size, pagination_token=cursor, since_id=since,
-            tweet_fields=TWEET_FIELDS, expansions=["author_id"], user_fields=["name", "username"],
-        ))
+            tweet_fields=TWEET_FIELDS, expansions=["author_id"], user_fields=["name", "username"]))
         return self.parse_page(body, account)
 
     def parse_page(self, body, account: dict) -> fetching.Page:
@@ -87,9 +86,8 @@ class XSource(fetching.Remote):
         errors = body.get("errors")
         if not data and isinstance(errors, list) and errors and isinstance(errors[0], dict):
             error = errors[0]
-            if error.get("title") == "Authorization Error" or "not-authorized" in str(
-                error.get("type")
-            ):
+            kind = str(error.get("type"))
+            if error.get("title") == "Authorization Error" or "not-authorized" in kind:
                 raise UserError(self._protected())
             raise UserError(f"X: {str(error.get('detail') or error.get('title'))[:300]}")
         try:
@@ -100,11 +98,9 @@ class XSource(fetching.Remote):
         for record in records:
             record.update(handle=self.handle, display_name=account.get("name"), source="x")
         meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
-        next_token = meta.get("next_token")
-        if not isinstance(next_token, str) or not next_token:
-            next_token = None  # an opaque string, or no next page
-        return fetching.Page(records, next=next_token if data else None, items=len(pairs),
-                             rejected=rejected)
+        token = meta.get("next_token") if data else None
+        token = token if isinstance(token, str) and token else None  # an opaque string, or none
+        return fetching.Page(records, next=token, items=len(pairs), rejected=rejected)
 
     def _protected(self) -> str:
         return (f"@{self.handle}'s posts are protected: only approved followers can see them, and "
