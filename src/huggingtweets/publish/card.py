@@ -151,14 +151,7 @@ def _samples(ev: dict, k: int) -> str:
     rows = "\n".join(f"| {md(s['prompt']) or '(empty)'} | {md(s['text'])} |" for s in picks)
     pic = (f"\n![Sample generations drawn as tweet cards]({ev['picture']})\n"
            if ev.get("picture") else "")
-    return f"""## Sample generations
-
-A few of the evaluation's samples, leaving out any that copy a training tweet.
-{pic}
-| prompt | generation |
-|---|---|
-{rows}
-"""
+    return _template("samples").format(pic=pic, rows=rows)
 
 
 def render(*, handles: list[str], meta: dict[str, dict], tables: dict[str, dict[str, int]],
