@@ -56,8 +56,7 @@ def swept_keys() -> set[str]:
 
 
 def job_dirname(overrides) -> str:
-    """A multirun job's folder: the overrides the sweep varies (`optim.lr=0.001,user=a-b`), so
-    the folders read as the sweep's grid instead of repeating every fixed override."""
+    """A multirun job's folder: the overrides the sweep varies (`optim.lr=0.001,user=a-b`)."""
     items = [str(o) for o in overrides or [] if not str(o).lstrip("+~").startswith("hydra.")]
     swept = swept_keys()
     varied = [o for o in items if o.split("=", 1)[0].lstrip("+~") in swept]
@@ -81,8 +80,8 @@ SETTINGS = [
 
 
 def check(root) -> None:
-    """Refuse an interpolated `user` (it could carry a secret into folder names and messages) and
-    settings that would fail deep inside torch or train nothing: one line, before any work."""
+    """Refuse an interpolated `user` (a secret in folder names) and settings that would fail deep
+    inside torch or train nothing (SETTINGS), before any work."""
     from omegaconf import OmegaConf
 
     from huggingtweets.errors import UserError

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,11 +26,9 @@ import pandas as pd
 
 from huggingtweets.errors import UserError
 
-# The canonical schema. `text` is kept as posted, in the X API's convention whatever the platform:
-# "&", "<" and ">" escaped as &amp; &lt; &gt; (both cleaning presets undo exactly that), links as
-# full URLs in place, a repost as "RT @author: text". Cleaning is a separate, configurable step,
-# so changing the cleaning never needs a re-fetch. `content_warning` is a Mastodon content warning
-# (spoiler text), kept apart from the text it hides; null elsewhere.
+# The canonical schema. `text` is as posted, in the X API's convention whatever the platform: & < >
+# escaped (cleaning undoes exactly that), full URLs, a repost as "RT @author: text"; cleaning is a
+# separate step, so changing it never needs a re-fetch. `content_warning`: Mastodon's, apart.
 COLUMNS = {"id": "string", "created_at": "datetime64[us, UTC]", "text": "string",
            "handle": "string", "display_name": "string", "is_retweet": "bool", "is_reply": "bool",
            "is_quote": "bool", "lang": "string", "source": "string", "content_warning": "string"}
@@ -159,8 +157,7 @@ def how_to_get(handle: str) -> str:
 
 def lock_path(data_dir: str | Path, handle: str) -> Path:
     """The user's lock file, beside the journal folder of an API fetch."""
-    folder = partial_dir(data_dir, handle)
-    return folder.with_name(f".{folder.name}.lock")
+    return Path(data_dir) / "partial" / f".{cache_name(handle)}.lock"
 
 
 # Locks this process holds: lock file -> [owning thread id, depth]. flock locks belong to an open
@@ -172,9 +169,8 @@ _held_guard = threading.Lock()
 
 @contextmanager
 def user_lock(data_dir: str | Path, handle: str, timeout: float | None = None) -> Iterator[None]:
-    """One writer per user at a time, across threads and processes; re-entrant in a thread. An
-    OS lock (flock) dies with its process, so a killed fetch never leaves a stale lock behind.
-    Waiting is bounded: after `timeout` seconds a UserError names the holder's pid."""
+    """One writer per user at a time, across threads and processes, re-entrant in a thread: an
+    flock dies with its process (no stale lock); after `timeout` s a UserError names the holder."""
     timeout = LOCK_TIMEOUT_S if timeout is None else float(timeout)
     path = lock_path(data_dir, handle)
     key, me = os.path.abspath(path), threading.get_ident()
@@ -239,8 +235,8 @@ def _write_error(path: Path, err: OSError) -> UserError:
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success rename it over `path`, on failure delete it.
-    An OSError while writing (a full disk, a read-only folder) becomes a UserError naming `path`."""
+    """A temp path beside `path`, renamed over it on success, deleted on failure; an OSError (a
+    full disk) becomes a UserError naming `path`."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,14 +256,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def _remove_stale_temps(path: Path) -> None:
-    """Temp files of `path` left by a killed writer (called under the user's lock, so none of
-    them belongs to a live writer)."""
+    """Temp files of `path` left by a killed writer (under the user's lock: no live writer's)."""
     sidecar = path.with_suffix(".json")
     for tmp in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{sidecar.name}.*.tmp")]:
-        try:
+        with suppress(OSError):
             tmp.unlink()
-        except OSError:
-            pass
 
 
 def to_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
@@ -322,8 +315,7 @@ def parse_time(value) -> datetime | None:
 
 
 def check_record(record, max_chars: int = MAX_POST_CHARS) -> str | None:
-    """Why `record` cannot be a canonical post (None: it can): the checks every source's records
-    pass before they are kept. Normalises created_at to an ISO string in place."""
+    """Why `record` cannot be a canonical post (None: it can); normalises created_at in place."""
     if not isinstance(record, dict):
         return "not an object"
     post_id = record.get("id")
@@ -373,10 +365,9 @@ class Shrink(UserError):
 def write_posts(data_dir: str | Path, handle: str, posts: pd.DataFrame, source: str,
                 refresh: str = "merge", confirm_shrink: bool = False,
                 lock_timeout: float | None = None) -> pd.DataFrame:
-    """Merge `posts` into the user's cache by id (newer fetch wins), write it atomically, return
-    the table now on disk. refresh="full" replaces the cache instead, unless that would keep fewer
-    than SHRINK_RATIO of the cached posts: then `Shrink`, the cache kept (unless `confirm_shrink`).
-    The user's lock is held throughout, so a concurrent writer's posts are merged, never lost."""
+    """Merge `posts` into the user's cache by id (newer wins) under the user's lock, write it
+    atomically, return it. refresh="full" replaces the cache instead, unless that would keep fewer
+    than SHRINK_RATIO of the cached posts: then `Shrink` (unless `confirm_shrink`)."""
     if refresh not in ("merge", "full"):
         raise UserError(f"refresh={refresh!r}: use merge (default) or full")
     path = tweets_path(data_dir, handle)

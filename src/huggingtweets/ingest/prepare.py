@@ -26,8 +26,7 @@ from huggingtweets.ingest import posts
 
 @dataclass
 class Prepared:
-    """Each user's cleaned train and validation tweets (time-ordered or shuffled), data table,
-    sidecar meta and cache key (the token cache builds on it)."""
+    """Each user's cleaned train and validation tweets, data table, sidecar meta and cache key."""
 
     handles: list[str]
     train: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -114,8 +113,7 @@ def split_tweets(df: pd.DataFrame, val_share: float, how: str, seed: int, handle
 
 @functools.cache
 def _code_key() -> str:
-    """The code that reads, cleans and splits posts (and pandas' version), so an upgrade never
-    reuses stale cleaned tweets."""
+    """The code that reads, cleans and splits posts, and pandas' version: an upgrade, a new key."""
     h = hashlib.sha256(pd.__version__.encode())
     for module in (posts, cleaning, __file__):
         h.update(Path(getattr(module, "__file__", module)).read_bytes())
@@ -123,8 +121,7 @@ def _code_key() -> str:
 
 
 def _read_split(path: Path, table_path: Path):
-    """(table, train, val) from the cleaned-split cache, or None: missing, or unreadable (a data
-    dir copied across pandas/pyarrow versions, a damaged file), then it is rebuilt."""
+    """(table, train, val) from the cleaned-split cache; None when missing or unreadable."""
     if not (path.exists() and table_path.exists()):
         return None
     try:

@@ -78,8 +78,7 @@ class Demo:
         unknown = [k for k in req if k not in FIELDS]
         if unknown:
             raise UserError(f"unknown field {_quote(unknown[0])}: send only {', '.join(FIELDS)}")
-        prompt = req.get("prompt")
-        prompt = "" if prompt is None else prompt
+        prompt = "" if req.get("prompt") is None else req["prompt"]
         if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT:
             raise UserError(f"prompt must be text of at most {MAX_PROMPT} characters")
         n = self.n if req.get("n") is None else req["n"]
@@ -157,9 +156,8 @@ class DemoServer(ThreadingHTTPServer):
             self.slots.release()
 
     def handle_error(self, request, client_address):
-        # socketserver prints a traceback for any exception out of a handler. A connection that
-        # broke (reset, timed out, dropped by the request deadline) is the client's doing: say
-        # nothing. Anything else is a bug here: one line, not a traceback per request.
+        # A broken connection (reset, timeout, the request deadline) is the client's doing: say
+        # nothing. Anything else is a bug: one line, not socketserver's traceback per request.
         err = sys.exc_info()[1]
         if isinstance(err, OSError):
             return

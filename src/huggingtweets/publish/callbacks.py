@@ -24,9 +24,8 @@ def _rank() -> int:
 
 
 class JobStatus(Callback):
-    """Hydra callback: `<job>/status.json` says running (with pid and host), completed or failed
-    (with the error), so a report can tell a running job from a dead one (rank 0 only); and when
-    the sweep ends, the sweep's report is written (and logged to W&B when online)."""
+    """`<job>/status.json`: running (pid, host), completed or failed (the error), so a report can
+    tell a running job from a dead one; and when the sweep ends, the sweep's report."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         try:

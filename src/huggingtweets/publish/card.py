@@ -31,8 +31,8 @@ def model_name(handles) -> str:
 
 
 def snippet_model(model_id: str) -> str:
-    """The `model=...` argument of the card's usage snippet (push.py finds and replaces it): a JSON
-    string literal is a valid Python one, with backticks escaped so it cannot end the code block."""
+    """The snippet's `model=...` argument: a JSON string literal (valid Python), backticks
+    escaped so it cannot end the code block."""
     return "model=" + json.dumps(str(model_id), ensure_ascii=False).replace("`", "\\u0060")
 
 

@@ -228,9 +228,9 @@ def flat_metrics(results: dict) -> dict[str, float]:
 
 def evaluate_run(module, dm, cfg: Mapping | None, run_dir: str | Path,
                  model_dir: str | Path | None = None, copies: CopyCheck | None = None) -> dict:
-    """Evaluate the trained `module` (anything with .model and .tokenizer, or an exported model
-    dir) on `dm` (set up, with the model's tokenizer); write eval.json, predictions.jsonl and the
-    copy index to `run_dir`, predictions.png to `model_dir` (default `<run_dir>/model`)."""
+    """Evaluate `module` (.model and .tokenizer, or an exported model dir) on the set-up `dm`;
+    write eval.json, predictions.jsonl and the copy index to `run_dir`, predictions.png to
+    `model_dir`."""
     c = _cfg(cfg)
     t0 = time.time()
     run_dir = Path(run_dir)

@@ -26,9 +26,8 @@ def languages(dm) -> list[str]:
 
 
 def publish_run(cfg, trainer, module, dm, metrics: dict, run_dir: str | Path) -> Path | None:
-    """Everything a finished run leaves (rank zero): metrics.json and the resolved config; with
-    cfg.export the model dir, the copy check's index, the evaluation (unless eval=none), the card
-    and the W&B artifacts. Returns the model dir."""
+    """What a finished run leaves: metrics.json, the resolved config and, with cfg.export, the
+    model dir (returned), the copy index, the evaluation, the card and the W&B artifacts."""
     from omegaconf import OmegaConf
 
     from huggingtweets.train import tracking
@@ -57,8 +56,7 @@ def publish_run(cfg, trainer, module, dm, metrics: dict, run_dir: str | Path) ->
 
 
 def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) -> Path:
-    """Weights, tokenizer, generation defaults, the demo's info file and the card (without an
-    evaluation yet: `write_card` rewrites it once `evaluate` has run)."""
+    """Weights, tokenizer, generation defaults, the demo's info file and a first card."""
     out = Path(out_dir)
     model, tok = module.model, module.tokenizer
     adapter = hasattr(model, "peft_config") and not module.hparams.lora.get("merge", True)

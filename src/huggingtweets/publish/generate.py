@@ -79,11 +79,8 @@ class CopyCheck:
     @classmethod
     def find(cls, model_dir: str | Path) -> CopyCheck | None:
         """The index in the model dir, else in the run dir around it (where train.py writes it)."""
-        model_dir = Path(model_dir)
-        for path in (model_dir / COPY_INDEX, model_dir.parent / COPY_INDEX):
-            if path.exists():
-                return cls.load(path)
-        return None
+        paths = (Path(model_dir) / COPY_INDEX, Path(model_dir).parent / COPY_INDEX)
+        return next((cls.load(path) for path in paths if path.exists()), None)
 
     def _member(self, table: np.ndarray, hashes: list[int]) -> bool:
         if not hashes or not len(table):
@@ -103,11 +100,9 @@ class CopyCheck:
         return None
 
 
-# Characters a terminal acts on instead of showing: C0 controls (ESC starts ANSI/OSC sequences that
-# recolour, retitle, hyperlink or rewrite the screen; CR and BS overwrite what was printed), DEL,
-# C1 controls (U+009B is an 8-bit CSI on some terminals) and the bidirectional overrides that can
-# make printed text read differently from what it is. Model output and display names come from
-# other people's posts and from downloaded models, so none of them reaches a terminal raw.
+# Characters a terminal acts on instead of showing: C0 controls (ESC starts ANSI sequences; CR and
+# BS overwrite what was printed), DEL, C1 controls (U+009B is an 8-bit CSI) and the bidi overrides.
+# Model output and display names are other people's text: none of it reaches a terminal raw.
 _TERMINAL_UNSAFE = ([c for c in range(0x20) if c not in (0x09, 0x0A)] + [0x7F]
                     + list(range(0x80, 0xA0))
                     + [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
@@ -216,10 +211,8 @@ class Generator:
         kept: dict[int, list[dict]] = {i: [] for i in range(len(prompts))}
         pad = self.tok.eos_token_id
         for _ in range(max_rounds if filter_copies or not keep_empty else 1):
-            # Every prompt's missing samples in one generate call (left-padded, masked): one pass
-            # of the model per token for all of them, ~2x the tokens/s of a call per prompt on
-            # CPU (bench/generation.py). Prompts with another budget of new tokens (only near the
-            # context's end) go in their own call; chunks bound the memory of many prompts.
+            # Every prompt's missing samples in one left-padded generate call (~2x the tokens/s of
+            # a call per prompt on CPU), grouped by budget of new tokens, in chunks for memory.
             todo = [i for i in kept for _ in range(n - len(kept[i]))]
             groups = [[i for i in todo if budget[i] == b] for b in dict.fromkeys(budget[i] for i in todo)]
             chunks = [g[k:k + self.max_batch] for g in groups for k in range(0, len(g), self.max_batch)]

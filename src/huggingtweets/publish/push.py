@@ -43,8 +43,7 @@ def plan(model_dir: str | Path, repo_id: str | None = None, private: bool = Fals
 
 
 def readme_for(p: dict, repo_id: str) -> bytes:
-    """The card naming the repo: in the usage snippet and as the model-index name (the YAML is
-    parsed and rewritten, not searched: the neutral local name is a substring of the repo id)."""
+    """The card naming the repo in the snippet and the model-index (YAML parsed, not searched)."""
     text = (Path(p["model_dir"]) / "README.md").read_text()
     if text.startswith("---\n") and "\n---\n" in text:
         head, body = text[4:].split("\n---\n", 1)

@@ -175,8 +175,7 @@ def expected_jobs(sweep_dir: str | Path) -> int | None:
 
 
 def swept_axes(jobs: list[Job], sweep_dir: str | Path | None = None) -> list[str]:
-    """The overrides the sweep varies, in the sweep's own order (multirun.yaml), then any other
-    override that differs between jobs, alphabetically."""
+    """The overrides the sweep varies (multirun.yaml's order), then others that differ."""
     keys = list(dict.fromkeys(k for j in jobs for k in j.overrides))
     varying = [k for k in keys if len({j.overrides.get(k) for j in jobs}) > 1]
     declared = ([o.key_or_group for o in _sweep_overrides(sweep_dir)[1] if o.is_sweep_override()]
@@ -280,8 +279,7 @@ def markdown_table(table) -> str:
 
 
 def summary_line(rep: Report) -> str:
-    c = rep.counts
-    n = len(rep.jobs)
+    c, n = rep.counts, len(rep.jobs)
     parts = [f"{c['done']} done", f"{c['running']} running", f"{c['failed']} failed"]
     if rep.expected and rep.expected > n:
         parts.append(f"{rep.expected - n} not started")

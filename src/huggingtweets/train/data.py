@@ -45,8 +45,7 @@ def mix_counts(chars: Mapping[str, int], mix: str, weights: Mapping[str, float] 
 
 
 def oversample(lengths, target_chars: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of the tweets with these character `lengths`: pass after pass over a fresh
-    permutation, until `target_chars` is reached (the tweet that reaches it included)."""
+    """Tweet indices, pass after pass over a fresh permutation, until `target_chars` is reached."""
     lengths = np.asarray(lengths, dtype=np.int64)
     per_pass = int(lengths.sum())
     if target_chars <= 0 or per_pass == 0:
@@ -128,8 +127,7 @@ class TweetDataModule(L.LightningDataModule):
                  mix: str = "natural", weights: Mapping[str, float] | None = None,
                  seed: int = 1234, num_workers: int = 0, condition: bool = False,
                  prepared: Prepared | None = None):
-        """`prepared`: the posts train.py's prepare step made; None reads them here (the same
-        call, from the cache only: the DataModule never fetches)."""
+        """`prepared`: what train.py's prepare step made; None: prepared here, from the cache."""
         super().__init__()
         clean = OmegaConf.to_container(clean) if isinstance(clean, DictConfig) else dict(clean)
         self.prepared = prepared or prepare(user, clean, data_dir, val_share, split, seed)

@@ -59,16 +59,10 @@ def job_command(local_rank: int) -> tuple[list[str], str]:
                             f"argv[0]={sys.argv[0] if sys.argv else ''!r}); use the basic "
                             "launcher, or hydra/launcher=slurm where srun starts the ranks")
         command = [sys.executable, str(script.resolve())]
-    out_dir = hc.runtime.output_dir
-    command += _config_flags(sys.argv[1:])
-    command += [str(o) for o in hc.overrides.task]
-    command += [
-        "hydra.mode=RUN",
-        # quoted: job folders are named like `optim.lr=0.001,user=a-b` (a comma would sweep)
-        f"hydra.run.dir='{out_dir}'",
-        f"hydra.job.name=train_ddp_process_{local_rank}",
-        "hydra.output_subdir=null",
-    ]
+    command += _config_flags(sys.argv[1:]) + [str(o) for o in hc.overrides.task]
+    # the run dir quoted: job folders are named like `optim.lr=0.001,user=a-b` (a comma sweeps)
+    command += ["hydra.mode=RUN", f"hydra.run.dir='{hc.runtime.output_dir}'",
+                f"hydra.job.name=train_ddp_process_{local_rank}", "hydra.output_subdir=null"]
     return command, cwd
 
 
@@ -91,15 +85,13 @@ class _JobScriptLauncher(_SubprocessScriptLauncher):
                                 "devices) or hydra/launcher=slurm (srun starts the ranks)")
             self._check_can_spawn_children()
             self.procs = []
-            os.environ["MASTER_ADDR"] = self.cluster_environment.main_address
-            os.environ["MASTER_PORT"] = str(self.cluster_environment.main_port)
-            os.environ["NODE_RANK"] = str(self.cluster_environment.node_rank())
-            os.environ["LOCAL_RANK"] = str(self.cluster_environment.local_rank())
-            os.environ["WORLD_SIZE"] = f"{self.num_processes * self.num_nodes}"
+            cluster = self.cluster_environment
+            os.environ.update(MASTER_ADDR=cluster.main_address, MASTER_PORT=str(cluster.main_port),
+                              NODE_RANK=str(cluster.node_rank()),
+                              LOCAL_RANK=str(cluster.local_rank()),
+                              WORLD_SIZE=f"{self.num_processes * self.num_nodes}")
             for local_rank in range(1, self.num_processes):
                 env = {**os.environ, "LOCAL_RANK": str(local_rank)}
-                if os.environ.get("PL_GLOBAL_SEED") is None:
-                    env.pop("PL_GLOBAL_SEED", None)
                 command, cwd = job_command(local_rank)
                 self.procs.append(subprocess.Popen(command, env=env, cwd=cwd))
         _launched_env.clear()
@@ -107,8 +99,7 @@ class _JobScriptLauncher(_SubprocessScriptLauncher):
 
 
 def _forget_previous_job() -> None:
-    """Before a new trainer in this process: drop the process group and the environment our
-    launcher set up for the previous job (never anything a cluster manager set)."""
+    """Drop the process group and the environment our launcher set for the previous job."""
     if not _launched_env:
         return
     import torch.distributed as dist

@@ -29,9 +29,8 @@ def fit(cfg: DictConfig, prepared: Prepared, run_dir: str):
 
 
 def make_trainer(cfg: DictConfig) -> L.Trainer:
-    """The Lightning Trainer of cfg.trainer, with cfg.logger's loggers and the callbacks of
-    cfg.trainer.callbacks (a dict by name, so an experiment adds one without restating the rest;
-    `trainer.callbacks.<name>=null` drops one)."""
+    """The Trainer of cfg.trainer with cfg.logger's loggers and cfg.trainer.callbacks (a dict by
+    name: an experiment adds one without restating the rest, `<name>=null` drops one)."""
     callbacks = [instantiate(c) for c in (cfg.trainer.get("callbacks") or {}).values() if c]
     loggers = [instantiate(lg) for lg in (cfg.logger or {}).values() if lg]
     rest = {k: v for k, v in cfg.trainer.items() if k != "callbacks"}

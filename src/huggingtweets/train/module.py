@@ -99,9 +99,8 @@ class TweetLM(L.LightningModule):
         return int(self.hparams.lora.get("r") or 0) > 0
 
     def setup(self, stage: str) -> None:
-        """Tokens added to the tokenizer after build() (author conditioning's <|user:h|>, added
-        by the datamodule) get embedding rows before training starts or a checkpoint loads; then
-        LoRA wraps the model (once), so a resumed run's checkpoint meets the same modules."""
+        """Control tokens the datamodule added get embedding rows, then LoRA wraps the model
+        (once), before training or a checkpoint load: a resumed run meets the same modules."""
         if self.model is None or self.tokenizer is None or hasattr(self.model, "peft_config"):
             return  # not built yet, or set up already (Lightning calls setup per stage)
         if len(self.tokenizer) > self.model.get_input_embeddings().weight.shape[0]:
@@ -149,10 +148,8 @@ class TweetLM(L.LightningModule):
         # Weight decay on matrices only: biases and LayerNorm gains are not decayed (GPT-2 recipe).
         decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
-        # fused: one kernel for the whole update instead of a dozen per parameter group (torch
-        # has it on CPU and GPU): +4% tokens/s on 2 CPU cores for the small model, bench/throughput.py.
-        # Not under mixed precision: Lightning then refuses gradient clipping with an optimizer
-        # that unscales gradients itself (found on an H100 with bf16-mixed: BENCHMARKS.md, GPU).
+        # fused: one kernel for the whole update, +4% tokens/s on 2 CPU cores (bench/throughput.py);
+        # not under mixed precision, where Lightning refuses gradient clipping with it (H100).
         fused = bool(o.get("fused", False)) and "mixed" not in str(self.trainer.precision)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o["weight_decay"]},
                                        {"params": no_decay, "weight_decay": 0.0}],

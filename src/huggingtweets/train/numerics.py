@@ -21,12 +21,10 @@ ISA_ENV = {
 def cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+            return next((set(line.split(":", 1)[1].split()) for line in f
+                         if line.startswith("flags")), set())
     except OSError:
-        pass
-    return set()
+        return set()
 
 
 def pin(threads: int | None = None, cpu_isa: str | None = None) -> list[str]:

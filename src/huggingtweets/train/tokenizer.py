@@ -82,8 +82,7 @@ def load_pretrained(loader, kind: str, name: str):
 
 
 def tokenizer_files(name: str) -> list[Path]:
-    """The files a tokenizer was loaded from: a local directory's, or the Hub cache's copies
-    (looked up without the network). [] when unknown."""
+    """The files a tokenizer was loaded from (a local dir's, or the Hub cache's); [] unknown."""
     if Path(name).is_dir():
         return sorted(p for p in Path(name).iterdir() if p.name in TOKENIZER_FILES)
     from huggingface_hub import try_to_load_from_cache
@@ -93,9 +92,8 @@ def tokenizer_files(name: str) -> list[Path]:
 
 
 def key(tok) -> str:
-    """What the token cache is keyed by: the tokenizer's identity (its files, or a hash of its full
-    serialisation, ~40 ms for GPT-2's 50k vocabulary, computed once per object) plus its added
-    tokens (author conditioning adds control tokens after the tokenizer was made)."""
+    """The token cache's key: the tokenizer's identity (its files, or a hash of its serialisation,
+    ~40 ms for GPT-2's, once per object) plus its added tokens (the control tokens)."""
     base = _BASE_KEYS.get(tok)
     if base is None:
         base = _BASE_KEYS[tok] = hashlib.sha256(tok.backend_tokenizer.to_str().encode()).hexdigest()

@@ -36,8 +36,7 @@ def wandb_run(trainer):
 
 
 def _use(run, artifact) -> None:
-    """Mark `artifact` as an input of this run. W&B can only record a use online; an offline run
-    logs it instead, so the data still travels with the run when it is synced."""
+    """Mark `artifact` as an input (offline W&B cannot record a use: it logs it, to sync)."""
     (run.log_artifact if run.settings.mode == "offline" else run.use_artifact)(artifact)
 
 
@@ -85,14 +84,11 @@ def finish() -> None:
 def run_url(trainer) -> str | None:
     """The W&B run's page when it is online (the card links to it); None offline or without W&B."""
     run = wandb_run(trainer)
-    if run is None or run.settings.mode != "online":
-        return None
-    return run.url
+    return run.url if run is not None and run.settings.mode == "online" else None
 
 
 def log_eval(trainer, predictions: list[dict], summary: dict, picture: Path | None = None) -> None:
-    """The evaluation's numbers in the run summary, and its samples as a predictions table
-    (prompt -> generation, like the original huggingtweets) with the tweet-card picture."""
+    """The evaluation's numbers in the summary, its samples as a table, and the picture."""
     run = wandb_run(trainer)
     if run is None:
         return

@@ -40,8 +40,7 @@ def build(cfg, handle: str | None):
 
 def auto(handle: str | None, x: dict, bluesky: dict, mastodon: dict, demo: dict,
          on_rate_limit: str = "wait"):
-    """The source a handle names: demo_* -> demo, a domain or DID -> Bluesky, user@host ->
-    Mastodon, a plain X handle -> the X API when X_BEARER_TOKEN is set."""
+    """The source a handle names: demo_*, Bluesky, Mastodon, or X when X_BEARER_TOKEN is set."""
     if handle is None:
         raise UserError("source=auto picks the source from the handle: pass user=<handle>")
     handle = posts.validate_handle(handle)

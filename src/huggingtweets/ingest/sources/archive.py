@@ -195,8 +195,7 @@ def _parse_ytd(name: str, data: bytes) -> list:
 
 
 def _field(name: str, tweet: dict, tweet_id: str, key: str, kinds: tuple, what: str):
-    """tweet[key] when it is absent/null or one of `kinds`; otherwise a UserError naming the
-    file, the tweet and the field (an archive edited by hand, or not an X archive)."""
+    """tweet[key] when absent, null or one of `kinds`; else a UserError naming file and field."""
     value = tweet.get(key)
     if value is None or isinstance(value, kinds):
         return value

@@ -118,8 +118,7 @@ def _when(*candidates) -> str | None:
 
 
 def feed_record(item: dict, handle: str | None = None, display_name: str | None = None):
-    """One feed item -> a canonical record (None for a pinned copy); Malformed when the item is
-    not shaped like the lexicon says."""
+    """One feed item -> a canonical record (None for a pinned copy), or Malformed."""
     post = json_object(item.get("post"), "post")
     record = json_object(post.get("record"), "post.record")
     reason = json_object(item.get("reason"), "reason")

@@ -105,8 +105,7 @@ def parse_items(items: list, parse) -> tuple[list[dict], Counter]:
 
 
 def validate(records: list, max_chars: int) -> tuple[list[dict], Counter]:
-    """The records that are canonical posts (`posts.check_record`), and the others by reason;
-    then the kept ones must build the canonical table, or the page is malformed as a whole."""
+    """The records that are canonical posts (`posts.check_record`), and the others by reason."""
     whys = [posts.check_record(record, max_chars) for record in records]
     kept = [record for record, why in zip(records, whys, strict=True) if why is None]
     rejected = Counter(why for why in whys if why is not None)
@@ -163,8 +162,7 @@ class Remote:
         return None
 
     def start(self, since: Any) -> dict:
-        """Look the account up (raising UserError for missing/suspended/protected accounts);
-        return JSON-able state that `page` needs (account id, display name, post count...)."""
+        """Look the account up (UserError: missing, suspended...); JSON-able state for `page`."""
         return {}
 
     def page(self, state: dict, cursor: Any, since: Any) -> Page:
@@ -183,15 +181,14 @@ class Result:
     notes: list[str] = field(default_factory=list)  # the warnings this fetch printed
 
 
+@dataclass
 class Journal:
     """Pages of one unfinished fetch: `state.json` plus `page-000001.json`, `page-000002.json`..."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    folder: Path
 
     def state(self) -> dict | None:
-        """The journal's state; None when there is no journal; Unreadable when there is one
-        that does not read back (it is then set aside, never replayed or silently lost)."""
+        """The journal's state; None without a journal; Unreadable when it does not read back."""
         if not self.folder.exists():
             return None
         if not (self.folder / "state.json").exists() and not any(self.folder.glob("page-*")):
@@ -351,14 +348,11 @@ class Progress:
     def __exit__(self, *exc):
         self.bar.stop()
 
-    def update(self, status: str | None = None) -> None:
+    def update(self, status: str | None = None, total: int | None = None) -> None:
         self.status = self.status if status is None else status
         waits = f" · {self.waits} rate-limit waits" if self.waits else ""
-        self.bar.update(self.task, completed=self.posts, status=self.status,
+        self.bar.update(self.task, total=total, completed=self.posts, status=self.status,
                         counts=f"{self.pages} pages · {self.posts:,} posts{waits}")
-
-    def set_total(self, total: int | None) -> None:
-        self.bar.update(self.task, total=total)
 
     def note(self, message: str) -> None:
         """A line worth seeing wherever the output goes."""
@@ -391,9 +385,8 @@ def fetch(remote: Remote, data_dir: str | Path, refresh: str = "merge",
     missing_only: do nothing when the cache exists (after waiting for a concurrent fetch)."""
     if refresh not in ("merge", "full"):
         raise UserError(f"refresh={refresh!r}: use merge (default) or full")
-    # One fetch per user at a time (parallel sweep jobs may all miss the same user): the others
-    # wait here, then find the cache written (or resume the same journal). The same lock every
-    # importer takes in write_posts, re-entered when this fetch writes the cache.
+    # One fetch per user at a time (sweep jobs may all miss the same user): the others wait here,
+    # then find the cache written. write_posts re-enters the same lock.
     with posts.user_lock(data_dir, remote.handle, lock_timeout):
         if missing_only and posts.tweets_path(data_dir, remote.handle).exists():
             cached = posts.read_posts(data_dir, remote.handle)
@@ -446,8 +439,8 @@ def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal,
         if total is not None and policy.max_posts is not None:
             total = min(total, policy.max_posts)
         bar.pages, bar.posts = len(pages), count
-        bar.set_total(total if isinstance(total, int) and total >= 0 else None)
-        bar.update("resumed" if resumed else "")
+        bar.update("resumed" if resumed else "",
+                   total if isinstance(total, int) and total >= 0 else None)
         while not done:
             page = _call(remote, bar, lambda: _checked(remote, account, cursor, since))
             seen.add(_cursor_key(cursor))
@@ -591,8 +584,8 @@ def too_large(label: str, limit: int) -> TooLarge:
 
 
 def read_capped(chunks, limit: int, deadline: float, label: str, length: str | None) -> bytes:
-    """The body from an iterator of (decoded) chunks, stopping past `limit` bytes or the
-    deadline; a declared Content-Length over the limit stops it before reading anything."""
+    """The body from (decoded) chunks, stopping past `limit` bytes (or a Content-Length over it)
+    or the deadline."""
     if length is not None and length.strip().isdigit() and int(length) > limit:
         raise too_large(label, limit)
     body, size = [], 0
@@ -608,10 +601,9 @@ def read_capped(chunks, limit: int, deadline: float, label: str, length: str | N
 
 def get_json(client, url: str, params: dict | None = None, label: str = "the API",
              max_bytes: int = MAX_BODY_BYTES) -> Reply:
-    """GET `url`; RateLimited on 429, Transient on 5xx / network trouble / a 2xx that is not JSON;
-    other statuses come back to the caller, which knows what they mean on its platform. The body
-    is cut at `max_bytes` (decoded: a gzip bomb stops there too) and at the client's timeout over
-    the whole request. Nothing here prints request headers (where a token would be)."""
+    """GET `url`: RateLimited on 429, Transient on 5xx, network trouble or a 2xx that is not JSON,
+    other statuses to the caller. The body is cut at `max_bytes` (decoded: a gzip bomb too) and at
+    the client's timeout over the whole request; request headers (a token) are never printed."""
     import httpx
 
     deadline = time.monotonic() + (client.timeout.read or 30.0)

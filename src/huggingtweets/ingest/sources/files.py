@@ -61,8 +61,7 @@ def read_jsonl(path: str, handle: str | None = None,
 
 
 def json_lines(text: str, path: Path, hint: str) -> list[tuple[int, object]]:
-    """(line number, JSON value) of each non-blank line; `hint` ends the message of a line that
-    is not JSON. parse_int=str: ids stay exact strings (a float would round 19-digit ids)."""
+    """(line number, JSON value) of each non-blank line; ints stay exact strings (parse_int)."""
     out = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
@@ -95,9 +94,8 @@ def _read_text(path: Path, encoding: str) -> str:
 def _to_posts(table: pd.DataFrame, path: Path, handle: str | None,
               columns: Mapping[str, str | None] | None, source: str,
               max_post_chars: int = posts.MAX_POST_CHARS, row_name: str = "row") -> pd.DataFrame:
-    """The file's rows as canonical posts. Every row needs an id and a real time: a row without
-    is a UserError naming the file, the row and the column, never silently merged or undated.
-    Rows are numbered as a spreadsheet shows them (the header is row 1); JSONL by line."""
+    """The file's rows as canonical posts; a row without an id or a real time is a UserError
+    naming it (numbered as a spreadsheet shows them: the header is row 1; JSONL by line)."""
     if table.empty:
         raise UserError(f"{path}: the file has no posts (no rows after the header)")
     if row_name == "row":
