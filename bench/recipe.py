@@ -9,6 +9,7 @@ quality measure (< 1: the model beats the trigram).
     python bench/recipe.py                                  # the defaults on every timeline
     python bench/recipe.py --grid                           # the sweep that chose them
     python bench/recipe.py --set optim.lr=3e-3 --users smithjd,drob
+    python bench/recipe.py --gap outputs/recipe/runs/defaults/smithjd   # where the model loses
 
 Needs ../shared/data (internal test data, not in the repo); it says so and exits otherwise.
 """
@@ -120,6 +121,46 @@ def table() -> int:
     return 0
 
 
+def gap(run_dir: Path) -> int:
+    """Where a finished run's model loses to (or beats) the trigram: the mean held-out NLL of both
+    on the same next-token targets, split by the kind of token predicted."""
+    import numpy as np
+    from omegaconf import OmegaConf
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from huggingtweets.publish.evaluate import KneserNeyTrigram, model_nll
+    from huggingtweets.train.data import TweetDataModule
+
+    cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config_resolved.yaml").data)
+    cfg.pop("_target_")
+    if not Path(cfg["data_dir"]).is_dir():  # a run made in another checkout: this one's import
+        cfg["data_dir"] = str(OUT / "data")
+    tok = AutoTokenizer.from_pretrained(run_dir / "model")
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
+    dm = TweetDataModule(**cfg)
+    dm.tokenizer = tok
+    dm.setup()
+    train, val = dm.train_set.blocks.numpy(), dm.val_set.blocks
+    ours = model_nll(model, val)
+    base = KneserNeyTrigram(train, len(tok)).nll(val.numpy())
+    prev, target = val.numpy()[:, :-1], val.numpy()[:, 1:]
+    seen = np.bincount(train.ravel(), minlength=len(tok))[target]
+    # byte-level BPE marks a token that starts a word with "Ġ"
+    starts = np.array([t.startswith("Ġ") for t in tok.convert_ids_to_tokens(range(len(tok)))])
+    after_eos = prev == tok.eos_token_id
+    kinds = {"first token of a tweet": after_eos,
+             "a word's first token": starts[target] & ~after_eos,
+             "inside a word (or punctuation)": ~starts[target] & ~after_eos,
+             "a token seen < 5 times in training": seen < 5}
+    print(f"{run_dir}: {ours.size:,} held-out tokens, model {ours.mean():.3f} vs trigram "
+          f"{base.mean():.3f} nats/token\n\n| predicted token | share | model | trigram | "
+          "adds to the gap |\n|---|---|---|---|---|")
+    for name, m in kinds.items():
+        print(f"| {name} | {m.mean():.2f} | {ours[m].mean():.3f} | {base[m].mean():.3f} | "
+              f"{(ours[m] - base[m]).sum() / ours.size:+.3f} |")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--users", default="smithjd,juliasilge,drob,dave_archive",
@@ -130,9 +171,12 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], help="an override for every run")
     p.add_argument("--json", default=str(OUT / "recipe.json"))
     p.add_argument("--table", action="store_true", help="no runs: tabulate every run in outputs/recipe")
+    p.add_argument("--gap", metavar="RUN", type=Path, help="no runs: where RUN's model loses to the trigram")
     args = p.parse_args(argv)
     if args.table:
         return table()
+    if args.gap:
+        return gap(args.gap)
     if not DATA.is_dir():
         print(f"skipped: no real data at {DATA} (internal test data, not part of the repo)")
         return 0

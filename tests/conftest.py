@@ -76,7 +76,7 @@ def write_demo(data_dir, user: str) -> None:
 
     for h in posts.parse_users(user):
         if h in demo.PERSONAS and not posts.tweets_path(data_dir, h).exists():
-            posts.write_posts(data_dir, h, demo.generate(h), source="demo")
+            posts.write_posts(data_dir, h, demo.generate(h, 400), source="demo")
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def test_auto_picks_the_source_from_the_handle(api, tmp_path, monkeypatch):
            for h in posts.parse_users("carol+alice.bsky.social+bob@mastodon.example+demo_bo")}
     assert {h: (g.source, len(g.merged)) for h, g in got.items()} == {
         "carol": ("x", 12), HANDLE: ("bluesky", 11), "bob@mastodon.example": ("mastodon", 13),
-        "demo_bo": ("demo", 400)}
+        "demo_bo": ("demo", cfg.source.demo.n)}  # the configured count (conf/source/demo.yaml)
     assert posts.read_meta(tmp_path, "demo_bo")["source"] == "demo"
     monkeypatch.delenv("X_BEARER_TOKEN")
     with pytest.raises(sources.NoSource, match="cannot fetch @dave from X.*X_BEARER_TOKEN.*"

@@ -1,7 +1,8 @@
 """Three synthetic personas, so everything runs (and is tested) with no account and no network.
 
 Each persona has its own vocabulary and voice, different enough that a classifier can tell them
-apart and a small model learns something:
+apart, and each post keeps to one topic (a kind of night, a match, a cuisine), so its words agree
+across the whole post, as people's do: what a language model can learn beyond the next word or two.
 
 - demo_ada: an astronomer who lives on coffee; lowercase night-time musings.
 - demo_bo: a loud football fan; CAPS, "!!!", emoji and #hashtags.
@@ -43,6 +44,7 @@ CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 @dataclass(frozen=True)
 class Style:
     words: dict[str, list[str]]  # slot name -> choices; templates say {slot}
+    topics: list[dict[str, list[str]]]  # each post keeps to one: narrower choices for some slots
     originals: list[str]
     replies: list[str]  # written after "@friend "
     retweets: list[str]  # someone else's post, written after "RT @friend: "
@@ -67,8 +69,9 @@ STYLES = {h: Style(**p["style"]) for h, p in _PERSONAS.items()}
 
 
 
-def generate(handle: str, n: int = 400, seed: int = 0) -> pd.DataFrame:
-    """`n` posts of a demo persona, as the canonical table. Same arguments, same bytes."""
+def generate(handle: str, n: int, seed: int = 0) -> pd.DataFrame:
+    """`n` posts of a demo persona, as the canonical table. Same arguments, same bytes. (`n` has
+    no default here: conf/source/demo.yaml holds it.)"""
     handle = validate_handle(handle).lower()
     if handle not in PERSONAS:
         raise UserError(
@@ -141,6 +144,9 @@ def _post(style: Style, rng: random.Random) -> tuple[str, bool, bool, bool]:
 
 def _fill(template: str, style: Style, rng: random.Random, friend: str | None = None) -> str:
     used: set[str] = set()  # "{ingredient} & {ingredient}" should name two different things
+    # One topic per post (a cuisine, a kind of night, a match result), so its slots agree with each
+    # other across the whole post: structure a trigram cannot see and a transformer can.
+    words = {**style.words, **rng.choice(style.topics)}
 
     def slot(match: re.Match) -> str:
         name = match.group(1)
@@ -152,7 +158,7 @@ def _fill(template: str, style: Style, rng: random.Random, friend: str | None = 
             return f"{rng.randint(0, 5)}-{rng.randint(0, 4)}"
         if name == "friend":
             return friend or rng.choice(style.friends)
-        word = rng.choice([w for w in style.words[name] if w not in used] or style.words[name])
+        word = rng.choice([w for w in words[name] if w not in used] or words[name])
         used.add(word)
         return word
 
