@@ -3,6 +3,8 @@ timelines."""
 
 from __future__ import annotations
 
+import random
+
 import pandas as pd
 import pytest
 
@@ -84,6 +86,24 @@ def test_demo_contains_the_mess_of_real_timelines(personas):
         # plenty left after dropping retweets, links and mentions
         cleaned = text[~df["is_retweet"]].str.replace(r"https://t\.co/\w+|@\w+", "", regex=True)
         assert cleaned.str.len().sum() > 6000
+
+
+@pytest.mark.parametrize("handle", sorted(demo.PERSONAS))
+def test_a_post_keeps_to_one_topic(handle):
+    """The structure a trigram cannot see: every slot a topic narrows is filled from the same
+    topic within one post (what lets the demo model beat its trigram)."""
+    style = demo.STYLES[handle]
+    slots = sorted(set.intersection(*(set(t) for t in style.topics)))
+    assert len(style.topics) >= 3 and len(slots) >= 3
+    template = "|".join(f"{{{s}}}" for s in slots)
+    rng, seen = random.Random(0), set()
+    for _ in range(300):
+        words = demo._fill(template, style, rng).split("|")
+        topics = [i for i, t in enumerate(style.topics)
+                  if all(w in t[s] for s, w in zip(slots, words, strict=True))]
+        assert topics, f"{handle}: {dict(zip(slots, words))} mixes topics"
+        seen.update(topics)
+    assert seen == set(range(len(style.topics)))  # and every topic is used
 
 
 def test_demo_japanese(personas):
