@@ -72,12 +72,15 @@ def test_train_exports_a_pipeline_loadable_model_card_metrics_and_wandb(tmp_path
     assert (model / "model.safetensors").exists()
     card = (model / "README.md").read_text()
     assert card.startswith("---\n") and "| Tweets kept |" in card and "pipeline(" in card
+    # model=scratch is a GPT-NeoX (rotary positions): the card names the family it holds
+    assert "A GPT\\-NeoX that writes like" in card and "\n- gpt_neox\n" in card
+    assert "GPT\\-NeoX trained from scratch" in card and "GPT\\-2" not in card
     assert list((run / "wandb").glob("offline-run-*/run-*.wandb")), "no W&B offline run written"
 
     from transformers import pipeline
 
     gen = pipeline("text-generation", model=str(model))
-    assert gen.model.config.prefix == "<|endoftext|>"
+    assert gen.model.config.model_type == "gpt_neox" and gen.model.config.prefix == "<|endoftext|>"
     out = gen("My dream is", num_return_sequences=2, max_new_tokens=8)
     assert len(out) == 2 and all(o["generated_text"].startswith("My dream is") for o in out)
     assert gen.model.generation_config.top_p == 0.95 and gen.model.generation_config.do_sample

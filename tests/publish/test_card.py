@@ -150,6 +150,17 @@ def test_card_says_when_the_model_loses_to_the_baseline_and_rejects_odd_urls():
     assert "**1.5 times** the 80.0" in text and "The baseline predicts these tweets better" in text
     assert "javascript" not in text and "Whose voice" not in text
     assert "GPT\\-2 trained from scratch" in text and "base_model" not in text.split("\n---\n")[0]
+    assert text.count("GPT\\-2") == 2 and "\n- gpt2\n" in text  # model_type's default
+
+
+def test_card_names_the_models_family_and_escapes_an_unknown_one():
+    kw = dict(handles=["alice"], meta={}, tables={"alice": {"Tweets kept": 1}}, base_model=None,
+              hparams={}, metrics={}, languages=[], model_id="m")
+    text = card.render(**kw, model_type="gpt_neox")
+    assert "A GPT\\-NeoX that writes like" in text and "GPT\\-NeoX trained from scratch" in text
+    assert "\n- gpt_neox\n" in text and "GPT\\-2" not in text
+    odd = card.render(**kw, model_type="<b>x</b>")  # a local checkpoint's config says anything
+    assert "<b>" not in odd.split("\n---\n", 1)[1]
 
 
 def test_exported_card_of_a_trained_run_parses(tiny, caplog):

@@ -12,7 +12,7 @@ from conftest import TINY
 from huggingtweets.errors import UserError
 from huggingtweets.train import tokenizer
 from huggingtweets.train.fit import make_trainer
-from huggingtweets.train.module import TweetLM, fuse_gelu
+from huggingtweets.train.module import TweetLM, fuse_gelu, noise_inputs
 
 
 def test_unavailable_hub_model_says_scratch_works_offline():
@@ -92,3 +92,38 @@ def test_adamw_is_fused_as_configured(monkeypatch, fused, precision, expected):
     assert isinstance(opt, torch.optim.AdamW) and bool(opt.defaults["fused"]) is expected
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] > 0 and no_decay["weight_decay"] == 0
+
+
+def test_input_noise_swaps_about_p_of_the_inputs_for_tokens_of_the_batch():
+    ids = torch.randint(0, 1000, (16, 256))
+    assert noise_inputs(ids, 0.0) is ids
+    torch.manual_seed(0)
+    noised = noise_inputs(ids, 0.1)
+    changed = (noised != ids).float().mean().item()
+    assert 0.08 < changed < 0.11  # p, less the draws that happen to pick the same token
+    assert set(noised[noised != ids].tolist()) <= set(ids.flatten().tolist())
+    torch.manual_seed(0)
+    assert torch.equal(noise_inputs(ids, 0.1), noised)  # seeded: a run stays reproducible
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5])
+def test_training_noises_the_inputs_only_never_the_targets_or_validation(monkeypatch, p):
+    m = build(input_noise=p).train()
+    monkeypatch.setattr(TweetLM, "trainer", property(lambda self: SimpleNamespace(
+        optimizers=[SimpleNamespace(param_groups=[{"lr": 1e-3}])])))
+    monkeypatch.setattr(m, "log", lambda *a, **k: None)
+    seen = []
+    forward = m.model.forward
+    monkeypatch.setattr(m.model, "forward", lambda **kw: seen.append(kw) or forward(**kw))
+    ids = torch.randint(0, 300, (4, 32))
+    m.training_step({"input_ids": ids}, 0)
+    assert torch.equal(seen[0]["labels"], ids)
+    assert torch.equal(seen[0]["input_ids"], ids) is (p == 0.0)
+    m.eval()  # validation scores the real tweets: the same loss twice, whatever p is
+    m.on_validation_epoch_start = lambda: None
+    sums = []
+    for _ in range(2):
+        m._val_sums = torch.zeros(1, 2, dtype=torch.float64)
+        m.validation_step({"input_ids": ids, "user": torch.zeros(4, dtype=torch.long)}, 0)
+        sums.append(m._val_sums.clone())
+    assert torch.equal(sums[0], sums[1])

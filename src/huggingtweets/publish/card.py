@@ -81,15 +81,20 @@ def _template(name: str) -> str:
     return (resources.files(__package__) / "templates" / f"{name}.md").read_text(encoding="utf-8")
 
 
+# config.model_type -> the family's name, for the card's first line ("A GPT-NeoX that writes like")
+FAMILIES = {"gpt2": "GPT-2", "gpt_neox": "GPT-NeoX", "llama": "Llama", "qwen2": "Qwen2",
+            "phi": "Phi", "gemma": "Gemma"}
+
+
 def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
-def _front(languages, base_model, prompt, model_id, evaluation) -> dict:
+def _front(languages, base_model, prompt, model_id, evaluation, model_type) -> dict:
     langs = [lang for lang in languages if re.fullmatch(r"[a-z]{2}", str(lang))] or ["en"]
     front = {"language": langs, "license": LICENSE, "library_name": "transformers",
              "pipeline_tag": "text-generation",
-             "tags": ["huggingtweets", "text-generation", "gpt2", "twitter"],
+             "tags": ["huggingtweets", "text-generation", str(model_type), "twitter"],
              "widget": [{"text": str(prompt)}]}
     if hub_base_model(base_model):
         front["base_model"] = hub_base_model(base_model)
@@ -157,8 +162,9 @@ def _samples(ev: dict, k: int) -> str:
 def render(*, handles: list[str], meta: dict[str, dict], tables: dict[str, dict[str, int]],
            base_model: str | None, hparams: dict, metrics: dict, languages: list[str],
            model_id: str, evaluation: dict | None = None, wandb_url: str | None = None,
-           prompt: str = PROMPTS[0], card_samples: int = 5) -> str:
-    front = _front(languages, base_model, prompt, model_id, evaluation)
+           prompt: str = PROMPTS[0], card_samples: int = 5, model_type: str = "gpt2") -> str:
+    front = _front(languages, base_model, prompt, model_id, evaluation, model_type)
+    family = md(FAMILIES.get(model_type, model_type))
     names = " & ".join(_name(h, meta) for h in handles)
     rows = "\n".join(f"| {md(k)} | {md(v)} |" for k, v in hparams.items() if v is not None)
     results = "\n".join(f"| {md(k)} | {float(v):.4f} |" for k, v in metrics.items())
@@ -167,7 +173,7 @@ def render(*, handles: list[str], meta: dict[str, dict], tables: dict[str, dict[
     elif base_model:  # a local checkpoint: say so, without its path
         base = "a local checkpoint \\(not on the Hub\\)"
     else:
-        base = "GPT\\-2 trained from scratch \\(random init, byte\\-level BPE fitted to the tweets\\)"
+        base = f"{family} trained from scratch \\(random init, byte\\-level BPE fitted to the tweets\\)"
     url = str(wandb_url or "")
     wandb = (f"\nThe training run, with its curves, config and data lineage, is on "
              f"[Weights & Biases]({url}).\n" if re.fullmatch(r"https://[\w.-]+(/[\w.~%-]+)*/?", url) else "")
@@ -176,6 +182,7 @@ def render(*, handles: list[str], meta: dict[str, dict], tables: dict[str, dict[
     snippet_prompt = json.dumps(str(prompt), ensure_ascii=False).replace("`", "\\u0060")
     return _template("card").format(
         front=yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(), names=names,
+        family=family,
         data_table=_data_table(tables), wandb=wandb, base=base, rows=rows, results=results,
         evaluation_md=evaluation_md, samples_md=samples_md, snippet=snippet_model(model_id),
         snippet_prompt=snippet_prompt)

@@ -93,7 +93,8 @@ def write_card(module, dm, out_dir: str | Path, metrics: dict, hparams: dict,
     text = card.render(handles=dm.handles, meta=dm.meta, tables=dm.tables,
                        base_model=module.hparams.name_or_path, hparams=hparams, metrics=metrics,
                        languages=languages(dm), evaluation=evaluation, wandb_url=wandb_url,
-                       model_id=card.model_name(dm.handles))  # not str(out): a published path
+                       model_id=card.model_name(dm.handles),  # not str(out): a published path
+                       model_type=module.model.config.model_type)
     (out / "README.md").write_text(text)
     return out / "README.md"
 
