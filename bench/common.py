@@ -233,9 +233,11 @@ def product_run(overrides: list[str], run_dir: str | Path, extra_callbacks=()):
 
 def scratch_overrides(handle, tmp, device="cpu", n_layer=None, n_embd=None, n_head=None,
                       block=None, batch=None, tokenizer=None) -> list[str]:
-    """train.py overrides for a model=scratch run of `handle` in `tmp`, sized as given."""
-    ov = [f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",
-          f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}"]
+    """train.py overrides for a model=scratch run of `handle` in `tmp`, sized as given. GPT-2
+    without input noise: the model BENCHMARKS.md's numbers were measured with (and the one the
+    baselines here build), whatever model=scratch's preset says."""
+    ov = [f"user={handle}", "model=scratch", "model.scratch.arch=gpt2", "model.input_noise=0",
+          f"data.data_dir={tmp / 'data'}", f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}"]
     for key, v in (("model.scratch.n_layer", n_layer), ("model.scratch.n_embd", n_embd),
                    ("model.scratch.n_head", n_head), ("data.block_size", block),
                    ("data.batch_size", batch), ("model.tokenizer", tokenizer)):

@@ -128,7 +128,7 @@ def parts_rows(b: dict) -> list[list]:
 def main(argv=None) -> dict:
     args = common.start(parse, argv)
     handle, df, desc, tmp = common.workload(args.posts, "startup")
-    base = [f"user={handle}", "model=scratch", f"data.data_dir={tmp / 'data'}",
+    base = [f"user={handle}", "model=scratch", "model.scratch.arch=gpt2", f"data.data_dir={tmp / 'data'}",
             "optim.lr=1e-3,2e-3", "+trainer.max_steps=2", "eval=none", "export=false",
             "trainer.enable_progress_bar=false",
             "+trainer.limit_val_batches=2"]  # shortens the jobs' ends, not their starts

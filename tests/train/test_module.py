@@ -12,7 +12,7 @@ from conftest import TINY
 from huggingtweets.errors import UserError
 from huggingtweets.train import tokenizer
 from huggingtweets.train.fit import make_trainer
-from huggingtweets.train.module import TweetLM, fuse_gelu, noise_inputs
+from huggingtweets.train.module import TweetLM, fuse_gelu, noise_inputs, scratch_model
 
 
 def test_unavailable_hub_model_says_scratch_works_offline():
@@ -127,3 +127,18 @@ def test_training_noises_the_inputs_only_never_the_targets_or_validation(monkeyp
         m.validation_step({"input_ids": ids, "user": torch.zeros(4, dtype=torch.long)}, 0)
         sums.append(m._val_sums.clone())
     assert torch.equal(sums[0], sums[1])
+
+
+def test_scratch_model_is_a_rotary_gpt_neox_or_gpt2_and_names_a_bad_arch():
+    neox = scratch_model({**SCRATCH, "arch": "gpt_neox", "dropout": 0.3}, 300, 0)
+    assert neox.config.model_type == "gpt_neox" and neox.config.hidden_size == 32
+    names = [n for n, _ in neox.named_parameters()]
+    assert not [n for n in names if "wpe" in n or "position" in n]  # positions by rotation only
+    assert neox.get_input_embeddings().weight is neox.get_output_embeddings().weight
+    assert neox.config.hidden_dropout == neox.config.attention_dropout == 0.3
+    # no arch: GPT-2, as runs made before arch existed; a GPT2Config key beats `dropout`
+    gpt2 = scratch_model({**SCRATCH, "dropout": 0.3, "attn_pdrop": 0.0}, 300, 0)
+    assert gpt2.config.model_type == "gpt2" and "transformer.wpe.weight" in dict(gpt2.named_parameters())
+    assert gpt2.config.attn_pdrop == 0.0 and gpt2.config.resid_pdrop == 0.3
+    with pytest.raises(UserError, match="model.scratch.arch='llama'"):
+        scratch_model({**SCRATCH, "arch": "llama"}, 300, 0)
