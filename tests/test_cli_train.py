@@ -154,6 +154,8 @@ def test_reproduce_config_is_the_demo_experiment():
     (["user=demo_ada", "optim.lr=abc"], "optim.lr='abc'"),
     (["user=demo_ada", "data.block_size=0"], "data.block_size=0: must be an integer >= 2"),
     (["user=demo_ada", "trainer.max_epochs=0"], "trainer.max_epochs=0: must be an integer >= 1"),
+    (["user=demo_ada", "model=scratch", "model.input_noise=1.5"], "model.input_noise=1.5: must be a number in [0, 1)"),
+    (["user=demo_ada", "model=scratch", "model.scratch.arch=llama"], "model.scratch.arch='llama': must be gpt_neox or gpt2"),
     (["user=nobody_cached"], "no posts cached for @nobody_cached"),
 ])
 def test_bad_settings_are_one_line_before_any_folder_or_torch(tmp_path, args, message):

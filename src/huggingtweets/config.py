@@ -76,6 +76,8 @@ SETTINGS = [
     ("data.val_share", lambda v: isinstance(v, int | float) and 0 < v < 1, "a number in (0, 1)"),
     ("trainer.max_epochs", lambda v: isinstance(v, int) and 1 <= v <= 100_000, "an integer >= 1"),
     ("seed", lambda v: isinstance(v, int) and 0 <= v < 2**32, "an integer in [0, 2^32)"),
+    ("model.input_noise", lambda v: isinstance(v, int | float) and 0 <= v < 1, "a number in [0, 1)"),
+    ("model.scratch.arch", lambda v: v in ("gpt_neox", "gpt2"), "gpt_neox or gpt2"),
 ]
 
 
