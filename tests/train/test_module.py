@@ -1,6 +1,7 @@
 """train/module.py, TweetLM: the fused GELU and the fused AdamW change speed, not the model; an
 unavailable Hub model says what works offline; a conditioned mix grows the embeddings for its
-control tokens, trains and exports them."""
+control tokens, trains and exports them; input noise touches the training inputs only; the scratch
+model is a rotary GPT-NeoX or a GPT-2."""
 
 from types import SimpleNamespace
 
