@@ -1,11 +1,13 @@
-# make reproduce | make test | make help
+# make reproduce | make test | make docs | make help
 PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export WANDB_SILENT := true
+# mkdocs-material otherwise prints a banner about its successor on every build
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help env test test-fast reproduce demo lint clean
+.PHONY: help env test test-fast reproduce demo docs lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,11 +52,14 @@ demo: $(STAMP)  ## demo personas -> train the reference model -> model dir + car
 	$(BIN)/python $(DEMO_FETCH)
 	$(BIN)/python train.py experiment=demo
 
+docs: $(STAMP)  ## build the documentation site (docs/ -> site/), failing on any warning
+	$(BIN)/mkdocs build --strict
+
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check src tests *.py
 
 clean:  ## remove outputs and caches (keeps data/tweets)
-	rm -rf outputs multirun data/cache
+	rm -rf outputs multirun data/cache site
 
 .PHONY: bench
 bench: $(STAMP)  ## the benchmark suite (<= 20 min on 2 cores): prints the ratios, writes BENCHMARKS.md
