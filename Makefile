@@ -29,7 +29,7 @@ test-fast: $(STAMP)  ## tests without the slow end-to-end runs
 	$(BIN)/pytest -q -m "not slow"
 
 REPRODUCE := outputs/reproduce
-# the committed results the study must reproduce, and how close (README "Reference results":
+# the committed results the study must reproduce, and how close (docs/reproducibility.md:
 # derived from bench/reproducibility.py's measured spread across machines)
 RESULTS   ?= results/lr_epochs_mix.csv
 TOLERANCE ?= 0.32
@@ -43,7 +43,7 @@ reproduce: $(STAMP)  ## the reference study: lr x epochs x mix sweep -> report -
 	$(BIN)/python train.py experiment=lr_epochs_mix hydra.sweep.dir=$(REPRODUCE)
 	$(BIN)/python report.py $(REPRODUCE) --check $(RESULTS) --tolerance $(TOLERANCE)
 	# then the single reference run, evaluated: model dir + card + eval.json + predictions;
-	# it must beat its trigram baseline (README "Evaluate"), or the demo shows nothing
+	# it must beat its trigram baseline (docs/evaluation.md), or the demo shows nothing
 	$(BIN)/python train.py experiment=demo hydra.run.dir=$(REPRODUCE)/demo
 	$(BIN)/python -c "import json,sys; r=json.load(open('$(REPRODUCE)/demo/eval.json'))['heldout']['users']['all']; \
 	  print(f\"demo: val/ppl {r['ppl']:.2f} vs trigram {r['baseline_ppl']:.2f}\"); sys.exit('FAIL: the demo model does not beat its trigram' if r['ppl_ratio'] >= 1 else 0)"

@@ -46,8 +46,8 @@ TIMELINES = {
 # The sweep (--grid): one axis at a time around vocabulary 4096, dropout 0.3, weight decay 0.1 at
 # lr 2e-3 for 20 epochs, with GPT-2 and no input noise; then, with --set, the schedule (lr 1e-3 for
 # 30 epochs, 5e-4 for 50), input noise and the architecture (model.input_noise=0.1,
-# model.scratch.arch=gpt_neox), which gave the preset (conf/model/scratch.yaml; README "Training
-# from scratch" has every row). The old rows need --set model.scratch.arch=gpt2
+# model.scratch.arch=gpt_neox), which gave the preset (conf/model/scratch.yaml; docs/scratch-recipe.md
+# has every row). The old rows need --set model.scratch.arch=gpt2
 # --set model.input_noise=0 now.
 GRID = {
     "model.scratch.vocab_size": ["512", "1024", "2048", "8192"],

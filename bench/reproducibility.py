@@ -11,7 +11,7 @@ condition, each in a fresh process with that condition's environment:
 and prints every job's val/loss under each, the spread with nothing pinned (what a reference table
 made on one machine meets on another) and the spread with the pins that `experiment=lr_epochs_mix`
 applies (`numerics.threads=2 numerics.cpu_isa=avx2`): the check's tolerance is derived from
-these (README, "Reference results").
+these (docs/reproducibility.md).
 
     python bench/reproducibility.py                 # ~8 runs of ~1 min on 2 cores
 """

@@ -1,5 +1,5 @@
 """Run the whole benchmark suite (each script in its own process), print the ratios against the
-targets of issue 6, write bench/results/summary.json and, with --markdown, BENCHMARKS.md.
+targets of the suite, write bench/results/summary.json and, with --markdown, BENCHMARKS.md.
 
     python bench/run_all.py                      # the full suite (make bench)
     python bench/run_all.py --quick              # tiny sizes: a smoke test of every script
@@ -322,7 +322,7 @@ def main(argv=None) -> None:
                 failed.append(name)
                 print(f"!!! {name} failed (exit {res.returncode})", flush=True)
     elapsed = time.perf_counter() - start
-    common.table("Benchmarks against the targets (issue 6)",
+    common.table("Benchmarks against the targets",
                  ["benchmark", "measured", "target", "met", "detail"], ratios(),
                  caption=(f"suite ran {elapsed / 60:.1f} min: " + ", ".join(
                      f"{k} {v:.0f}s" for k, v in times.items())) if times else None)

@@ -1,7 +1,7 @@
 """The evaluation: the n-gram baseline is a distribution, the held-out loss matches val/loss, and a
 run dir gets eval.json, predictions and the picture.
 
-The trained `tiny` run (conftest.py) is built once per session and shared with test_generate,
+The trained `tiny` run (conftest.py) is built once per test run and shared with test_generate,
 test_card, test_app, test_push and test_export.
 """
 

@@ -1,8 +1,8 @@
 """The engine every API source runs on: journaled pages, retries, rate limits, a progress bar.
 
 A source (x.py, bluesky.py, mastodon.py) says how to look an account up, fetch one page given a
-cursor and turn items into records; this module does the rest (README, "Where the posts come
-from"): each page is validated (`posts.check_record`) and journaled atomically with its cursor
+cursor and turn items into records; this module does the rest (docs/data.md, "How a
+fetch behaves"): each page is validated (`posts.check_record`) and journaled atomically with its cursor
 under `data/partial/`, so a killed fetch resumes with exactly the posts of an uninterrupted one,
 and a journal that no longer reads is set aside, never replayed or deleted; a cache is updated
 incrementally (`since`); 429s wait for the announced reset up to `max_wait`, other faults are
