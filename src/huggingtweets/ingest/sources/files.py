@@ -228,7 +228,7 @@ def _no_blanks(blank: pd.Series, where: Where, column: str, field: str, values: 
     fix = fix or (f"every post needs its {field}: fix those rows or map "
                   f"source.columns.{field} to the right column")
     raise UserError(f"{where.path}: column {printable(repr(column))} ({field}) {what} in "
-                    f"{len(rows):,} {where.row_name}(s): {shown}; {fix}")
+                    f"{len(rows):,} row(s): {shown}; {fix}")
 
 
 def _exact_ids(ids: pd.Series, where: Where, column: str) -> None:
@@ -265,8 +265,6 @@ def _timestamps(values: pd.Series, where: Where, name: str,
     one the column shows); an empty, unreadable, relative or future value is a UserError."""
     text = values.map(lambda v: "" if _missing(v) else str(v).strip())
     _no_blanks(text == "", where, name, "created_at", text)
-    _no_blanks(text.str.contains(RELATIVE), where, name, "created_at", text,
-               what="holds a relative date", fix="give each post the date and time it was posted")
     fix = ("set the column's format with source.date_format=<strftime format> (e.g. "
            "%d/%m/%Y %H:%M) or fix those rows")
     fmt = date_format or _column_format(text, where, name, fix)
@@ -278,8 +276,11 @@ def _timestamps(values: pd.Series, where: Where, name: str,
                         "%H:%M") from None
     # 0001-01-01 is no post time
     parsed = parsed.where((parsed >= posts.EARLIEST) & (parsed < posts.LATEST))
-    _no_blanks(parsed.isna(), where, name, "created_at", text,
-               what=f"is not a date/time in the format {fmt}", fix=fix)
+    _no_blanks(parsed.isna(), where, name, "created_at", text, what="is not a date/time",
+               fix=f"the column's format is {fmt}: {fix}")
+    # pandas reads "now" and "today" in any format: the time of the import, not of the post
+    _no_blanks(text.str.contains(RELATIVE), where, name, "created_at", text,
+               what="holds a relative date", fix="give each post the date and time it was posted")
     _no_blanks(parsed > posts.future_cutoff(), where, name, "created_at", text,
                what="is in the future", fix="fix those rows or remove them (a post cannot be "
                "newer than now; is the date format right?)")
