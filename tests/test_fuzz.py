@@ -33,7 +33,7 @@ SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-2**70, 2**70),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
     st.sampled_from(["2024-01-01T00:00:00Z", "Wed Oct 12 17:21:38 +0000 2022", "yesterday",
-                     "9999-12-31T23:59:59Z", "1", "RT @a: b", "at://d/app.bsky.feed.post/1",
+                     "9999-12-31T23:59:59Z", "2150-01-01T00:00:00Z", "1", "RT @a: b", "at://d/app.bsky.feed.post/1",
                      "app.bsky.feed.defs#reasonRepost", "<p>hi</p>", ""]),
 )
 JSON = st.recursive(SCALARS, lambda inner: st.one_of(
@@ -47,6 +47,7 @@ def assert_canonical(df: pd.DataFrame) -> None:
         c: str(pd.Series(dtype=t).dtype) for c, t in posts.COLUMNS.items()}
     assert df["id"].notna().all() and (df["id"].str.strip() != "").all()
     assert df["created_at"].notna().all()  # every post has a real time, never a silent NaT
+    assert (df["created_at"] <= posts.future_cutoff()).all()  # never a post from the future
     assert all(isinstance(t, str) for t in df["text"])
 
 
@@ -56,6 +57,7 @@ def canonical_or_user_error(read, *args, **kw) -> None:
     except UserError:
         return
     assert_canonical(df)
+    assert df["id"].is_unique  # a file never gives one id twice
 
 
 def page_or_refusal(parse) -> None:
@@ -104,7 +106,8 @@ def test_archive_tweets_js(tmp_path_factory, items, account):
 
 CELLS = st.one_of(st.text(max_size=20), st.sampled_from(
     ["", " ", "2024-01-01", "2024-01-01T00:00:00Z", "nan", "NaN", "1e400", "0001-01-01",
-     "yesterday", "RT @x: y", "\"", ",", "\n", "123456789012345678901234567890"]))
+     "yesterday", "RT @x: y", "\"", ",", "\n", "123456789012345678901234567890", "now",
+     "1.23457E+18", "0.0", "13/01/2021", "01/13/2021 10:00", "2150-01-01"]))
 
 
 @FUZZ

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -290,6 +290,14 @@ def to_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
 # timestamps end in 2262).
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+# A post time this far past our clock is a wrong clock or a forged date, not clock skew: such a
+# post is never cached (it would be the "newest" post, the incremental cursor, the validation set).
+MAX_FUTURE = timedelta(days=1)
+
+
+def future_cutoff() -> datetime:
+    """Post times after this are in the future."""
+    return datetime.now(UTC) + MAX_FUTURE
 
 
 def parse_time(value) -> datetime | None:
@@ -326,6 +334,8 @@ def check_record(record, max_chars: int = MAX_POST_CHARS) -> str | None:
     when = parse_time(record.get("created_at"))
     if when is None:
         return "no valid created_at"
+    if when > future_cutoff():
+        return "dated in the future"
     if len(record.get("text") or "") > max_chars:
         return f"longer than {max_chars:,} characters"
     for col in ("handle", "display_name", "lang", "source", "content_warning"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pandas as pd
 import pytest
 from fakes.servers import CONF, kill_mid_fetch_then_resume
 from omegaconf import OmegaConf
@@ -145,3 +146,34 @@ def test_kill_mid_fetch_then_resume(api, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert [r.get("cursor") for r in resumed] == ["20", "30", "40"]
     assert posts.read_posts(tmp_path / "data", HANDLE).equals(base)
+
+
+def future_post(api, handle=HANDLE, when="2150-01-01T00:00:00.000Z"):
+    """Date the newest post of the feed `when` (its client's clock says so)."""
+    item = api.bsky.feeds[api.bsky.profiles[handle]["did"]][0]
+    item["post"]["record"]["createdAt"] = item["post"]["indexedAt"] = when
+    return item["post"]["uri"]
+
+
+def test_a_future_post_is_left_out_counted_and_never_stops_later_fetches(api, tmp_path, capsys):
+    api.bsky.add_user(HANDLE, 5)
+    uri = future_post(api)
+    got = fetch(api, tmp_path)
+    assert len(got.merged) == 4 and uri not in set(got.merged["id"])
+    assert "1 dated in the future" in capsys.readouterr().err
+    api.bsky.add_posts(HANDLE, 25, seed=1)
+    got = fetch(api, tmp_path)
+    assert len(got.merged) == 29  # all 25 new posts, not the first page's 10
+
+
+def test_a_cached_future_post_does_not_steer_the_incremental_fetch(api, tmp_path):
+    # A cache written before future posts were refused still holds one.
+    api.bsky.add_user(HANDLE, 5)
+    fetch(api, tmp_path)
+    cached = posts.read_posts(tmp_path, HANDLE)
+    odd = cached.iloc[[0]].assign(id="at://did:plc:x/app.bsky.feed.post/future",
+                                  created_at=pd.Timestamp("2150-01-01", tz="UTC"))
+    posts.write_posts(tmp_path, HANDLE, odd, source="bluesky")
+    api.bsky.add_posts(HANDLE, 25, seed=1)
+    got = fetch(api, tmp_path)
+    assert len(got.merged) == 31  # all 25 new posts, not the first page's 10

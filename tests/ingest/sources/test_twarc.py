@@ -110,10 +110,14 @@ def test_errors(tmp_path):
     empty = write_jsonl(tmp_path / "empty.jsonl", [{"meta": {"result_count": 0}}])
     with pytest.raises(UserError, match="no tweets"):
         read_twarc(str(empty))
-    anonymous = write_jsonl(tmp_path / "anon.jsonl", [{"data": [tweet(1, "a")]}])
+    anonymous = write_jsonl(tmp_path / "anon.jsonl", [{"data": [{"id": "1577730467436138524",
+                                                                "text": "a"}]}])
     with pytest.raises(UserError, match="pass user="):
         read_twarc(str(anonymous))
     assert parse_twarc(anonymous)[0]["handle"] is None
+    unknown = write_jsonl(tmp_path / "unknown.jsonl", [{"data": [tweet(1, "a")]}])  # no includes
+    with pytest.raises(UserError, match="no tweets.*1 tweet.*author is not in the file"):
+        read_twarc(str(unknown), handle="alice")
 
 
 def test_cli_import(tmp_path):
@@ -123,3 +127,24 @@ def test_cli_import(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "@alice: 6 posts read (twarc)" in res.stdout
     assert posts.read_meta(tmp_path / "data", "alice")["source"] == "twarc"
+
+
+def test_a_tweet_whose_author_is_not_in_the_file_is_not_the_users(tmp_path, capsys):
+    # Tweet 2's author (id 33) is missing from includes.users: someone's, but not alice's.
+    path = write_jsonl(tmp_path / "gap.jsonl", [
+        page([tweet(1, "mine"), tweet(2, "whose?", author="33")]),
+        page([tweet(3, "also mine"), tweet(4, "bob's", author="22")], users=(ALICE, BOB)),
+        page([tweet(5, "bob again, his user object is on another page", author="22")]),
+    ])
+    df = read_twarc(str(path), handle="alice")
+    assert df["id"].tolist() == ["1", "3"]
+    assert "left out 1 tweet" in capsys.readouterr().err
+    assert read_twarc(str(path), handle="bob")["id"].tolist() == ["4", "5"]
+    with pytest.raises(UserError, match="2 authors"):
+        read_twarc(str(path))
+
+
+def test_twarc_ids_must_be_x_ids(tmp_path):
+    path = write_jsonl(tmp_path / "ids.jsonl", [page([tweet(1, "a"), {**tweet(2, "b"), "id": "2.0E+18"}])])
+    with pytest.raises(UserError, match=r"ids\.jsonl.*line 1.*2\.0E\+18"):
+        read_twarc(str(path))

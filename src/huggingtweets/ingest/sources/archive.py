@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from huggingtweets.errors import UserError
+from huggingtweets.errors import UserError, printable
 from huggingtweets.ingest import posts
 
 # tweets.js / tweet.js and their split parts; deliberately not deleted-tweets.js or
@@ -113,7 +113,7 @@ def _read_member(zf: zipfile.ZipFile, name: str, where: str, limit: int) -> byte
     if len(data) > ceiling:
         why = ("" if ceiling == limit
                else f" ({MAX_RATIO}x its compressed {info.compress_size:,} bytes)")
-        raise _too_big(f"{where}:{name}", ceiling, why)
+        raise _too_big(f"{where}:{printable(name)}", ceiling, why)
     return data
 
 
@@ -131,26 +131,29 @@ def _locate(path: Path, limit: int = MAX_MEMBER_BYTES
             with zipfile.ZipFile(path) as zf:
                 names = [n for n in zf.namelist() if not n.endswith("/")]
                 tweets, account = _pick(names, PurePosixPath)
-                tweet_files = [(f"{path}:{n}", _read_member(zf, n, str(path), limit))
+                # (member names are text from the file: shown only through printable)
+                tweet_files = [(f"{path}:{printable(n)}", _read_member(zf, n, str(path), limit))
                                for n in tweets]
-                account_file = ((f"{path}:{account}", _read_member(zf, account, str(path), limit))
+                account_file = ((f"{path}:{printable(account)}",
+                                 _read_member(zf, account, str(path), limit))
                                 if account else None)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError,
                 ValueError, NotImplementedError, RuntimeError) as err:
             # RuntimeError: an encrypted member; NotImplementedError: an unknown compression.
-            raise UserError(f"{path}: cannot read this ZIP ({err}); download the archive again")
+            raise UserError(f"{path}: cannot read this ZIP ({printable(err, limit=300)}); "
+                            "download the archive again")
         where = f"the ZIP {path}"
     else:
         folder = path / "data" if (path / "data").is_dir() else path
         names = [str(p) for p in sorted(folder.iterdir()) if p.is_file()]
         tweets, account = _pick(names, Path)
-        tweet_files = [(n, _read_file(Path(n), limit)) for n in tweets]
-        account_file = (account, _read_file(Path(account), limit)) if account else None
+        tweet_files = [(printable(n), _read_file(Path(n), limit)) for n in tweets]
+        account_file = (printable(account), _read_file(Path(account), limit)) if account else None
         where = f"the folder {folder}"
 
     if not tweet_files:
         found = sorted(PurePosixPath(n).name for n in names if n.endswith(".js"))
-        found_text = ", ".join(found[:10]) + (", ..." if len(found) > 10 else "")
+        found_text = printable(", ".join(found[:10]) + (", ..." if len(found) > 10 else ""))
         raise UserError(f"no tweets file in {where}: expected {EXPECTED}; .js files there: "
                         f"{found_text or 'none'}. Is this the X 'Download your data' archive?")
     return tweet_files, account_file
@@ -180,7 +183,8 @@ def _parse_ytd(name: str, data: bytes) -> list:
     header = YTD_HEADER.match(text)
     if header is None:
         raise UserError(f"{name}: does not look like an X archive file (expected it to start with "
-                        f"'window.YTD.tweets.part0 = ['; it starts with {text[:40]!r})")
+                        f"'window.YTD.tweets.part0 = ['; it starts with "
+                        f"{printable(repr(text[:40]))})")
     try:
         items = json.loads(text[header.end() :].rstrip().rstrip(";"))
     except RecursionError:
@@ -212,6 +216,9 @@ def _record(name: str, tweet: dict) -> dict:
     if isinstance(tweet_id, bool) or not isinstance(tweet_id, str | int) or not str(tweet_id).strip():
         raise UserError(f"{name}: a tweet whose id is {str(tweet_id)[:40]!r}; not an X archive file")
     tweet_id = str(tweet_id).strip()
+    if not tweet_id.isdigit():  # X ids are whole numbers: this one was rounded or edited
+        raise UserError(f"{name}: a tweet whose id is {printable(repr(tweet_id), limit=40)}, not "
+                        "a whole number; not an intact X archive file: download it again")
     try:
         created_at = datetime.strptime(tweet["created_at"], CREATED_AT_FORMAT)
     except (TypeError, ValueError):
@@ -221,6 +228,9 @@ def _record(name: str, tweet: dict) -> dict:
     if not posts.EARLIEST <= created_at < posts.LATEST:
         raise UserError(f"{name}: tweet {tweet_id} has created_at {tweet['created_at']!r}, "
                         "not a time a tweet can have; this is not an intact X archive file")
+    if created_at > posts.future_cutoff():
+        raise UserError(f"{name}: tweet {tweet_id} has created_at {tweet['created_at']!r}, in the "
+                        "future; this is not an intact X archive file")
     text = (_field(name, tweet, tweet_id, "full_text", (str,), "text")
             or _field(name, tweet, tweet_id, "text", (str,), "text") or "")
     # Archives carry no retweeted_status: the "RT @user:" prefix is the only trace of a retweet.

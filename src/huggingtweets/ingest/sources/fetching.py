@@ -425,6 +425,9 @@ def _fetch(remote: Remote, data_dir, refresh: str, journal: Journal,
             since = None
             if refresh == "merge" and posts.tweets_path(data_dir, remote.handle).exists():
                 cached = posts.read_posts(data_dir, remote.handle)
+                # A post dated in the future (cached before those were left out) would be the
+                # "newest" one: every later fetch would think it reached the cache on page one.
+                cached = cached[cached["created_at"] <= posts.future_cutoff()]
                 since = remote.since(cached) if len(cached) else None
             account = _call(remote, bar, lambda: remote.start(since))
             journal.begin({"source": remote.name, "base_url": remote.base_url,
