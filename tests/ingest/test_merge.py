@@ -216,13 +216,15 @@ def test_a_did_and_its_handle_in_one_mix_are_refused_when_the_cache_knows(tmp_pa
 
 # --- locks ---------------------------------------------------------------------------------------
 
-def test_a_symlinked_lock_is_refused_and_its_target_untouched(tmp_path):
+@pytest.mark.parametrize("link,message", [(os.symlink, "symbolic link"),
+                                          (os.link, "not a plain file of its own")])
+def test_a_linked_lock_is_refused_and_its_target_untouched(tmp_path, link, message):
     target = tmp_path / "precious.txt"
     target.write_text("keep me")
     (tmp_path / "data" / "partial").mkdir(parents=True)
-    os.symlink(target, posts.lock_path(tmp_path / "data", "al"))
+    link(target, posts.lock_path(tmp_path / "data", "al"))
     df = frame([{"id": "1", "created_at": "2022-01-01", "text": "a"}])
-    with pytest.raises(UserError, match="symbolic link"):
+    with pytest.raises(UserError, match=message):
         posts.write_posts(tmp_path / "data", "al", df, source="test")
     assert target.read_text() == "keep me"
     assert not posts.tweets_path(tmp_path / "data", "al").exists()

@@ -231,11 +231,9 @@ def _adopt_other_cases(data_dir: str | Path, handle: str) -> None:
     path = _cache_file(data_dir, handle, ".parquet")
     for old in _other_cases(path):
         sidecar = old.with_suffix(".json")
+        if path.exists() and os.path.samefile(old, path):
+            continue  # a file system that ignores case: one file, found under either name
         if not path.exists():
-            journal = Path(data_dir) / "partial" / cache_name(handle)
-            for legacy in _other_cases(journal)[-1:]:
-                with suppress(OSError):
-                    legacy.rename(journal)
             try:
                 if sidecar.exists():
                     os.replace(sidecar, path.with_suffix(".json"))
