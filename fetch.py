@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> None:
 
     choice = HydraConfig.get().runtime.choices.source
     with reported():
-        handles = posts.parse_users(cfg.user) if cfg.user else [None]
+        handles = posts.parse_users(cfg.user, cfg.data_dir) if cfg.user else [None]
         if len(handles) > 1 and "path" in cfg.source.keys():
             raise UserError(f"source={choice} reads one file for one user; got the mix {cfg.user!r}")
         if "path" in cfg.source.keys() and OmegaConf.is_missing(cfg.source, "path"):
@@ -38,8 +38,10 @@ def main(cfg: DictConfig) -> None:
                                      name=choice, confirm_shrink=cfg.get("confirm_shrink", False),
                                      lock_timeout=cfg.get("lock_timeout"))
             verb = "fetched" if got.source in ("x", "bluesky", "mastodon") else "read"
+            changes = posts.import_summary(cfg.data_dir, got.handle)
             print(f"@{got.handle}: {len(got.new):,} posts {verb} ({got.source}), "
-                  f"{len(got.merged):,} cached in {posts.tweets_path(cfg.data_dir, got.handle)}")
+                  f"{len(got.merged):,} cached in {posts.tweets_path(cfg.data_dir, got.handle)}"
+                  + (f" ({changes})" if changes else ""))
             tables[got.handle] = clean.clean_posts(got.merged, cfg.clean).table
         clean.print_table(tables, title=f"Data table (clean={HydraConfig.get().runtime.choices.clean})")
 

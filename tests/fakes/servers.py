@@ -61,6 +61,11 @@ def serve():
         server.stop()
 
 
+def same_posts(a, b) -> bool:
+    """Two caches hold the same posts; their rows' import times differ between runs."""
+    return a.drop(columns="imported_at").equals(b.drop(columns="imported_at"))
+
+
 def kill_mid_fetch_then_resume(router: Router, tmp_path: Path, handle: str, source_args: list,
                                env: dict | None = None, pages_before_kill: int = 2):
     """Run fetch.py, SIGKILL it while it waits for page `pages_before_kill + 1`, run it again.

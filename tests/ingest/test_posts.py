@@ -25,7 +25,7 @@ def test_mix_handles_parse_in_order_without_duplicates():
     ("Jeremy-Data.BSKY.social", ["jeremy-data.bsky.social"], ["bsky-jeremy-data.bsky.social"]),
     ("did:plc:ewvi7nxzyoun6zhxrhs64oiz", ["did:plc:ewvi7nxzyoun6zhxrhs64oiz"],
      ["did-plc-ewvi7nxzyoun6zhxrhs64oiz"]),
-    ("@Gargron@Mastodon.Social", ["Gargron@mastodon.social"], ["masto-Gargron_at_mastodon.social"]),
+    ("@Gargron@Mastodon.Social", ["gargron@mastodon.social"], ["masto-gargron_at_mastodon.social"]),
     ("alice.bsky.social+bob@mastodon.social+carol", ["alice.bsky.social", "bob@mastodon.social",
      "carol"], ["bsky-alice.bsky.social", "masto-bob_at_mastodon.social", "carol"]),
     ("demo_ada-demo_bo", ["demo_ada", "demo_bo"], ["demo_ada", "demo_bo"]),

@@ -37,7 +37,7 @@ def test_load_pretrained_keys_a_tokenizer_by_its_files(tmp_path):
 
 def test_control_token_helpers():
     assert tokenizer.control_token("alice") == "<|user:alice|>"
-    assert tokenizer.control_token("@Bob_1") == "<|user:Bob_1|>"
+    assert tokenizer.control_token("@Bob_1") == "<|user:bob_1|>"  # handles ignore case
     with pytest.raises(UserError):
         tokenizer.control_token("../x")
     tok = train_tokenizer(["hello world"] * 20, vocab_size=260)

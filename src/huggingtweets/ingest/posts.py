@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import re
+import stat
+import sys
 import tempfile
 import threading
 import time
@@ -31,7 +33,12 @@ from huggingtweets.errors import UserError
 # separate step, so changing it never needs a re-fetch. `content_warning`: Mastodon's, apart.
 COLUMNS = {"id": "string", "created_at": "datetime64[us, UTC]", "text": "string",
            "handle": "string", "display_name": "string", "is_retweet": "bool", "is_reply": "bool",
-           "is_quote": "bool", "lang": "string", "source": "string", "content_warning": "string"}
+           "is_quote": "bool", "lang": "string", "source": "string", "content_warning": "string",
+           "imported_at": "datetime64[us, UTC]"}
+FLAGS = ("is_retweet", "is_reply", "is_quote")
+# Written by the cache, never taken from an import's values: which import and when last set the
+# row's values (old caches have no import time: NaT, unknown).
+PROVENANCE = ("source", "imported_at")
 
 # Handles, one syntax per platform. Each maps to a cache name made only of ASCII letters, digits
 # and "_.-" that never starts with a dot, so nothing a handle contains can escape data/: "../x",
@@ -58,23 +65,25 @@ HANDLE_RULES = ("use an X handle (1-15 letters, digits or _), a Bluesky handle (
 
 
 def _normalise(handle: str) -> tuple[str, str] | None:
-    """(platform, normalised handle), or None when `handle` is no platform's handle."""
+    """(platform, normalised handle), or None when `handle` is no platform's handle. Every
+    platform's handles ignore case (X and Mastodon user names, domains, DIDs), so the normal form
+    is lower-case: one person, one cache, one model id, however the handle was typed."""
     if X_HANDLE.fullmatch(handle):
-        return "x", handle
+        return "x", handle.lower()
     if len(handle) > MAX_DOMAIN + 65:
         return None
     if DID.fullmatch(handle):
-        return "bluesky", handle
+        return "bluesky", handle.lower()
     if BLUESKY_HANDLE.fullmatch(handle) and len(handle) <= MAX_DOMAIN:
-        return "bluesky", handle.lower()  # handles are domain names: case-insensitive
+        return "bluesky", handle.lower()
     match = MASTODON_HANDLE.fullmatch(handle)
     if match and len(match["host"]) <= MAX_DOMAIN:
-        return "mastodon", f"{match['user']}@{match['host'].lower()}"
+        return "mastodon", handle.lower()
     return None
 
 
 def validate_handle(handle: str) -> str:
-    """The handle in its normal form (no leading @, domains lower-cased), or a UserError."""
+    """The handle in its normal form (no leading @, lower-case), or a UserError."""
     raw = str(handle).strip()
     found = _normalise(raw.removeprefix("@"))
     if found is None:
@@ -88,10 +97,12 @@ def platform(handle: str) -> str:
     return _normalise(validate_handle(handle))[0]
 
 
-def parse_users(user: str) -> list[str]:
-    """`alice-bob-carol` -> ["alice", "bob", "carol"] (validated, duplicates dropped, order kept).
+def parse_users(user: str, data_dir: str | Path | None = None) -> list[str]:
+    """`alice-bob-carol` -> ["alice", "bob", "carol"] (validated, repeats dropped, order kept).
     Bluesky handles contain dots and dashes, so '+' joins a mix when it is there; without one, a
-    whole Bluesky, DID or Mastodon handle is one user, and anything else splits on '-'."""
+    whole Bluesky, DID or Mastodon handle is one user, and anything else splits on '-'. Two
+    spellings of one person (`SmithJD-smithjd`) are refused, and with `data_dir`, so are a Bluesky
+    DID and a handle whose cached posts are that DID's: a mix would train on their posts twice."""
     if user is None or str(user).strip() in ("", "???"):
         raise UserError("no user given: pass user=<handle>, or user=a-b-c for a mix")
     text = str(user).strip()
@@ -101,13 +112,62 @@ def parse_users(user: str) -> list[str]:
         parts = [text]
     else:
         parts = text.split("-")
-    return list(dict.fromkeys(validate_handle(h) for h in parts))
+    spelled: dict[str, str] = {}
+    for part in parts:
+        handle, spelling = validate_handle(part), part.strip().removeprefix("@")
+        if spelled.setdefault(handle, spelling) != spelling:
+            raise UserError(f"user={text!r} names one person twice: {spelled[handle]!r} and "
+                            f"{spelling!r} are the same account (handles ignore case); name "
+                            "each person once")
+    handles = list(spelled)
+    if data_dir is not None:
+        _one_account_each(data_dir, handles)
+    return handles
+
+
+AT_URI = re.compile(r"at://(did:[a-z0-9:._-]+)/app\.bsky\.feed\.post/")
+
+
+def known_did(data_dir: str | Path, handle: str) -> str | None:
+    """The DID a Bluesky handle's cached posts belong to (its sidecar, else its own posts' ids),
+    or None when nothing is cached: without the network, the cache is all that links the two."""
+    if handle.startswith("did:"):
+        return handle
+    did = read_meta(data_dir, handle).get("did")
+    if isinstance(did, str) and DID.fullmatch(did):
+        return did.lower()
+    path = tweets_path(data_dir, handle)
+    if not path.exists():
+        return None
+    try:
+        return _author_did(pd.read_parquet(path, columns=["id", "is_retweet"]))
+    except (OSError, ValueError, KeyError):
+        return None  # read_posts says what is wrong with it when it is read
+
+
+def _author_did(df: pd.DataFrame) -> str | None:
+    """The DID most of the user's own posts (at://DID/app.bsky.feed.post/...) were made under."""
+    own = df.loc[~df["is_retweet"].fillna(False).astype(bool), "id"].astype(str)
+    dids = own.str.extract(AT_URI, expand=False).dropna()
+    return str(dids.mode().iloc[0]) if len(dids) else None
+
+
+def _one_account_each(data_dir: str | Path, handles: list[str]) -> None:
+    owner: dict[str, str] = {}
+    for handle in handles:
+        if _normalise(handle)[0] != "bluesky" or (did := known_did(data_dir, handle)) is None:
+            continue
+        if did in owner:
+            raise UserError(f"{owner[did]!r} and {handle!r} are one Bluesky account ({did}, as "
+                            "its cached posts show); a mix would train on its posts twice: "
+                            "name it once")
+        owner[did] = handle
 
 
 def cache_name(handle: str) -> str:
     """The name a user's posts are cached under, safe as a file and a W&B artifact name: ASCII
-    letters, digits and "_.-", never a leading dot. X handles keep their name (existing caches and
-    model ids stay valid); the others get a prefix no X handle can have: `bsky-alice.bsky.social`,
+    letters, digits and "_.-", never a leading dot, lower-case like the handle. X handles keep
+    their name; the others get a prefix no X handle can have: `bsky-alice.bsky.social`,
     `did-plc-...`, `masto-bob_at_mastodon.social`. Absurdly long names are cut, plus a hash."""
     handle = validate_handle(handle)
     kind = _normalise(handle)[0]
@@ -130,16 +190,66 @@ def cache_name(handle: str) -> str:
 
 
 def tweets_path(data_dir: str | Path, handle: str) -> Path:
-    return Path(data_dir) / "tweets" / f"{cache_name(handle)}.parquet"
+    """The user's cache: `<data_dir>/tweets/<cache name>.parquet`, or the file an older version
+    wrote under the handle's case as typed (`SmithJD.parquet`) while that is the one there."""
+    return _on_disk(_cache_file(data_dir, handle, ".parquet"))
 
 
 def sidecar_path(data_dir: str | Path, handle: str) -> Path:
-    return tweets_path(data_dir, handle).with_suffix(".json")
+    return _on_disk(_cache_file(data_dir, handle, ".json"))
 
 
 def partial_dir(data_dir: str | Path, handle: str) -> Path:
     """Where an interrupted API fetch keeps the pages it already has (see sources/fetching.py)."""
-    return Path(data_dir) / "partial" / cache_name(handle)
+    return _on_disk(Path(data_dir) / "partial" / cache_name(handle))
+
+
+def _cache_file(data_dir: str | Path, handle: str, suffix: str) -> Path:
+    return Path(data_dir) / "tweets" / f"{cache_name(handle)}{suffix}"
+
+
+def _other_cases(path: Path) -> list[Path]:
+    """Entries beside `path` whose names differ from its (lower-case) name only in case, oldest
+    first: caches written before handles were normalised to lower case."""
+    try:
+        names = [n for n in os.listdir(path.parent) if n != path.name and n.lower() == path.name]
+    except OSError:
+        return []
+    return sorted((path.parent / n for n in names), key=lambda p: (p.lstat().st_mtime, p.name))
+
+
+def _on_disk(path: Path) -> Path:
+    if path.exists():
+        return path
+    others = _other_cases(path)
+    return others[-1] if others else path
+
+
+def _adopt_other_cases(data_dir: str | Path, handle: str) -> None:
+    """Under the user's lock: give caches written under another case of the handle the canonical
+    name (a rename, atomic); where both exist, merge them (the newer file's values win) into it."""
+    path = _cache_file(data_dir, handle, ".parquet")
+    for old in _other_cases(path):
+        sidecar = old.with_suffix(".json")
+        if path.exists() and os.path.samefile(old, path):
+            continue  # a file system that ignores case: one file, found under either name
+        if not path.exists():
+            try:
+                if sidecar.exists():
+                    os.replace(sidecar, path.with_suffix(".json"))
+                os.replace(old, path)
+            except OSError as err:
+                raise _write_error(path, err) from None
+            continue
+        older, newer = sorted((old, path), key=lambda p: p.stat().st_mtime)
+        merged, _ = _merge(_read(older, handle), _read(newer, handle))
+        print(f"@{handle}: merged the caches {old.name} and {path.name} (one person) into "
+              f"{path.name}", file=sys.stderr)
+        meta = _read_meta_file(newer.with_suffix(".json"))
+        _store(data_dir, handle, merged, meta.get("source"), meta.get("last_import"))
+        for gone in (old, sidecar):
+            with suppress(FileNotFoundError):
+                gone.unlink()
 
 
 def how_to_get(handle: str) -> str:
@@ -189,14 +299,10 @@ def user_lock(data_dir: str | Path, handle: str, timeout: float | None = None) -
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock, as before
+        _adopt_other_cases(data_dir, handle)
         yield
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle_file = open(path, "a+")
-    except OSError as err:
-        raise _write_error(path, err) from None
-    with handle_file:
+    with _open_lock(path) as handle_file:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -218,11 +324,32 @@ def user_lock(data_dir: str | Path, handle: str, timeout: float | None = None) -
         with _held_guard:
             _held[key] = [me, 1]
         try:
+            _adopt_other_cases(data_dir, handle)
             yield
         finally:
             with _held_guard:
                 _held.pop(key, None)
             fcntl.flock(handle_file, fcntl.LOCK_UN)
+
+
+def _open_lock(path: Path):
+    """The lock file, opened for writing without following a link: a lock planted as a link to
+    some other file (or a FIFO, a device, a hard link) must never be written or truncated."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UserError(f"the lock file {path} is a symbolic link; it is not followed: "
+                            "remove the link and run again") from None
+        raise _write_error(path, err) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise UserError(f"the lock file {path} is not a plain file of its own (a link, a pipe or "
+                        "a device); remove it and run again")
+    return os.fdopen(fd, "r+")
 
 
 def _write_error(path: Path, err: OSError) -> UserError:
@@ -263,12 +390,15 @@ def _remove_stale_temps(path: Path) -> None:
             tmp.unlink()
 
 
-def to_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
-    """Normalise records from any source to the canonical columns and dtypes."""
+def to_frame(records: list[dict] | pd.DataFrame, missing: bool = False) -> pd.DataFrame:
+    """Normalise records from any source to the canonical columns and dtypes. missing=True keeps
+    what the records do not say as missing (NA, flags as nullable booleans): an import's fields it
+    does not carry, which a merge must not let erase known values; otherwise a flag not given is
+    False."""
     df = pd.DataFrame(records).copy()
     for col in COLUMNS:
         if col not in df:
-            df[col] = False if col.startswith("is_") else None
+            df[col] = None
     df = df[list(COLUMNS)].astype({c: kind for c, kind in COLUMNS.items() if kind == "string"})
     if df["id"].isna().any():
         raise UserError("some posts have no id: every post needs an id (map source.columns.id)")
@@ -277,8 +407,9 @@ def to_frame(records: list[dict] | pd.DataFrame) -> pd.DataFrame:
     except (ValueError, TypeError, OverflowError) as err:
         raise UserError(f"some posts have a created_at that is not a time ({err})") from None
     df["created_at"] = created.astype(COLUMNS["created_at"])
-    for col in ("is_retweet", "is_reply", "is_quote"):
-        df[col] = df[col].fillna(False).astype(bool)
+    df["imported_at"] = pd.to_datetime(df["imported_at"], utc=True).astype(COLUMNS["imported_at"])
+    for col in FLAGS:
+        df[col] = df[col].astype("boolean") if missing else df[col].fillna(False).astype(bool)
     df["text"] = df["text"].fillna("")
     # Same-second posts (old archives only know the day) fall back to id order; ids are numbers
     # of varying width, so compare them by length first ("999" < "1000").
@@ -375,48 +506,94 @@ class Shrink(UserError):
 def write_posts(data_dir: str | Path, handle: str, posts: pd.DataFrame, source: str,
                 refresh: str = "merge", confirm_shrink: bool = False,
                 lock_timeout: float | None = None) -> pd.DataFrame:
-    """Merge `posts` into the user's cache by id (newer wins) under the user's lock, write it
-    atomically, return it. refresh="full" replaces the cache instead, unless that would keep fewer
-    than SHRINK_RATIO of the cached posts: then `Shrink` (unless `confirm_shrink`)."""
+    """Merge `posts` into the user's cache by id under the user's lock (`_merge`: the newer import
+    wins per field, a value it lacks keeps the known one), write it atomically, return it.
+    refresh="full" also drops the cached posts this import lacks, unless that would keep fewer
+    than SHRINK_RATIO of them: then `Shrink` (unless `confirm_shrink`). The sidecar's
+    `last_import` counts the new, changed and unchanged posts (`import_summary`)."""
     if refresh not in ("merge", "full"):
         raise UserError(f"refresh={refresh!r}: use merge (default) or full")
-    path = tweets_path(data_dir, handle)
-    posts = to_frame(posts)
-    with user_lock(data_dir, handle, lock_timeout):
+    new = to_frame(posts, missing=True)
+    now = pd.Timestamp.now(tz="UTC")
+    new["source"] = new["source"].fillna(source)
+    new["imported_at"] = now
+    with user_lock(data_dir, handle, lock_timeout):  # also adopts caches of another case
+        path = _cache_file(data_dir, handle, ".parquet")
         _remove_stale_temps(path)
-        cached = read_posts(data_dir, handle) if path.exists() else None
-        if refresh == "full" and cached is not None and not confirm_shrink:
-            kept = posts["id"].nunique()
+        cached = read_posts(data_dir, handle) if path.exists() else to_frame([])
+        kept = new["id"].nunique()
+        if refresh == "full" and len(cached) and not confirm_shrink:
             if kept < SHRINK_RATIO * len(cached):
                 raise Shrink(f"refresh=full for @{handle} got {kept:,} posts but {len(cached):,} "
                              "are cached; the cache is kept as it was. If the account really has "
                              "only these, replace it with confirm_shrink=true; otherwise run "
                              "without refresh=full to add the new posts")
-        if refresh == "merge" and cached is not None:
-            posts = to_frame(pd.concat([cached, posts], ignore_index=True))
-            # A post that comes back without a time (a garbled answer) keeps the time it had.
-            known = posts.groupby("id", sort=False)["created_at"].transform("first")
-            posts["created_at"] = posts["created_at"].fillna(known)
-        posts = posts.drop_duplicates("id", keep="last").reset_index(drop=True)
-        with atomic_path(path) as tmp:
-            posts.to_parquet(tmp, index=False)
-        _write_sidecar(data_dir, handle, posts, source)
-    return posts
+        merged, counts = _merge(cached, new)
+        if refresh == "full":
+            keep = merged["id"].isin(new["id"])
+            merged, counts["removed"] = merged[keep], int((~keep).sum())
+        last = {"source": source, "at": now.isoformat(timespec="seconds"), "posts": kept, **counts}
+        return _store(data_dir, handle, merged, source, last)
 
 
-def _write_sidecar(data_dir, handle: str, posts: pd.DataFrame, source: str) -> None:
+def _merge(cached: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """`new` (the newer import; a value it does not carry is NA) over `cached`, by id, whatever the
+    posts' times: per field the import's value where it has one, else the cached value. A row the
+    import changes takes the import's `source` and `imported_at`; an unchanged row keeps its own.
+    Returns the rows (in to_frame(missing=True) form) and the new/changed/unchanged counts."""
+    old = to_frame(cached, missing=True).drop_duplicates("id", keep="last").set_index("id")
+    upd = to_frame(new, missing=True).drop_duplicates("id", keep="last").set_index("id")
+    both = upd.index.intersection(old.index)
+    was, merged = old.loc[both], upd.loc[both].copy()
+    same = pd.Series(True, index=both)
+    for col in (c for c in COLUMNS if c != "id" and c not in PROVENANCE):
+        merged[col] = merged[col].where(merged[col].notna(), was[col])
+        equal = (merged[col] == was[col]).fillna(False).astype(bool)
+        same &= equal | (merged[col].isna() & was[col].isna())
+    for col in PROVENANCE:
+        merged[col] = merged[col].where(~same, was[col])
+    rows = pd.concat([old.drop(both), merged, upd.drop(both)]).reset_index()
+    counts = {"new": len(upd) - len(both), "changed": int((~same).sum()),
+              "unchanged": int(same.sum())}
+    return to_frame(rows, missing=True), counts
+
+
+def _store(data_dir, handle: str, posts: pd.DataFrame, source: str | None,
+           last_import: dict | None) -> pd.DataFrame:
+    """Write the cache (flags as plain booleans: unknown is False to its readers) and sidecar."""
+    posts = to_frame(posts)
+    with atomic_path(_cache_file(data_dir, handle, ".parquet")) as tmp:
+        posts.to_parquet(tmp, index=False)
     names = posts["display_name"].dropna()
     meta = {"handle": validate_handle(handle),
             "display_name": str(names.iloc[-1]) if len(names) else None, "source": source,
-            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"), **summary(posts)}
-    with atomic_path(sidecar_path(data_dir, handle)) as tmp:
+            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"), **summary(posts),
+            "last_import": last_import}
+    if platform(handle) == "bluesky":  # what links a handle to its DID without the network
+        meta["did"] = handle if handle.startswith("did:") else _author_did(posts)
+    with atomic_path(_cache_file(data_dir, handle, ".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    return posts
+
+
+def import_summary(data_dir: str | Path, handle: str) -> str:
+    """"12 new, 3 changed, 285 unchanged" for the user's last import ("" when not recorded)."""
+    last = read_meta(data_dir, handle).get("last_import")
+    if not isinstance(last, dict):
+        return ""
+    text = ", ".join(f"{int(last.get(k, 0)):,} {k}" for k in ("new", "changed", "unchanged"))
+    return text + (f", {int(last['removed']):,} removed" if last.get("removed") else "")
 
 
 def read_posts(data_dir: str | Path, handle: str) -> pd.DataFrame:
     path = tweets_path(data_dir, handle)
     if not path.exists():
         raise UserError(f"no posts cached for @{handle} (looked for {path}). {how_to_get(handle)}")
+    return _read(path, handle)
+
+
+def _read(path: Path, handle: str) -> pd.DataFrame:
+    """One cache file as canonical posts; caches of older versions lack `imported_at` (NaT)."""
     try:
         table = pd.read_parquet(path)
         missing = [c for c in ("id", "created_at", "text") if c not in table.columns]
@@ -431,5 +608,19 @@ def read_posts(data_dir: str | Path, handle: str) -> pd.DataFrame:
 
 
 def read_meta(data_dir: str | Path, handle: str) -> dict:
-    path = sidecar_path(data_dir, handle)
-    return json.loads(path.read_text()) if path.exists() else {"handle": handle}
+    return _read_meta_file(sidecar_path(data_dir, handle)) or {"handle": handle}
+
+
+def _read_meta_file(path: Path) -> dict:
+    """A sidecar's contents; {} when there is none, a UserError when it is damaged."""
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise UserError(f"the cache's sidecar {path} is damaged ({type(err).__name__}); move it "
+                        "away and run again (it is rewritten on the next import)") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"the cache's sidecar {path} is damaged (not a JSON object); move it "
+                        "away and run again (it is rewritten on the next import)")
+    return meta

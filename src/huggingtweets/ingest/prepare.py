@@ -48,7 +48,7 @@ def prepare(user: str, clean: Mapping, data_dir: str | Path = "data", val_share:
     users not cached yet. Takes the whole `data` node: the DataModule's keys are ignored."""
     clean = dict(clean)
     data_dir = Path(data_dir)
-    handles = posts.parse_users(user)
+    handles = posts.parse_users(user, data_dir)
     if source is not None:
         fetch_missing(handles, data_dir, source)
     out = Prepared(handles)

@@ -107,7 +107,7 @@ def test_archive_zip_with_parts_and_account(tmp_path):
     assert (df["display_name"] == "Arch U").all()
     # the handle argument wins over account.js; the display name still comes from it
     df = read_archive(str(zip_path), handle="Renamed")
-    assert (df["handle"] == "Renamed").all() and (df["display_name"] == "Arch U").all()
+    assert (df["handle"] == "renamed").all() and (df["display_name"] == "Arch U").all()
 
 
 def test_archive_old_split_names_in_zip(tmp_path):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from conftest import run_cli
-from fakes.servers import CONF, TOKEN, kill_mid_fetch_then_resume
+from fakes.servers import CONF, TOKEN, kill_mid_fetch_then_resume, same_posts
 from omegaconf import OmegaConf
 
 from huggingtweets.errors import UserError
@@ -170,7 +170,7 @@ def test_kill_mid_fetch_then_resume(api, tmp_path):
         env={"X_BEARER_TOKEN": TOKEN})
     assert res.returncode == 0, res.stderr[-2000:]
     assert [r.get("pagination_token") for r in resumed] == ["tok20", "tok30", "tok40"]
-    assert posts.read_posts(tmp_path / "data", "alice").equals(base)
+    assert same_posts(posts.read_posts(tmp_path / "data", "alice"), base)
 
 
 def test_cli_fetch_writes_no_token_anywhere(api, tmp_path):

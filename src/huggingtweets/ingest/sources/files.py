@@ -191,7 +191,7 @@ def _to_posts(table: pd.DataFrame, path: Path, handle: str | None,
 
     records["handle"] = _handle(handle, column("handle"), path)
     records["source"] = source
-    return posts.to_frame(records)
+    return posts.to_frame(records, missing=True)  # a flag column not mapped: not carried (NA)
 
 
 class Where:
