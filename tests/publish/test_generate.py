@@ -355,3 +355,16 @@ def test_the_number_of_samples_asked_for_comes_back_when_most_are_copies(gen):
         assert 0 < gen.dropped["copies"] <= 4 * 64
     finally:
         gen.copies = saved
+
+
+@pytest.mark.slow
+def test_the_projects_own_adapter_export_with_control_tokens_generates(compose_cfg, tmp_path):
+    from test_families import train_family
+
+    _, _, model_dir, _ = train_family(compose_cfg, tmp_path, "qwen2", "model.lora.r=4",
+                                      "model.lora.merge=false", "data.condition=true")
+    assert (model_dir / "adapter_config.json").exists() and not (model_dir / "config.json").exists()
+    gen = Generator.from_dir(model_dir)
+    assert gen.users == ["demo_ada", "demo_bo"]  # the control tokens, on the resized base
+    out = gen.sample(["My dream is"], n=2, max_new_tokens=8, user="demo_bo", seed=0)
+    assert len(out) == 2 and all(s["user"] == "demo_bo" for s in out)
