@@ -197,6 +197,9 @@ def test_an_adapter_export_is_pushed_and_a_local_base_refused(tiny, tmp_path, mo
 
 def test_push_cli_without_model_dir_or_with_a_damaged_info_file_is_one_line(model_dir):
     (model_dir / "huggingtweets.json").write_text('{"handles": [')
+    res = run_cli("push.py", f"model_dir={model_dir}", "timeout=soon", env={"HF_TOKEN": ""})
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        "error: timeout='soon': must be seconds, over 0 and at most 3600"]
     for args in (["dry_run=true"], [f"model_dir={model_dir}", "dry_run=true"]):
         res = run_cli("push.py", *args, env={"HF_TOKEN": ""})
         err = res.stderr.strip().splitlines()

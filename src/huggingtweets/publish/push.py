@@ -73,6 +73,9 @@ def push(model_dir: str | Path, repo_id: str | None = None, private: bool = Fals
     """Upload `plan()`'s files. A repo that already holds another user set's model (or files
     that are no huggingtweets model) is left alone unless `overwrite`. Every Hub failure is a
     UserError of one line that says what to do; `timeout`: seconds the Hub may stay silent."""
+    if not (isinstance(timeout, int | float) and not isinstance(timeout, bool)
+            and 0 < timeout <= 3600):
+        raise UserError(f"timeout={timeout!r}: must be seconds, over 0 and at most 3600")
     p = plan(model_dir, repo_id, private)
     if dry_run:
         return p
