@@ -13,10 +13,10 @@ from huggingtweets.errors import reported
 @hydra.main(version_base="1.3", config_path="conf", config_name="app")
 def main(cfg: DictConfig) -> None:
     from huggingtweets.publish.app import Demo, make_server
-    from huggingtweets.publish.generate import terminal_safe
+    from huggingtweets.publish.generate import model_dir_arg, terminal_safe
 
     with reported():
-        demo = Demo(cfg.model_dir, n=cfg.n, max_n=cfg.max_n, temperature=cfg.temperature,
+        demo = Demo(model_dir_arg(cfg), n=cfg.n, max_n=cfg.max_n, temperature=cfg.temperature,
                     top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
                     filter_copies=cfg.filter_copies, copy_index=cfg.copy_index, seed=cfg.seed)
         try:

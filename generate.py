@@ -12,17 +12,15 @@ from huggingtweets.errors import reported
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
-    import sys
-
     from huggingtweets.errors import UserError
-    from huggingtweets.publish.generate import generate, terminal_json, terminal_safe
+    from huggingtweets.publish.generate import generate, model_dir_arg, terminal_json, terminal_safe
 
     with reported():
         if cfg.format not in ("text", "jsonl"):
             raise UserError(f"format={cfg.format}: use text or jsonl")
         prompts = [cfg.prompt] if cfg.prompt is not None else list(cfg.prompts)
         samples = generate(
-            cfg.model_dir, prompts, copy_index=cfg.copy_index, n=cfg.n,
+            model_dir_arg(cfg), prompts, copy_index=cfg.copy_index, n=cfg.n,
             temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, cut_newline=cfg.cut_newline,
             filter_copies=cfg.filter_copies, user=cfg.user,
@@ -31,10 +29,6 @@ def main(cfg: DictConfig) -> None:
         # with no terminal control characters, as text or as JSON that still decodes the same.
         for s in samples:
             print(terminal_json(s) if cfg.format == "jsonl" else terminal_safe(s["text"]))
-        short = len(prompts) * cfg.n - len(samples)
-        if short:
-            print(f"note: {short} fewer samples than asked: the model kept copying training "
-                  "tweets or ending at once (filter_copies=false keeps copies)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,12 @@ from huggingtweets.errors import reported
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="push")
 def main(cfg: DictConfig) -> None:
-    from huggingtweets.publish.generate import terminal_safe
+    from huggingtweets.publish.generate import model_dir_arg, terminal_safe
     from huggingtweets.publish.push import push
 
     with reported():
-        result = push(cfg.model_dir, repo_id=cfg.repo_id, private=cfg.private, dry_run=cfg.dry_run)
+        result = push(model_dir_arg(cfg), repo_id=cfg.repo_id, private=cfg.private,
+                      dry_run=cfg.dry_run, overwrite=cfg.overwrite, timeout=cfg.timeout)
     repo = result["repo_id"] if "/" in result["repo_id"] else \
         f"<HF_TOKEN's account>/{result['repo_id']}"
     print(f"repo: {repo} ({'private' if result['private'] else 'public'} model)")

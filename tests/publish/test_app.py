@@ -422,3 +422,24 @@ def test_the_banner_prints_display_names_without_terminal_controls(tiny, tmp_pat
     assert not any(c in out for c in "\x1b\x07\x9b")
     assert sum(line.startswith("serving ") for line in lines) == 1  # the name printed no line
     assert "\ufffd]0;pwned\ufffdBo\ufffd[2J serving evil" in lines[-1]  # shown, inert
+
+
+def test_the_demo_serves_an_adapter_export(tiny, tmp_path):
+    from fakes.models import adapter_export
+
+    demo = Demo(adapter_export(tiny["model"], tmp_path / "model"), seed=0, max_new_tokens=8,
+                copy_index=None)
+    out = demo.generate({"prompt": "My dream is", "n": 2})
+    assert len(out["samples"]) == 2 and demo.info()["title"]
+
+
+def test_app_without_model_dir_or_with_a_damaged_info_file_is_one_line(tiny, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny["model"], model)
+    (model / "huggingtweets.json").write_text('{"handles": ')
+    for args in ([], [f"model_dir={model}"]):
+        res = subprocess.run([sys.executable, str(ROOT / "app.py"), "port=0", *args], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        err = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(err) == 1 and err[0].startswith("error: "), res.stderr
+        assert ("model_dir=" if not args else "huggingtweets.json") in err[0]

@@ -108,6 +108,20 @@ def test_hostile_display_names_and_tweets_come_out_inert(i, caplog):
     assert "a copied tweet" not in visible  # samples that copy a training tweet are not shown
 
 
+def test_bidi_zero_width_and_control_characters_never_reach_the_card(caplog):
+    # reads as "Alice (@Bob)" once a bidi override reverses the rest of the line
+    name = "Alice \u202e)boB@("
+    tweet = "pay \u2066me\u2069 at \u200dev\u200bil\ufeff\x07\x1b[2J\x08 now"
+    text = _render([name, "Bo\u200f\u061cb\x00"], [tweet])
+    _parse(text, caplog)
+    bad = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200c-\u200f\u202a-\u202e"
+                     "\u2060-\u2069\ufeff]")
+    assert not bad.findall(text), bad.findall(text)
+    visible = html.unescape(re.sub(r"<[^>]+>", "", _html(text))).replace(ZWSP, "")
+    assert "Alice )boB@( (@alice)" in visible and "Bob (@bob)" in visible
+    assert "pay me at evil now" in visible
+
+
 def test_md_is_inert_for_every_markdown_construct():
     for s in HOSTILE:
         out = card.md(s)
@@ -177,10 +191,28 @@ def test_model_name_is_a_neutral_valid_repo_name():
     from huggingface_hub.utils import validate_repo_id
 
     assert card.model_name(["demo_ada", "demo_bo"]) == "huggingtweets-demo_ada-demo_bo"
-    assert card.model_name(["@ümlaut", "a b/c"]) == "huggingtweets-mlaut-a-b-c"
-    assert card.model_name(["alice.bsky.social"]) == "huggingtweets-alice.bsky.social"
-    for handles in (["x" * 200], ["..", "-"], ["a/../b"]):
+    assert card.model_name(["@demo_ada"]) == "huggingtweets-demo_ada"
+    assert card.model_name(["alice.bsky.social"]).startswith("huggingtweets-alice.bsky.social.")
+    for handles in (["x" * 200], ["..", "-"], ["a/../b"], ["@ümlaut", "a b/c"]):
         validate_repo_id(card.model_name(handles))  # raises when invalid
+
+
+def test_default_model_names_never_collide_across_user_sets():
+    from huggingface_hub.utils import validate_repo_id
+
+    x = [f"user{i:02d}_{'x' * 8}" for i in range(12)]  # X handles: 14 characters each
+    sets = [["bob@x.social"], ["bob", "x.social"], ["bob-x.social"], ["bob", "x", "social"],
+            ["bob.x.social"], ["bob", "x.social", "a"], x, x[:-1] + ["other_xxxxxxxx"],
+            x + ["zed"], ["alice.bsky.social"], ["alice", "bsky", "social"],
+            ["did:plc:abc"], ["did-plc-abc"], ["a-b.bsky.social"], ["a", "b.bsky.social"]]
+    names = [card.model_name(s) for s in sets]
+    assert len(set(n.lower() for n in names)) == len(sets), names  # the Hub ignores case
+    for n in names:
+        validate_repo_id(n)
+        assert len(n) <= 96
+    # the same people, in another case or order: the same repo
+    assert card.model_name(["Bob@X.social"]).lower() == names[0].lower()
+    assert card.model_name(["x.social", "bob"]) != names[0]
 
 
 def test_a_local_base_model_path_stays_out_of_the_card(tmp_path, monkeypatch, caplog):

@@ -14,3 +14,24 @@ def test_an_exported_model_dir_holds_no_local_path(tiny):
             assert needle.encode() not in data, (f.name, needle)
     info = json.loads((tiny["model"] / "huggingtweets.json").read_text())
     assert info["model_id"] == "huggingtweets-demo_ada-demo_bo"
+
+
+def test_a_scratch_model_with_unmerged_lora_exports_merged_weights(tiny, tmp_path, capsys):
+    # model=scratch has no base on disk or on the Hub: an adapter alone could never be loaded
+    from huggingtweets.publish import export
+    from huggingtweets.publish.generate import Generator
+    from huggingtweets.train.module import TweetLM
+
+    dm = tiny["dm"]
+    module = TweetLM(name_or_path=None, optim={"lr": 1e-3},
+                     scratch={"vocab_size": 512, "n_positions": 64, "n_embd": 32, "n_layer": 2,
+                              "n_head": 2}, lora={"r": 4, "merge": False})
+    module.tokenizer = dm.tokenizer
+    module.model = __import__("huggingtweets.train.module", fromlist=["x"]).scratch_model(
+        module.hparams.scratch, len(dm.tokenizer), dm.tokenizer.eos_token_id)
+    module.setup("fit")
+    assert hasattr(module.model, "peft_config")
+    out = export.export_model(module, dm, tmp_path / "model", tiny["metrics"], tiny["hparams"])
+    assert (out / "config.json").exists() and not (out / "adapter_config.json").exists()
+    assert "model.lora.merge=false" in capsys.readouterr().err
+    assert len(Generator.from_dir(out, copy_index=None).sample(["hi"], n=1, max_new_tokens=4)) == 1

@@ -252,3 +252,119 @@ def test_a_copy_index_that_is_not_one_is_a_one_line_error(tmp_path, content):
     bad.write_bytes(content)
     with pytest.raises(UserError, match=r"copycheck.npz is not a copy index"):
         CopyCheck.load(bad)
+
+
+# -- adapter exports, bad options, damaged files ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def adapter(tiny, tmp_path_factory):
+    from fakes.models import adapter_export
+
+    return adapter_export(tiny["model"], tmp_path_factory.mktemp("adapter") / "model")
+
+
+def test_an_adapter_export_loads_on_its_base_and_writes_like_the_merged_model(adapter, tiny, tmp_path):
+    from fakes.models import merged
+
+    gens = [Generator.from_dir(d, copy_index=None) for d in (adapter, merged(adapter, tmp_path / "m"),
+                                                              tiny["model"])]
+    ids = gens[0].tok(["My dream is to"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        got, want, base = (g.model(input_ids=ids).logits for g in gens)
+    assert torch.allclose(got, want, atol=1e-5)  # the adapter is applied, exactly as merged
+    assert not torch.allclose(got, base, atol=1e-2)
+    kw = {"n": 3, "seed": 4, "max_new_tokens": 10, "filter_copies": False}
+    assert gens[0].sample(["My dream is"], **kw) == gens[1].sample(["My dream is"], **kw)
+
+
+def test_an_adapter_whose_base_is_not_here_is_one_line(adapter, tmp_path):
+    import shutil
+    import time
+
+    gone = tmp_path / "gone"
+    shutil.copytree(adapter, gone)
+    cfg = json.loads((gone / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = "nobody-here/not-a-model"
+    (gone / "adapter_config.json").write_text(json.dumps(cfg))
+    start = time.monotonic()
+    res = run_cli("generate.py", f"model_dir={gone}", "n=1", "prompt=x", timeout=120)
+    assert res.returncode == 2 and time.monotonic() - start < 60
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "nobody-here/not-a-model" in err[0]
+    assert "adapter_config.json" in err[0]
+    cfg.pop("base_model_name_or_path")
+    (gone / "adapter_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match="base_model_name_or_path"):
+        Generator.from_dir(gone)
+
+
+@pytest.mark.parametrize("name", ["huggingtweets.json", "config.json", "tokenizer_config.json"])
+def test_a_damaged_json_file_in_the_model_dir_is_one_line(tiny, tmp_path, name):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny["model"], model)
+    (model / name).write_text('{"handles": ["demo_ada"')  # cut short
+    with pytest.raises(UserError, match=name.replace(".", r"\.")):
+        Generator.from_dir(model)
+    (model / name).write_text("[1, 2]")  # JSON, but not an object
+    with pytest.raises(UserError, match=name.replace(".", r"\.")):
+        Generator.from_dir(model)
+
+
+@pytest.mark.parametrize("option", [
+    {"temperature": 1e-45}, {"temperature": float("nan")}, {"temperature": float("inf")},
+    {"top_p": 0.0}, {"top_p": 1.5}, {"top_p": float("nan")}, {"top_k": -1}, {"top_k": 2.5},
+    {"n": 2.5}, {"max_new_tokens": 0}])
+def test_out_of_range_options_are_refused_by_name(gen, option):
+    key = next(iter(option))
+    with pytest.raises(UserError, match=f"^{key}="):
+        gen.sample(["x"], **option)
+
+
+def test_cli_without_model_dir_or_with_a_bad_temperature_is_one_line(tiny):
+    for args in ([], [f"model_dir={tiny['model']}", "temperature=1e-45"],
+                 [f"model_dir={tiny['model']}", "temperature=nan"]):
+        res = run_cli("generate.py", "prompt=x", "n=1", *args, timeout=120)
+        err = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(err) == 1 and err[0].startswith("error: "), res.stderr
+        assert ("model_dir=" if not args else "temperature=") in err[0]
+
+
+class _Copies(CopyCheck):
+    """A copy index that calls four samples out of five copies (by a hash of the text): a model
+    that has mostly memorised its tweets."""
+
+    def __init__(self):
+        super().__init__([], [], 8)
+
+    def check(self, text, tokenizer):
+        return "exact" if int(normalize(text).encode().hex() or "0", 16) % 5 else None
+
+
+def test_the_number_of_samples_asked_for_comes_back_when_most_are_copies(gen):
+    saved = gen.copies
+    try:
+        gen.copies = _Copies()
+        out = gen.sample(["My dream is", "I think"], n=5, seed=0, max_new_tokens=12)
+        assert len(out) == 10 and gen.dropped["copies"] > 10
+        assert not any(gen.copies.check(s["text"], gen.tok) for s in out)
+        # a model that copies everything: a bounded number of draws, then what could be given
+        gen.copies.check = lambda text, tok: "exact"
+        assert gen.sample(["My dream is"], n=5, seed=0, max_new_tokens=12) == []
+        assert 0 < gen.dropped["copies"] <= 4 * 64
+    finally:
+        gen.copies = saved
+
+
+@pytest.mark.slow
+def test_the_projects_own_adapter_export_with_control_tokens_generates(compose_cfg, tmp_path):
+    from test_families import train_family
+
+    _, _, model_dir, _ = train_family(compose_cfg, tmp_path, "qwen2", "model.lora.r=4",
+                                      "model.lora.merge=false", "data.condition=true")
+    assert (model_dir / "adapter_config.json").exists() and not (model_dir / "config.json").exists()
+    gen = Generator.from_dir(model_dir)
+    assert gen.users == ["demo_ada", "demo_bo"]  # the control tokens, on the resized base
+    out = gen.sample(["My dream is"], n=2, max_new_tokens=8, user="demo_bo", seed=0)
+    assert len(out) == 2 and all(s["user"] == "demo_bo" for s in out)

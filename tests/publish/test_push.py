@@ -2,7 +2,12 @@
 Hub, offline) uploads those files with the card pointing at the repo, using HF_TOKEN only."""
 
 import json
+import re
 import shutil
+import socket
+import threading
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -56,11 +61,28 @@ def test_plan_names_the_repo_after_the_users_and_validates_it(model_dir):
 
 
 class FakeApi:
-    def __init__(self):
+    """The HfApi calls push() makes, against an in-memory Hub: {repo_id: {path: bytes}}."""
+
+    def __init__(self, repos: dict | None = None):
         self.calls = []
+        self.repos = repos or {}
 
     def whoami(self):
         return {"name": "someone"}
+
+    def model_info(self, repo_id, **kw):
+        from types import SimpleNamespace
+
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        if repo_id not in self.repos:
+            raise RepositoryNotFoundError(f"{repo_id} not found", response=_response(404))
+        return SimpleNamespace(siblings=[SimpleNamespace(rfilename=f) for f in self.repos[repo_id]])
+
+    def hf_hub_download(self, repo_id, filename, local_dir=None, **kw):
+        path = Path(local_dir) / filename
+        path.write_bytes(self.repos[repo_id][filename])
+        return str(path)
 
     def create_repo(self, repo_id, **kw):
         self.calls.append(("create_repo", repo_id, kw))
@@ -78,7 +100,7 @@ def test_push_uploads_the_planned_files_with_the_card_naming_the_repo(model_dir,
     out = push.push(model_dir, None, private=True, api=api)
     assert out["repo_id"] == "someone/huggingtweets-demo_ada-demo_bo"  # owner from the token
     (_, repo, kw), (_, repo2, ops) = api.calls
-    assert repo == repo2 == out["repo_id"] and kw["private"] is True and kw["exist_ok"] is True
+    assert repo == repo2 == out["repo_id"] and kw["private"] is True
     assert sorted(op.path_in_repo for op in ops) == FILES
     readme = next(op for op in ops if op.path_in_repo == "README.md").path_or_fileobj
     readme = readme if isinstance(readme, bytes) else readme.read()
@@ -125,3 +147,144 @@ def test_push_of_an_export_names_the_repo_everywhere(tiny, tmp_path, monkeypatch
     for name, data in ops.items():
         for needle in (str(model), str(tiny["run"].parent), str(tmp_path)):
             assert needle.encode() not in data, (name, needle)
+
+
+def _response(status: int):
+    import httpx2
+
+    return httpx2.Response(status, request=httpx2.Request("GET", "http://hub.invalid/"))
+
+
+def _info(*handles) -> bytes:
+    return json.dumps({"handles": list(handles)}).encode()
+
+
+def test_push_refuses_a_repo_that_holds_another_users_model(model_dir, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    repo = "me/bot"
+    theirs = {repo: {".gitattributes": b"", "README.md": b"x", "huggingtweets.json": _info("carol")}}
+    api = FakeApi(theirs)
+    with pytest.raises(UserError, match=r"me/bot already holds a model of @carol.*overwrite=true"):
+        push.push(model_dir, repo, api=api)
+    assert not api.calls  # nothing created, nothing uploaded
+    foreign = FakeApi({repo: {".gitattributes": b"", "model.safetensors": b"x"}})
+    with pytest.raises(UserError, match="not a huggingtweets model"):
+        push.push(model_dir, repo, api=foreign)
+    broken = FakeApi({repo: {"huggingtweets.json": b"{nope"}})
+    with pytest.raises(UserError, match="overwrite=true"):
+        push.push(model_dir, repo, api=broken)
+    for api in (FakeApi(theirs), FakeApi({repo: {".gitattributes": b""}}),  # empty: ours to fill
+                FakeApi({repo: {"huggingtweets.json": _info("Demo_Bo", "@demo_ada")}})):  # same people
+        overwrite = api.repos[repo].get("huggingtweets.json") == _info("carol")
+        push.push(model_dir, repo, api=api, overwrite=overwrite)
+        assert [c[0] for c in api.calls] == ["create_repo", "create_commit"]
+
+
+def test_an_adapter_export_is_pushed_and_a_local_base_refused(tiny, tmp_path, monkeypatch):
+    from fakes.models import adapter_export
+
+    adapter = adapter_export(tiny["model"], tmp_path / "model", base_name="openai-community/gpt2")
+    p = push.plan(adapter)
+    assert "adapter_config.json" in p["files"] and "config.json" not in p["files"]
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    api = FakeApi()
+    push.push(adapter, "me/bot", api=api)
+    assert "adapter_model.safetensors" in {op.path_in_repo for op in api.calls[-1][2]}
+    local = adapter_export(tiny["model"], tmp_path / "local")  # its base: a folder here
+    with pytest.raises(UserError, match="a local folder"):
+        push.plan(local)
+
+
+def test_push_cli_without_model_dir_or_with_a_damaged_info_file_is_one_line(model_dir):
+    (model_dir / "huggingtweets.json").write_text('{"handles": [')
+    res = run_cli("push.py", f"model_dir={model_dir}", "timeout=soon", env={"HF_TOKEN": ""})
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        "error: timeout='soon': must be seconds, over 0 and at most 3600"]
+    for args in (["dry_run=true"], [f"model_dir={model_dir}", "dry_run=true"]):
+        res = run_cli("push.py", *args, env={"HF_TOKEN": ""})
+        err = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(err) == 1 and err[0].startswith("error: "), res.stderr
+        assert ("model_dir=" if len(args) == 1 else "huggingtweets.json") in err[0]
+
+
+# -- every Hub failure is one line, without the token ----------------------------------------
+
+TOKEN = "hf_SeCrEtToKeN0123456789"
+
+
+def _push_cli(tmp_path, model_dir, endpoint, *args):
+    start = time.monotonic()
+    res = run_cli("push.py", f"model_dir={model_dir}", *args, timeout=120, env={
+        "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN,
+        "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1"})
+    took = time.monotonic() - start
+    out = res.stdout + res.stderr
+    assert TOKEN not in out and TOKEN[3:] not in out and "Traceback" not in out, out[-3000:]
+    err = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(err) == 1 and err[0].startswith("error: "), res.stderr[-3000:]
+    assert took < 40, took
+    return err[0]
+
+
+@pytest.mark.parametrize("status, says", [(401, "HF_TOKEN"), (403, "write"), (404, "404"),
+                                          (500, "try again"), (503, "try again")])
+@pytest.mark.parametrize("repo_id", [[], ["repo_id=me/bot"]])
+def test_hub_http_errors_are_one_line_without_the_token(httpserver, model_dir, tmp_path, status,
+                                                        says, repo_id):
+    from werkzeug import Response
+
+    def answer(request):  # a hostile Hub also echoes the token back, with escape sequences
+        return Response(json.dumps({"error": f"\x1b[2Jno: {request.headers.get('Authorization')}"}),
+                        status=status, content_type="application/json")
+
+    httpserver.expect_request(re.compile(".*")).respond_with_handler(answer)
+    line = _push_cli(tmp_path, model_dir, httpserver.url_for("").rstrip("/"), *repo_id)
+    assert says in line and "\x1b" not in line
+
+
+def _closing_server():
+    """A server that accepts each connection and closes it without answering."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def run():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return srv
+
+
+def test_a_hub_that_closes_the_connection_or_is_not_there_is_one_line(model_dir, tmp_path):
+    srv = _closing_server()
+    try:
+        line = _push_cli(tmp_path, model_dir, f"http://127.0.0.1:{srv.getsockname()[1]}")
+        assert "cannot reach" in line
+    finally:
+        srv.close()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    line = _push_cli(tmp_path, model_dir, f"http://127.0.0.1:{port}")
+    assert "cannot reach" in line and f"127.0.0.1:{port}" in line
+
+
+def test_a_silent_hub_is_given_up_on_after_the_timeout(model_dir, tmp_path):
+    srv = socket.create_server(("127.0.0.1", 0))  # accepts (the backlog), never answers
+    try:
+        line = _push_cli(tmp_path, model_dir, f"http://127.0.0.1:{srv.getsockname()[1]}", "timeout=2")
+        assert "cannot reach" in line and "timeout=" in line
+    finally:
+        srv.close()
+
+
+def test_offline_mode_is_one_line(model_dir):
+    res = run_cli("push.py", f"model_dir={model_dir}", "repo_id=me/bot",
+                  env={"HF_HUB_OFFLINE": "1", "HF_TOKEN": TOKEN})
+    err = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(err) == 1 and "HF_HUB_OFFLINE" in err[0], res.stderr[-2000:]
+    assert TOKEN not in res.stdout + res.stderr

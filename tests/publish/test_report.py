@@ -218,3 +218,21 @@ def test_no_jobs_is_a_clear_error(tmp_path):
         report.build(tmp_path)
     with pytest.raises(UserError, match="not a folder"):
         report.build(tmp_path / "missing")
+
+
+def test_per_user_columns_come_from_the_projects_own_reading_of_user(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    users = {"demo_ada+demo_bo": None, "demo_ada-demo_bo": None, "demo_cy": "demo_cy",
+             "bo-b.bsky.social": "bo-b.bsky.social"}
+    for user in users:
+        job = sweep / make_job(sweep, "1e-3", "2", user)
+        cfg = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({**cfg, "user": user}))
+        metrics = json.loads((job / "metrics.json").read_text())
+        metrics.pop("val/loss_demo_ada")
+        (job / "metrics.json").write_text(json.dumps(metrics))
+    jobs = {j.overrides["user"]: j for j in report.collect(sweep)}
+    for user, single in users.items():
+        per_user = sorted(k for k in jobs[user].metrics if k.startswith("val/loss_"))
+        assert per_user == ([f"val/loss_{single}"] if single else []), (user, per_user)

@@ -6,6 +6,7 @@ mentions or YAML keys (values filled into a template are never parsed as one).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from huggingtweets.errors import printable
+
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~])")  # and ">" becomes &gt;
 _ZWSP = "\u200b"  # zero-width space: invisible, and breaks what a linkifier would match
 LICENSE = "mit"
@@ -21,13 +24,24 @@ PROMPTS = ["My dream is", "I think that", "Today I", ""]  # the widget's, the de
 
 
 def model_name(handles) -> str:
-    """The neutral name an exported model goes by until push.py swaps in the repo id:
-    `huggingtweets-<handles>`, a valid Hub repo name; never the folder it was exported to, whose
-    absolute local path (user name, home layout) would be published with the model."""
-    name = "huggingtweets-" + "-".join(str(h).removeprefix("@") for h in handles)
+    """The neutral name an exported model goes by until push.py swaps in the repo id, and
+    push.py's default repo name; never the folder it was exported to, whose absolute local path
+    (user name, home layout) would be published with the model.
+
+    Distinct user sets get distinct names (a default repo id must never land a model on another
+    person's): X handles alone (letters, digits, "_") joined by "-" read back unambiguously, so
+    such a mix is `huggingtweets-alice-bob` as long as it fits the Hub's 96 characters. Any other
+    set (Bluesky or Mastodon handles, DIDs, a long mix) is a readable prefix, ".", and a hash of
+    the set, case-folded as the platforms compare handles: "." never occurs in the first kind."""
+    handles = [str(h).removeprefix("@") for h in handles]
+    name = "huggingtweets-" + "-".join(handles)
+    if all(re.fullmatch(r"[A-Za-z0-9_]+", h) for h in handles) and len(name) <= 96:
+        return name
+    canonical = "\n".join(sorted({h.casefold() for h in handles}))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:12]
     name = re.sub(r"[^A-Za-z0-9._-]", "-", name)
     name = re.sub(r"[-.]{2,}", "-", name)  # the Hub refuses "--" and ".." in a repo id
-    return name[:96].strip("-.")
+    return name[: 96 - len(digest) - 1].strip("-.") + "." + digest
 
 
 def snippet_model(model_id: str) -> str:
@@ -48,9 +62,9 @@ def md(text) -> str:
     """Inert in Markdown and HTML, on one line: entities for < > & (quotes stay: no user text is
     ever put inside an HTML attribute), a backslash before every other Markdown punctuation, and
     a zero-width space after "@" and inside "://" and "www." so no renderer turns the text into a
-    mention or a link."""
-    text = " ".join(str(text).split())
-    text = text.replace(_ZWSP, "")
+    mention or a link. Every text the card shows passes here, so here it loses what would make
+    it read as something else: bidi overrides, zero-width and control characters."""
+    text = " ".join(printable(text).split())
     text = re.sub(r"@(?=\w)", "@" + _ZWSP, text)
     text = re.sub(r"(?i)(www)\.", r"\1" + _ZWSP + ".", text)
     text = text.replace("://", ":" + _ZWSP + "//")

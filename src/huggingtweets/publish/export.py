@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import transformers
@@ -60,6 +61,12 @@ def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) 
     out = Path(out_dir)
     model, tok = module.model, module.tokenizer
     adapter = hasattr(model, "peft_config") and not module.hparams.lora.get("merge", True)
+    if adapter and not module.hparams.name_or_path:
+        # a random-init base exists nowhere but in this process: an adapter alone loads on nothing
+        print("note: model=scratch has no base model to ship an adapter for: the LoRA updates "
+              "are merged into the exported weights (model.lora.merge=false needs a pretrained "
+              "base)", file=sys.stderr)
+        adapter = False
     if hasattr(model, "peft_config") and not adapter:
         # LoRA merged into the weights: a plain model dir that pipeline() loads without peft
         model = module.model = model.merge_and_unload()

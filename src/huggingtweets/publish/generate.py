@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import sys
 import zipfile
@@ -25,6 +26,8 @@ from huggingtweets.train.tokenizer import CONTROL_TOKEN, EOS, control_users
 
 COPY_INDEX = "copycheck.npz"
 INFO = "huggingtweets.json"  # handles, display names and prompts for the demo (public info only)
+ADAPTER = "adapter_config.json"  # a LoRA adapter export: the base model it goes on
+MIN_TEMPERATURE = 1e-4  # greedy in effect; at 1e-45 logits / temperature overflow and sampling fails
 
 
 def normalize(text: str) -> str:
@@ -125,9 +128,110 @@ def terminal_json(obj) -> str:
     return json.dumps(obj, ensure_ascii=False).translate(_JSON_TABLE)
 
 
+def read_json(path: str | Path) -> dict:
+    """A JSON object from a model dir's file, or one line naming the file and what to do."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise UserError(f"{path} is damaged ({type(err).__name__}: {err}): export the model again "
+                        "with train.py, or restore the file") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is damaged (not a JSON object): export the model again with "
+                        "train.py, or restore the file")
+    return data
+
+
 def read_info(model_dir: str | Path) -> dict:
     path = Path(model_dir) / INFO
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json(path) if path.exists() else {}
+
+
+def check_model_dir(model_dir: str | Path) -> tuple[Path, str | None]:
+    """(the folder, None) for an exported model; (the folder, its base model) for a LoRA adapter
+    export (`model.lora.merge=false`: adapter_config.json, no config.json). Every JSON file in it
+    must parse: a damaged one is named here, not deep inside transformers."""
+    path = Path(model_dir).expanduser()
+    for f in sorted(path.glob("*.json")):
+        read_json(f)
+    if (path / "config.json").exists():
+        return path, None
+    if (path / ADAPTER).exists():
+        base = read_json(path / ADAPTER).get("base_model_name_or_path")
+        if not base or not isinstance(base, str):
+            raise UserError(f"{path / ADAPTER} names no base model (base_model_name_or_path): "
+                            "set it to the model the adapter was trained on")
+        return path, base
+    raise UserError(f"{path} is not an exported model directory (no config.json, no {ADAPTER}): "
+                    "pass model_dir=outputs/runs/<run>/model")
+
+
+def model_dir_arg(cfg) -> Path:
+    """An entry point's `model_dir=` (generate.py, app.py, push.py), or one line asking for it."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_missing(cfg, "model_dir") or not str(cfg.model_dir or "").strip():
+        raise UserError("no model_dir given: pass model_dir=outputs/runs/<run>/model "
+                        "(the folder train.py exported)")
+    return Path(str(cfg.model_dir)).expanduser()
+
+
+def load_model_dir(model_dir: str | Path):
+    """(model, tokenizer) of an exported model dir, or of an adapter export on its base model
+    (merged in memory: sampling then runs at the plain model's speed). generate.py, the web demo
+    and the evaluation load through here; push.py checks with `check_model_dir`."""
+    import transformers
+
+    path, base = check_model_dir(model_dir)
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per load
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(path)
+        if base is None:
+            return transformers.AutoModelForCausalLM.from_pretrained(path).eval(), tok
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: the model does not load ({_first_line(err)}): export it "
+                        "again with train.py") from None
+    from peft import PeftModel
+
+    model = _load_base(base, path)
+    if len(tok) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tok))  # control tokens, as training added them
+    try:
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
+        if (path / "generation_config.json").exists():
+            model.generation_config = transformers.GenerationConfig.from_pretrained(path)
+    except (OSError, ValueError, RuntimeError, KeyError) as err:  # shapes of another base
+        raise UserError(f"{path}: the adapter does not fit its base model {base!r} "
+                        f"({_first_line(err)}): set base_model_name_or_path in {path / ADAPTER} "
+                        "to the model it was trained on") from None
+    return model.eval(), tok
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
+
+
+def _load_base(base: str, path: Path):
+    """The adapter's base: from this machine first (a folder, or the Hugging Face cache), from
+    the Hub only when online."""
+    import transformers
+    from huggingface_hub import constants
+
+    load = transformers.AutoModelForCausalLM.from_pretrained
+    try:
+        return load(base, local_files_only=True)
+    except (OSError, ValueError) as err:
+        local = err
+    if not constants.HF_HUB_OFFLINE:
+        try:
+            return load(base)
+        except (OSError, ValueError) as err:
+            local = err
+    raise UserError(f"{path} is a LoRA adapter of {base!r}, which is not on this machine "
+                    f"({_first_line(local)}): download it once while online (hf download "
+                    f"{base}), or set base_model_name_or_path in {path / ADAPTER} to a local "
+                    "copy") from None
 
 
 class Generator:
@@ -144,15 +248,9 @@ class Generator:
     def from_dir(cls, model_dir: str | Path, copy_index: str | Path | None = "auto") -> Generator:
         """`copy_index`: 'auto' looks beside the model (see CopyCheck.find); a path; None: none."""
         import torch
-        import transformers
 
+        model, tok = load_model_dir(model_dir)
         path = Path(model_dir).expanduser()
-        if not (path / "config.json").exists():
-            raise UserError(f"{path} is not an exported model directory (no config.json): "
-                            "pass model_dir=outputs/<run>/model")
-        transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per load
-        tok = transformers.AutoTokenizer.from_pretrained(path)
-        model = transformers.AutoModelForCausalLM.from_pretrained(path).eval()
         if torch.cuda.is_available():
             model = model.to("cuda")
         if copy_index == "auto":
@@ -183,14 +281,15 @@ class Generator:
                filter_copies: bool = True, user: str | None = None, keep_empty: bool = False,
                max_rounds: int = 4) -> list[dict]:
         """`n` samples per prompt: [{prompt, text, user, copy}], `copy` 'exact' / 'ngram' / None.
-        With `filter_copies`, samples that copy a training tweet are replaced by fresh ones (up to
-        `max_rounds` draws; `self.dropped` counts them). The prompts share one random stream, so
-        the same call with the same seed gives the same samples."""
+        With `filter_copies`, samples that copy a training tweet (and empty ones) are replaced by
+        fresh ones in up to `max_rounds` draws; each redraw asks for as many more as the share kept
+        so far says it needs (at most `max_batch` a prompt), so a model that mostly copies still
+        gives `n`. `self.dropped` counts what was left out. The prompts share one random stream,
+        so the same call with the same seed gives the same samples."""
         import torch
 
-        if n < 1 or temperature <= 0 or not 0 < top_p <= 1 or top_k < 0 or max_new_tokens < 1:
-            raise UserError("need n >= 1, temperature > 0, 0 < top_p <= 1, top_k >= 0, "
-                            "max_new_tokens >= 1")
+        check_options(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
+                      max_new_tokens=max_new_tokens)
         prefix = self._prefix(user)
         user = str(user).lstrip("@") if user else None
         device = next(self.model.parameters()).device
@@ -209,11 +308,19 @@ class Generator:
         torch.manual_seed(seed)
         self.dropped = {"copies": 0, "empty": 0}
         kept: dict[int, list[dict]] = {i: [] for i in range(len(prompts))}
+        drawn = dict.fromkeys(kept, 0)
         pad = self.tok.eos_token_id
         for _ in range(max_rounds if filter_copies or not keep_empty else 1):
             # Every prompt's missing samples in one left-padded generate call (~2x the tokens/s of
             # a call per prompt on CPU), grouped by budget of new tokens, in chunks for memory.
-            todo = [i for i in kept for _ in range(n - len(kept[i]))]
+            # A redraw scales the missing count by the share kept so far (+1 each: never zero).
+            todo = [i for i in kept for _ in range(min(
+                math.ceil((n - len(kept[i])) * (drawn[i] + 1) / (len(kept[i]) + 1)),
+                max(n - len(kept[i]), self.max_batch)))]
+            if not todo:
+                break
+            for i in todo:
+                drawn[i] += 1
             groups = [[i for i in todo if budget[i] == b] for b in dict.fromkeys(budget[i] for i in todo)]
             chunks = [g[k:k + self.max_batch] for g in groups for k in range(0, len(g), self.max_batch)]
             for chunk in chunks:
@@ -247,10 +354,41 @@ class Generator:
         return [s for i in kept for s in kept[i][:n]]
 
 
+def check_options(n=5, temperature=1.0, top_p=0.95, top_k=0, max_new_tokens=60, **_) -> None:
+    """Sampling options in range, each named when not (nan, 1e-45, 1.5 would fail inside torch)."""
+    def whole(v, lo, hi=10_000):
+        return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+    def number(v):
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+    for key, value, ok, allowed in [
+        ("n", n, whole(n, 1), "a whole number from 1 to 10000"),
+        ("temperature", temperature, number(temperature) and temperature >= MIN_TEMPERATURE,
+         f"a number >= {MIN_TEMPERATURE} (near greedy; 1 samples the model as trained)"),
+        ("top_p", top_p, number(top_p) and 0 < top_p <= 1, "a number in (0, 1]"),
+        ("top_k", top_k, whole(top_k, 0, 10**9), "a whole number >= 0 (0: off)"),
+        ("max_new_tokens", max_new_tokens, whole(max_new_tokens, 1, 10**6), "a whole number >= 1"),
+    ]:
+        if not ok:
+            raise UserError(f"{key}={value!r}: must be {allowed}")
+
+
 def generate(model_dir: str | Path, prompts: list[str], copy_index="auto", **kwargs) -> list[dict]:
-    """Load `model_dir` and sample (see Generator.sample for the options)."""
+    """Load `model_dir` and sample (see Generator.sample for the options); options are checked
+    before the model loads. Fewer samples than asked for (a model that keeps copying training
+    tweets or ending at once) are said on stderr, with why."""
+    check_options(**kwargs)
     gen = Generator.from_dir(model_dir, copy_index=copy_index)
     if kwargs.get("filter_copies", True) and gen.copies is None:
         print(f"warning: no {COPY_INDEX} beside {model_dir} (train.py writes it in the run dir): "
               "samples are not checked for copies of training tweets", file=sys.stderr)
-    return gen.sample(prompts, **kwargs)
+    samples = gen.sample(prompts, **kwargs)
+    asked = len(prompts) * kwargs.get("n", 5)
+    if len(samples) < asked:
+        d = gen.dropped
+        print(f"note: {len(samples)} of {asked} samples: of those drawn, {d['copies']} copied a "
+              f"training tweet and {d['empty']} were empty, after "
+              f"{kwargs.get('max_rounds', 4)} rounds of redraws (filter_copies=false keeps "
+              "copies)", file=sys.stderr)
+    return samples

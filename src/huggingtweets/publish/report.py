@@ -116,6 +116,17 @@ def _status(job_dir: Path, has_metrics: bool, stale_minutes: float) -> tuple[str
     return "failed", f"no metrics.json and no activity for {stale_minutes:g} minutes"
 
 
+def _users(user) -> list[str]:
+    """A job's handles, read as train.py reads `user=` (a '+' or '-' mix, Bluesky handles with
+    dashes); [] when the job's config has none, or one train.py would have refused."""
+    from huggingtweets.ingest.posts import parse_users
+
+    try:
+        return parse_users(str(user)) if user else []
+    except UserError:
+        return []
+
+
 def collect(sweep_dir: str | Path, stale_minutes: float = 30) -> list[Job]:
     """Every job of a sweep folder (any folder holding `<job>/.hydra/overrides.yaml`)."""
     sweep = Path(sweep_dir)
@@ -130,8 +141,8 @@ def collect(sweep_dir: str | Path, stale_minutes: float = 30) -> list[Job]:
                         ValueError)
         status, error = _status(d, bool(metrics), stale_minutes)
         cfg = _load(cfg_path, lambda text: yaml.safe_load(text) or {}, yaml.YAMLError)
-        users = str(cfg.get("user") or "").split("-")
-        if len(users) == 1 and users[0] and "val/loss" in metrics:
+        users = _users(cfg.get("user"))
+        if len(users) == 1 and "val/loss" in metrics:
             # a single user's val/loss is its per-user loss: comparable with the mixes'
             metrics.setdefault(f"val/loss_{users[0]}", metrics["val/loss"])
         minutes = ((metrics_path.stat().st_mtime - cfg_path.stat().st_mtime) / 60
