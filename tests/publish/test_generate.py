@@ -106,6 +106,10 @@ def test_user_picks_the_voice_of_an_author_conditioned_model(tiny, tmp_path):
     assert seen[0][:2] == [tok.eos_token_id, bo]  # EOS prefix, then whose voice, then the prompt
     with pytest.raises(UserError, match="demo_ada, demo_bo"):
         g.sample(["x"], n=1, user="zed")
+    # handles ignore case: the same person however user= is typed
+    seen.clear()
+    g.sample(["My dream is"], n=1, user="Demo_Bo", max_new_tokens=8)
+    assert seen[0][:2] == [tok.eos_token_id, bo]
 
 
 def test_not_a_model_dir_is_a_clear_error(tmp_path):

@@ -271,10 +271,13 @@ class Generator:
         if not self.users:
             raise UserError(f"user={user}: this model was not trained with author conditioning "
                             "(its tokenizer has no <|user:NAME|> tokens); leave user= unset")
-        if name not in self.users:
+        # handles ignore case: user=Demo_Bo finds <|user:demo_bo|> (and a model trained before
+        # handles were kept lower-case finds its <|user:Demo_Bo|> from user=demo_bo)
+        known = {u.lower(): u for u in self.users}
+        if name.lower() not in known:
             raise UserError(f"user={terminal_safe(user, one_line=True)}: this model knows "
                             f"{terminal_safe(', '.join(self.users), one_line=True)}")
-        return prefix + f"<|user:{name}|>"
+        return prefix + f"<|user:{known[name.lower()]}|>"
 
     def sample(self, prompts: list[str], n: int = 5, temperature: float = 1.0, top_p: float = 0.95,
                top_k: int = 0, max_new_tokens: int = 60, seed: int = 0, cut_newline: bool = True,
