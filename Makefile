@@ -30,7 +30,7 @@ test-fast: $(STAMP)  ## tests without the slow end-to-end runs
 
 REPRODUCE := outputs/reproduce
 # the committed results the study must reproduce, and how close (docs/reproducibility.md:
-# derived from bench/reproducibility.py's measured spread across machines)
+# derived from the spread measured across machines)
 RESULTS   ?= results/lr_epochs_mix.csv
 TOLERANCE ?= 0.32
 

@@ -1,14 +1,9 @@
-"""LoRA against full fine-tuning: training tokens/s and peak memory, on the GPT-2-small shape.
+"""(6) LoRA against full fine-tuning: training tokens/s and peak memory, on the GPT-2-small shape.
 
-Both runs are the product's own training step (TweetLM + TweetDataModule + the Lightning Trainer
-as train.py builds them, fp32 on the CPU); the LoRA run adds `model.lora.r=8` (peft's GPT-2
-default target, c_attn), so only the adapters get gradients and AdamW state. Each mode runs in a
-fresh process (peak RSS is per process), the two taking turns --rounds times; tokens/s = batch x
-block / the median step after --warmup steps, peak memory = the process's max RSS (everything:
-Python, torch, model, gradients, optimizer state, activations). Ratios are LoRA / full.
-
-    python bench/lora.py                 # GPT-2 small shape, batch 8 x 128
-    python bench/lora.py --quick         # a 2-layer model, a smoke test
+Both are the product's own training step as train.py builds it (fp32 on the CPU); LoRA adds
+`model.lora.r=8` (c_attn). Each mode runs in a fresh process (peak RSS is per process), the two
+taking turns --rounds times; tokens/s = batch x block / the median step after --warmup steps, peak
+memory = the process's max RSS. Ratios are LoRA / full.
 """
 
 from __future__ import annotations
@@ -18,7 +13,6 @@ import json
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,18 +34,6 @@ def parse(argv=None):
 
 def child(args) -> dict:
     """One mode in this process: the median step time and the peak RSS."""
-    import lightning as L
-
-    class Clock(L.Callback):
-        def __init__(self):
-            self.times, self.t0 = [], 0.0
-
-        def on_train_batch_start(self, *a):
-            self.t0 = time.perf_counter()
-
-        def on_train_batch_end(self, *a):
-            self.times.append(time.perf_counter() - self.t0)
-
     handle, _, _, tmp = common.workload(3200, "lora")
     tok_dir = tmp / "gpt2-tokenizer"
     shape = dict(n_layer=2, n_embd=128, n_head=2) if args.quick else dict(n_layer=12, n_embd=768,
@@ -63,12 +45,11 @@ def child(args) -> dict:
            "~trainer.callbacks.checkpoint"]
     if args.child == "lora":
         ov.append(f"+model.lora={{r: {args.rank}, alpha: {2 * args.rank}, dropout: 0.0}}")
-    clock = Clock()
-    cfg, dm, module, trainer = common.product_run(ov, tmp / "run", extra_callbacks=[clock])
-    trainer.fit(module, datamodule=dm)
+    cfg, dm, module, trainer = common.product_run(ov, tmp / "run")
+    run = common.Runner(lambda: trainer.fit(module, datamodule=dm)).run()
     trainable = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in module.model.parameters())
-    return {"mode": args.child, "step_s": common.median(clock.times[args.warmup:]),
+    return {"mode": args.child, "step_s": common.median(run.step_times[args.warmup:]),
             "tokens_per_step": 8 * 128, "peak_rss_mb": resource.getrusage(
                 resource.RUSAGE_SELF).ru_maxrss / 1024, "trainable": trainable, "params": total}
 
@@ -93,14 +74,18 @@ def main(argv=None) -> int:
                 "trainable": rs[0]["trainable"], "params": rs[0]["params"]} for m, rs in runs.items()}
     ratios = {"tokens_per_s": best["lora"]["tokens_per_s"] / best["full"]["tokens_per_s"],
               "peak_memory": best["lora"]["peak_rss_mb"] / best["full"]["peak_rss_mb"]}
-    common.table("LoRA vs full fine-tuning (GPT-2-small shape, batch 8 x 128, fp32)",
-                 ["mode", "trainable params", "tokens/s", "peak RSS MB"],
-                 [[m, f"{b['trainable']:,} of {b['params']:,}", f"{b['tokens_per_s']:.0f}",
-                   f"{b['peak_rss_mb']:.0f}"] for m, b in best.items()],
-                 caption=f"LoRA/full: {ratios['tokens_per_s']:.2f}x tokens/s (target >= 1.4x), "
-                         f"{ratios['peak_memory']:.2f}x peak memory (target <= 0.6x)")
+    md = common.table("LoRA vs full fine-tuning (GPT-2-small shape, batch 8 x 128, fp32)",
+                      ["mode", "trainable params", "tokens/s", "peak RSS MB"],
+                      [[m, f"{b['trainable']:,} of {b['params']:,}", b["tokens_per_s"],
+                        b["peak_rss_mb"]] for m, b in best.items()],
+                      caption=f"LoRA/full: {ratios['tokens_per_s']:.2f}x tokens/s (target >= "
+                              f"1.4x), {ratios['peak_memory']:.2f}x peak memory (target <= 0.6x)")
+    summary = [f"{ratios['tokens_per_s']:.2f}x tok/s, {ratios['peak_memory']:.2f}x memory",
+               ">= 1.4x, <= 0.6x", ratios["tokens_per_s"] >= 1.4 and ratios["peak_memory"] <= 0.6,
+               f"r={args.rank}; " + ", ".join(f"{m} {b['tokens_per_s']:.0f} tok/s, "
+                                              f"{b['peak_rss_mb']:.0f} MB" for m, b in best.items())]
     common.save("lora", {"runs": runs, "best": best, "ratios": ratios, "rank": args.rank,
-                         "quick": bool(args.quick)})
+                         "quick": bool(args.quick)}, summary, md)
     return 0
 
 

@@ -1,22 +1,13 @@
-"""Time to quality from a *pretrained* start: the original recipe vs ours (full) vs ours (LoRA).
+"""(7) Time to quality from a *pretrained* start: the original recipe vs ours (full) vs ours (LoRA).
 
-No pretrained weights can be downloaded on this project's machines, so the script builds a
-stand-in once: a small GPT-2 (--n-layer x --n-embd, a BPE fitted to the corpus) pretrained with
-the product's own training on the benchmark corpus (the largest real timeline, ~30k posts; the
-demo personas without ../shared/data), cached under outputs/bench-cache/. It then fine-tunes that
-base on another timeline (--target: the smithjd archive, or a demo persona without real data):
-
-- original: the original huggingtweets recipe (quality.py: the HF Trainer, batch 1 x 1024, lr
-  1.372e-4, cosine without warmup, the kept tweets repeated 4 times);
-- ours (full): `model=gpt2 model.name_or_path=<base>` as train.py runs it (its preset recipe);
-- ours (LoRA): the same with `model.lora.r=8` and LoRA's rate (--lora-lr).
-
-All three start from the same weights and take turns on the machine (common.Baton); quality is
-quality.py's metric (mean token loss of each held-out tweet from its EOS). Reported: the time each
-needs to reach the original's final loss, and the ratios.
-
-    python bench/pretrained.py            # pretrain (cached) + three fine-tunes
-    python bench/pretrained.py --quick    # tiny sizes, a smoke test
+No pretrained weights can be downloaded on this project's machines, so `pretrain` builds a
+stand-in once: a small GPT-2 pretrained with the product's own training on the benchmark corpus,
+cached under outputs/bench-cache/. `main` fine-tunes that base on another timeline (--target: an
+X archive in ../shared/data/archives, or a demo persona without real data) with the original
+recipe (quality.py), `model=gpt2 model.name_or_path=<base>` as train.py runs it (ours, full) and
+the same with `model.lora.r=8` at --lora-lr (ours, LoRA): one after another from the same weights
+(quality.race), with quality.py's metric. Reported: the time each needs to reach the original's
+final loss.
 """
 
 from __future__ import annotations
@@ -27,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from quality import ORIGINAL, TweetLoss, original_blocks, time_to  # noqa: E402
+from quality import TweetLoss, original_trainer, race, time_to  # noqa: E402
 
 CACHE = common.ROOT / "outputs" / "bench-cache"
 
@@ -39,16 +30,15 @@ def parse(argv=None):
     p.add_argument("--n-head", type=int, default=4)
     p.add_argument("--vocab", type=int, default=8192)
     p.add_argument("--pretrain-epochs", type=int, default=2)
-    p.add_argument("--target", default="smithjd", help="fine-tuning timeline (bench/recipe.py's)")
+    p.add_argument("--target", default="smithjd", help="../shared/data/archives/<target>")
     p.add_argument("--lora-lr", type=float, default=1e-3)
     p.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs (all three)")
     p.add_argument("--evals", type=int, default=12)
-    p.add_argument("--slice", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=1234)
     args = p.parse_args(argv)
     if args.quick:
         args.n_layer, args.n_embd, args.n_head, args.vocab = 2, 64, 2, 512
-        args.pretrain_epochs, args.epochs, args.evals, args.slice = 1, 1, 3, 0.5
+        args.pretrain_epochs, args.epochs, args.evals = 1, 1, 3
     return args
 
 
@@ -76,13 +66,15 @@ def pretrain(args) -> Path:
 
 def target_posts(args, tmp):
     """(handle, data dir) of the fine-tuning timeline, imported as the product does."""
-    if common.have_real_data():
-        import recipe
-
-        recipe.import_timelines(tmp / "data", [args.target])
-        return args.target
     from huggingtweets.ingest import posts
     from huggingtweets.ingest.sources import demo
+    from huggingtweets.ingest.sources.archive import read_archive
+
+    archive = common.SHARED / "archives" / args.target / "tweets.js"
+    if archive.exists():
+        posts.write_posts(tmp / "data", args.target, read_archive(str(archive), handle=args.target),
+                          source="archive")
+        return args.target
 
     posts.write_posts(tmp / "data", "demo_ada", demo.generate("demo_ada", n=1500), source="demo")
     return "demo_ada"
@@ -93,7 +85,6 @@ def main(argv=None) -> dict:
     import tempfile
 
     import numpy as np
-    import torch
     import transformers
 
     base = pretrain(args)
@@ -103,65 +94,47 @@ def main(argv=None) -> dict:
                  f"data.data_dir={tmp / 'data'}", "trainer.accelerator=cpu", "eval=none",
                  "export=false", f"trainer.max_epochs={args.epochs}", f"seed={args.seed}",
                  "~trainer.callbacks.checkpoint", "+trainer.enable_checkpointing=false"]
-    with common.silent():
-        _, dm, full, full_trainer = common.product_run(common_ov, tmp / "full")
-        _, dm_l, lora, lora_trainer = common.product_run(
-            common_ov + ["model.lora.r=8", f"optim.lr={args.lora_lr}"], tmp / "lora")
+    recipes = {"ours (full)": [], "ours (LoRA)": ["model.lora.r=8", f"optim.lr={args.lora_lr}"]}
+    runs = {}
+    for name, extra in recipes.items():
+        with common.silent():
+            _, dm, module, trainer = common.product_run(common_ov + extra, tmp / name[6:10])
+        runs[name] = (lambda t=trainer, m=module, d=dm: t.fit(m, datamodule=d),
+                      math.ceil(len(dm.train_set) / dm.batch_size) * args.epochs,
+                      lambda m=module: m.model, True)
     eos = dm.tokenizer.eos_token_id
     tokens = {k: np.split(ids, off[1:-1]) for k, (ids, off) in dm._flat_tokens().items()}
     metric = TweetLoss(tokens[f"{handle}/val"], eos)
     orig_model = transformers.AutoModelForCausalLM.from_pretrained(base)
-    blocks = original_blocks(tokens[f"{handle}/train"], eos, ORIGINAL["epochs"],
-                             min(ORIGINAL["block_size"], orig_model.config.n_positions), args.seed)
-    hf = transformers.Trainer(
-        model=orig_model, train_dataset=common.Blocks(blocks),
-        data_collator=transformers.default_data_collator,
-        args=common.hf_args("cpu", output_dir=str(tmp / "orig"), per_device_train_batch_size=1,
-                            num_train_epochs=1, learning_rate=ORIGINAL["lr"],
-                            lr_scheduler_type="cosine", warmup_steps=0, weight_decay=0.0,
-                            max_grad_norm=1.0, seed=args.seed))
-    totals = {"original": len(blocks),
-              "ours (full)": math.ceil(len(dm.train_set) / dm.batch_size) * args.epochs,
-              "ours (LoRA)": math.ceil(len(dm_l.train_set) / dm_l.batch_size) * args.epochs}
-    models = {"original": lambda: orig_model, "ours (full)": lambda: full.model,
-              "ours (LoRA)": lambda: lora.model}
-    curves = {name: [] for name in totals}
-
-    def evaluator(name):
-        points = {max(1, round(totals[name] * k / args.evals)) for k in range(1, args.evals + 1)}
-
-        def on_step(step):
-            if step in points or step == totals[name]:
-                curves[name].append((runners[name].clock, metric(models[name]())))
-        return on_step
-
-    bodies = {"original": hf.train,
-              "ours (full)": lambda: full_trainer.fit(full, datamodule=dm),
-              "ours (LoRA)": lambda: lora_trainer.fit(lora, datamodule=dm_l)}
-    runners = {n: common.Runner(n, bodies[n], totals[n], deterministic=n != "original",
-                                on_step=evaluator(n)) for n in totals}
-    for i, r in enumerate(runners.values()):
-        r._rng = torch.Generator().manual_seed(args.seed + i).get_state()
+    hf, total = original_trainer(orig_model, tokens[f"{handle}/train"], eos, tmp / "orig", args.seed)
     start = metric(orig_model)
-    with common.silent():
-        common.Baton(list(runners.values()), slice_s=args.slice, policy="progress").run()
-    target = curves["original"][-1][1]
-    t_orig = time_to(curves["original"], target)
-    rows, res = [], {"base": str(base.name), "target_timeline": handle, "initial_loss": start,
+    res = race({"original": (hf.train, total, lambda: orig_model, False), **runs}, metric,
+               args.evals, args.seed)
+    target = res["original"][1][-1][1]
+    t_orig = time_to(res["original"][1], target)
+    rows, out = [], {"base": str(base.name), "target_timeline": handle, "initial_loss": start,
                      "target_loss": target, "runs": {}}
-    for name, r in runners.items():
-        t = time_to(curves[name], target)
-        res["runs"][name] = {"steps": r.steps, "clock_s": r.clock, "final_loss": curves[name][-1][1],
-                             "best_loss": min(loss for _, loss in curves[name]),
-                             "time_to_target_s": t, "speedup": t_orig / t if t else None,
-                             "curve": curves[name]}
-        rows.append([name, r.steps, r.clock, curves[name][-1][1], t, t_orig / t if t else None])
-    common.table(f"Time to quality from a pretrained start ({base.name}) on @{handle}",
-                 ["recipe", "steps", "wall s", "final loss", "s to target", "speed-up"], rows,
-                 caption=f"target = the original recipe's final held-out loss {target:.3f} "
-                         f"(pretrained start: {start:.3f})")
-    common.save("pretrained", res)
-    return res
+    for name, (r, curve, _) in res.items():
+        t = time_to(curve, target)
+        x = out["runs"][name] = {"steps": r.steps, "clock_s": r.clock, "final_loss": curve[-1][1],
+                                 "best_loss": min(loss for _, loss in curve),
+                                 "time_to_target_s": t, "speedup": t_orig / t if t else None,
+                                 "curve": curve}
+        rows.append([name, r.steps, r.clock, x["final_loss"], x["best_loss"], t, x["speedup"]])
+    md = common.table(f"Time to quality from a pretrained start ({base.name}) on @{handle}",
+                      ["recipe", "steps", "wall s", "final loss", "best loss", "s to target",
+                       "speed-up"], rows,
+                      caption=f"target = the original recipe's final held-out loss {target:.3f} "
+                              f"(pretrained start: {start:.3f})")
+    ours = {n: x for n, x in out["runs"].items() if n != "original"}
+    summary = [", ".join(f"{n} {x['speedup']:.1f}x" if x["speedup"] else f"{n} not reached"
+                         for n, x in ours.items()), "faster than the original",
+               all(x["speedup"] and x["speedup"] > 1 for x in ours.values()),
+               f"target loss {target:.3f} on @{handle}"]
+    common.save("pretrained", out, summary, [
+        f"Base: `{base.name}` (the stand-in, pretrained on the benchmark corpus); fine-tuned on "
+        f"@{handle}.", "", *md])
+    return out
 
 
 if __name__ == "__main__":

@@ -1,20 +1,12 @@
 """(1) Time to quality: our recipe against the original huggingtweets recipe, on the same cleaned
-tweets, the same model and the same initial weights, interleaved in one process.
+tweets, model, tokenizer and initial weights, one after the other in one process.
 
 The original (huggingtweets-demo.ipynb): the kept tweets shuffled and repeated 4 times into one
-text (`<|endoftext|>` before and after every tweet), cut into 1,024-token blocks (TextDataset),
-the HF Trainer with batch 1, lr 1.372e-4, a cosine schedule without warmup over one pass of that
-text, no evaluation (everything else the Trainer's defaults). Ours: train.py's config
-(conf/train.yaml + model=scratch) built with the product's own classes, plus early stopping.
-
-Both start from one state dict and use one tokenizer (the BPE model=scratch fits, or
---gpt2-tokenizer). Quality is one metric for both: the mean token loss of each held-out tweet (the
-newest 10%) from the `<|endoftext|>` before it, as generation uses the model, evaluated along both
-runs with their clocks stopped. The runs take turns on the machine every --slice seconds, the one
-behind (by share of its steps) going next. Reported: the wall time until each first reaches the
-original's final loss, and the loss each has at equal times. With --device cuda both train on the
-GPU (ours with the product's bf16-mixed, the HF Trainer with bf16) and the metric runs there
-under autocast; use --n-layer 12 --n-embd 768 --n-head 12 for GPT-2 small.
+text (`<|endoftext|>` around every tweet), cut into 1,024-token blocks, the HF Trainer with batch
+1, lr 1.372e-4, cosine without warmup, no evaluation. Ours: train.py's config (model=scratch) built
+with the product's own classes, plus early stopping. Quality, for both: the mean token loss of
+each held-out tweet (the newest 10%) from the EOS before it, evaluated along both runs with their
+clocks stopped. Reported: the wall time until each first reaches the original's final loss.
 """
 
 from __future__ import annotations
@@ -46,12 +38,11 @@ def parse(argv=None):
     p.add_argument("--batch", type=int, default=16, help="our batch size")
     p.add_argument("--patience", type=int, default=2, help="our early stopping (epochs)")
     p.add_argument("--evals", type=int, default=16, help="evaluations along each run")
-    p.add_argument("--slice", type=float, default=2.0, help="seconds per turn on the machine")
     p.add_argument("--seed", type=int, default=1234)
     args = p.parse_args(argv)
     if args.quick:
         args.posts, args.vocab, args.n_embd, args.n_layer, args.n_head = 300, 256, 32, 2, 2
-        args.evals, args.slice = 4, 0.5
+        args.evals = 4
     return args
 
 
@@ -77,17 +68,11 @@ class TweetLoss:
 
     def __call__(self, model) -> float:
         import torch
-        import torch.nn.functional as F
 
         was = model.training
-        model.eval()
-        total = 0.0
         with torch.no_grad(), common.autocast(self.device):
-            for ids, labels in self.batches:
-                logits = model(input_ids=ids).logits[:, :-1].float()
-                total += F.cross_entropy(logits.reshape(-1, logits.size(-1)),
-                                         labels[:, 1:].reshape(-1), ignore_index=-100,
-                                         reduction="sum").item()
+            total = sum(model.eval()(input_ids=ids, labels=labels).loss.item()
+                        * int((labels[:, 1:] != -100).sum()) for ids, labels in self.batches)
         model.train(was)
         return total / self.tokens
 
@@ -95,20 +80,15 @@ class TweetLoss:
 def original_blocks(token_lists, eos: int, epochs: int, block: int, seed: int):
     """The original's training text: EOS, then per epoch every tweet (shuffled) followed by EOS;
     cut into full blocks (TextDataset drops the tail)."""
-    import numpy as np
     import torch
 
-    rng = random.Random(seed)
-    tweets = list(token_lists)
-    parts = [np.asarray([eos], dtype=np.int64)]
-    eos_arr = np.asarray([eos], dtype=np.int64)
+    rng, tweets, stream = random.Random(seed), list(token_lists), [eos]
     for _ in range(epochs):
         rng.shuffle(tweets)
         for t in tweets:
-            parts += [np.asarray(t, dtype=np.int64), eos_arr]
-    stream = np.concatenate(parts)
+            stream += [*map(int, t), eos]
     n = len(stream) // block
-    return torch.from_numpy(stream[: n * block].reshape(n, block).copy())
+    return torch.tensor(stream[: n * block], dtype=torch.long).view(n, block)
 
 
 def curve_at(curve: list[tuple[float, float]], t: float) -> float | None:
@@ -134,15 +114,43 @@ def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
     return None
 
 
+def original_trainer(model, train_ids, eos: int, out_dir, seed: int, device: str = "cpu"):
+    """The original recipe on `model`: (the HF Trainer, its number of steps)."""
+    import transformers
+
+    block = min(ORIGINAL["block_size"], model.config.n_positions)
+    blocks = original_blocks(train_ids, eos, ORIGINAL["epochs"], block, seed)
+    return transformers.Trainer(
+        model=model.to(device), train_dataset=common.blocks_dataset(blocks),
+        data_collator=transformers.default_data_collator,
+        args=common.hf_args(device, output_dir=str(out_dir), per_device_train_batch_size=1,
+                            num_train_epochs=1, learning_rate=ORIGINAL["lr"],
+                            lr_scheduler_type="cosine", warmup_steps=0, weight_decay=0.0,
+                            max_grad_norm=1.0, seed=seed)), len(blocks)
+
+
+def race(runs: dict, metric, evals: int, seed: int, device: str = "cpu") -> dict:
+    """Run each of `runs` ({name: (body, total steps, model, deterministic)}) in turn, evaluating
+    `metric` at `evals` points along it (and early on, where the loss falls fastest) with its
+    clock stopped: {name: (Runner, curve [(clock s, loss)], the step of each point)}."""
+    out = {}
+    for i, (name, (body, total, model_fn, det)) in enumerate(runs.items()):
+        points = {max(1, round(total * f)) for f in (0.01, 0.02, 0.04)} | {
+            max(1, round(total * k / evals)) for k in range(1, evals + 1)}
+        with common.silent():
+            r = common.Runner(body, det, seed=seed + i, evaluate=lambda f=model_fn: metric(f()),
+                              points=points).run(device)
+        out[name] = (r, [(t, loss) for t, loss, _ in r.curve], [s for *_, s in r.curve])
+    return out
+
+
 def main(argv=None) -> dict:
     args = common.start(parse, argv)
     import numpy as np
-    import torch
     import transformers
     from lightning.pytorch.callbacks import EarlyStopping
 
     handle, df, desc, tmp = common.workload(args.posts, "quality")
-
     gpt2 = args.gpt2_tokenizer and common.gpt2_tokenizer(tmp / "gpt2-tokenizer")
     overrides = common.scratch_overrides(
         handle, tmp, args.device, args.n_layer, args.n_embd, args.n_head, args.block, args.batch,
@@ -154,132 +162,69 @@ def main(argv=None) -> dict:
     with common.silent():
         cfg, dm, module, trainer = common.product_run(overrides, tmp / "run", [stop])
     tok = dm.tokenizer
-    eos = tok.eos_token_id
     # the ids the datamodule packed (its token cache), one array per tweet
     tokens = {k: np.split(ids, off[1:-1]) for k, (ids, off) in dm._flat_tokens().items()}
-    train_ids = tokens[f"{handle}/train"]
-    metric = TweetLoss(tokens[f"{handle}/val"], eos, args.device)
-    init = {k: v.clone() for k, v in module.model.state_dict().items()}
+    train_ids, val_ids = tokens[f"{handle}/train"], tokens[f"{handle}/val"]
+    metric = TweetLoss(val_ids, tok.eos_token_id, args.device)
     n_params = sum(p.numel() for p in module.model.parameters())
-
-    # -- the original recipe -----------------------------------------------------------------
     # the original ran GPT-2 as transformers builds it (gelu_new); the fused GELU is one of ours
     orig_model = transformers.GPT2LMHeadModel(transformers.GPT2Config.from_dict(
         {**module.model.config.to_dict(), "activation_function": "gelu_new"}))
-    orig_model.load_state_dict(init)
-    orig_model.to(args.device)
-    orig_blocks = original_blocks(train_ids, eos, ORIGINAL["epochs"], ORIGINAL["block_size"],
-                                  args.seed)
-    targs = common.hf_args(
-        args.device, output_dir=str(tmp / "orig"), per_device_train_batch_size=1,
-        num_train_epochs=1, learning_rate=ORIGINAL["lr"], lr_scheduler_type="cosine",
-        warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, seed=args.seed)
-    hf = transformers.Trainer(model=orig_model, args=targs, train_dataset=common.Blocks(orig_blocks),
-                              data_collator=transformers.default_data_collator)
-
-    # -- runners, with evaluation points along each run --------------------------------------
+    orig_model.load_state_dict(module.model.state_dict())
+    hf, orig_total = original_trainer(orig_model, train_ids, tok.eos_token_id, tmp / "orig",
+                                      args.seed, args.device)
     our_total = math.ceil(len(dm.train_set) / args.batch) * args.epochs
-    orig_total = len(orig_blocks)
-    curves = {"ours": [], "original": []}
-
-    def evaluator(name, model_fn, total):
-        points = {max(1, round(total * k / args.evals)) for k in range(1, args.evals + 1)}
-        points |= {max(1, round(total * f)) for f in (0.01, 0.02, 0.04)}  # the early descent
-
-        def on_step(step):
-            if step in points or step == total:
-                r = runners[name]
-                curves[name].append((r.clock, metric(model_fn()), step))
-        return on_step
-
-    runners = {
-        "original": common.Runner("original", hf.train, orig_total,
-                                  on_step=evaluator("original", lambda: orig_model, orig_total)),
-        "ours": common.Runner("ours", lambda: trainer.fit(module, datamodule=dm), our_total,
-                              deterministic=True,
-                              on_step=evaluator("ours", lambda: module.model, our_total)),
-    }
-    for i, r in enumerate(runners.values()):
-        r._rng = torch.Generator().manual_seed(args.seed + i).get_state()
     init_loss = metric(orig_model)
-    print(f"data: {desc}; newest {len(df):,} posts -> {len(train_ids):,} train tweets, "
-          f"{len(tokens[f'{handle}/val']):,} val tweets ({metric.tokens:,} tokens); "
-          f"model {n_params / 1e6:.2f}M params; initial loss {init_loss:.3f}")
-    print(f"original: {orig_total} steps of 1 x {ORIGINAL['block_size']}; ours: up to "
-          f"{our_total} steps of {args.batch} x {args.block}")
-    with common.silent():
-        common.Baton(list(runners.values()), slice_s=args.slice, policy="progress",
-                     device=args.device).run()
-
-    # -- results ------------------------------------------------------------------------------
-    o, u = runners["original"], runners["ours"]
-    oc = [(t, loss) for t, loss, _ in curves["original"]]
-    uc = [(t, loss) for t, loss, _ in curves["ours"]]
+    print(f"{desc}: {len(train_ids):,} train and {len(val_ids):,} val tweets; original "
+          f"{orig_total} steps, ours up to {our_total}", flush=True)
+    res = race({"original": (hf.train, orig_total, lambda: orig_model, False),
+                "ours": (lambda: trainer.fit(module, datamodule=dm), our_total,
+                         lambda: module.model, True)}, metric, args.evals, args.seed, args.device)
+    (o, oc, o_steps), (u, uc, u_steps) = res["original"], res["ours"]
     target = oc[-1][1]
     t_orig, t_ours = time_to(oc, target), time_to(uc, target)
-    speedup = (t_orig / t_ours) if t_ours else None
-    best_ours = min(loss for _, loss in uc)
-    # tokens each needed to reach the target: how much is sample efficiency, how much speed
+    speedup = t_orig / t_ours if t_ours else None
     tok_per_step = {"original": ORIGINAL["block_size"], "ours": args.block * args.batch}
     tps = {"original": o.steps * tok_per_step["original"] / o.clock,
            "ours": u.steps * tok_per_step["ours"] / u.clock}
-
-    def steps_at(name, t):
-        pts = [(tt, s) for tt, _, s in curves[name]]
-        for (t0, s0), (t1, s1) in zip(pts, pts[1:]):
-            if t0 <= t <= t1:
-                return s0 + (s1 - s0) * (t - t0) / (t1 - t0) if t1 > t0 else s1
-        return pts[-1][1] if t >= pts[-1][0] else pts[0][1] * t / pts[0][0]
-
-    res = {
-        "data": desc, "posts": len(df), "train_tweets": len(train_ids),
-        "val_tweets": len(tokens[f"{handle}/val"]), "val_tokens": metric.tokens,
-        "model": {"n_layer": args.n_layer, "n_embd": args.n_embd, "n_head": args.n_head,
-                  "vocab": len(tok), "n_positions": 1024, "params": n_params},
-        "original_recipe": ORIGINAL, "our_recipe": {
-            "block_size": args.block, "batch_size": args.batch, "lr": args.lr,
-            "warmup_ratio": args.warmup, "schedule": "cosine", "weight_decay": 0.01,
-            "max_epochs": args.epochs, "early_stopping_patience": args.patience,
-            "trainer": "conf/trainer/default.yaml (fp32, clip 1.0, deterministic, val+ckpt/epoch)",
-        },
-        "initial_loss": init_loss, "target_loss": target,
-        "original": {"steps": o.steps, "clock_s": o.clock, "tokens_per_s": tps["original"],
-                     "time_to_target_s": t_orig, "curve": curves["original"]},
-        "ours": {"steps": u.steps, "clock_s": u.clock, "tokens_per_s": tps["ours"],
-                 "time_to_target_s": t_ours, "best_loss": best_ours,
-                 "stopped_early": u.steps < our_total, "curve": curves["ours"]},
-        "speedup_to_target": speedup,
-        "loss_at_equal_time": {
-            "t_ours_end_s": u.clock, "ours": uc[-1][1], "original": curve_at(oc, u.clock),
-            "t_original_end_s": o.clock, "original_final": target,
-            "ours_best_by_then": min(loss for t, loss in uc if t <= o.clock),
-        },
-        "device": args.device, "target": ">= 3x faster to the original's final val loss",
-        "met": bool(speedup and speedup >= 3),
-    }
-    if t_ours:
-        tok_o = steps_at("original", t_orig) * tok_per_step["original"]
-        tok_u = steps_at("ours", t_ours) * tok_per_step["ours"]
-        res["decomposition"] = {
-            "tokens_to_target": {"original": tok_o, "ours": tok_u},
-            "sample_efficiency_x": tok_o / tok_u,  # fewer tokens needed
-            "token_throughput_x": tps["ours"] / tps["original"],  # faster per token
-        }
-
-    common.table(
+    eq = {"original_when_ours_ended": curve_at(oc, u.clock),  # the loss of each at equal times
+          "ours_best_when_original_ended": min((x for t, x in uc if t <= o.clock), default=None)}
+    out = {"data": desc, "posts": len(df), "train_tweets": len(train_ids), "device": args.device,
+           "val_tweets": len(val_ids), "val_tokens": metric.tokens, "initial_loss": init_loss,
+           "model": {**vars(args), "vocab": len(tok), "params": n_params}, "target_loss": target,
+           "speedup_to_target": speedup, "loss_at_equal_time": eq, **{name: {
+               "steps": r.steps, "clock_s": r.clock, "tokens_per_s": tps[name], "curve": c,
+               "curve_steps": st, "time_to_target_s": time_to(c, target)} for name, (r, c, st)
+               in res.items()}}
+    detail = ""
+    if t_ours:  # tokens each needed to the target: how much is sample efficiency, how much speed
+        tok_o = np.interp(t_orig, [0, *(t for t, _ in oc)], [0, *o_steps]) * tok_per_step["original"]
+        tok_u = np.interp(t_ours, [0, *(t for t, _ in uc)], [0, *u_steps]) * tok_per_step["ours"]
+        out["decomposition"] = {"sample_efficiency_x": tok_o / tok_u,
+                                "token_throughput_x": tps["ours"] / tps["original"]}
+        detail = (f"{t_ours:.0f} s vs {t_orig:.0f} s; {tps['ours'] / tps['original']:.1f}x tok/s "
+                  f"x {tok_o / tok_u:.1f}x fewer tokens")
+    md = common.table(
         f"Time to quality — {desc}, newest {len(df):,}; GPT-2 {args.n_layer}x{args.n_embd}, "
-        f"{n_params / 1e6:.1f}M params, BPE {len(tok)}",
-        ["recipe", "steps", "tok/s", "wall s (run)", "final loss", "s to target", "speed-up"],
-        [["original (HF Trainer, 1x1024, lr 1.372e-4)", o.steps, tps["original"], o.clock,
-          target, t_orig, 1.0],
-         [f"ours (Lightning, {args.batch}x{args.block}, lr {args.lr:g})", u.steps, tps["ours"],
-          u.clock, uc[-1][1], t_ours, speedup]],
-        caption=f"target = the original's final loss {target:.3f} (initial {init_loss:.3f}); "
-                f"at t = {u.clock:.0f} s (ours done) the original is at "
-                f"{common.fmt(res['loss_at_equal_time']['original'])}",
-    )
-    common.save("quality", res, args.device)
-    return res
+        f"{n_params / 1e6:.2f}M params, BPE {len(tok)}",
+        ["recipe", "steps", "tokens/s", "run (s)", "final loss", "s to the original's final loss",
+         "speed-up"],
+        [["original: HF Trainer, 1 x 1024, lr 1.372e-4, cosine, data x4", o.steps,
+          tps["original"], o.clock, target, t_orig, 1.0],
+         [f"ours: Lightning, {args.batch} x {args.block}, lr {args.lr:g}, warmup + cosine, "
+          f"{args.epochs} epochs, early stopping", u.steps, tps["ours"], u.clock, uc[-1][1],
+          t_ours, speedup]],
+        caption=f"Loss = mean token loss of each held-out tweet from its EOS (initial "
+                f"{init_loss:.3f}); at equal time: when ours finished ({u.clock:.0f} s) it was at "
+                f"{uc[-1][1]:.3f}, the original at {common.fmt(eq['original_when_ours_ended'])}; "
+                f"when the original finished ({o.clock:.0f} s) ours had reached "
+                f"{common.fmt(eq['ours_best_when_original_ended'])}")
+    common.save("quality", out, [f"{speedup:.1f}x" if speedup else "not reached", ">= 3x",
+                                 bool(speedup and speedup >= 3), detail], [
+        f"{desc}, newest {len(df):,} posts: {len(train_ids):,} training and {len(val_ids):,} "
+        f"held-out tweets ({metric.tokens:,} tokens); both runs from one random init.", "", *md],
+        args.device)
+    return out
 
 
 if __name__ == "__main__":

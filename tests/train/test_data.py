@@ -18,9 +18,22 @@ from huggingtweets.train import data, tokenizer
 from huggingtweets.train.tokenizer import train_tokenizer
 
 
+def packed(tweets: list[list[int]], order: list[int], block: int, eos: int) -> list[list[int]]:
+    """The packing rule written plainly, as the oracle: EOS before each tweet taken in `order`,
+    one stream, cut into full blocks, the ragged tail dropped."""
+    stream = [tok for i in order for tok in [eos, *tweets[i]]]
+    return [stream[k:k + block] for k in range(0, len(stream) - block + 1, block)]
+
+
+def flat(tweets: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Tweets as pack_flat takes them: one id array and the offsets of each tweet."""
+    ids = np.array([i for t in tweets for i in t], dtype=np.int32)
+    return ids, np.concatenate([[0], np.cumsum([len(t) for t in tweets])]).astype(np.int64)
+
+
 def test_pack_puts_eos_before_every_tweet_and_cuts_full_blocks():
     tweets = [[1, 2, 3], [4, 5], [6, 7, 8, 9], [10]]
-    blocks = data.pack(tweets, block_size=4, eos_id=0)
+    blocks = data.pack_flat(*flat(tweets), range(len(tweets)), block_size=4, eos_id=0)
     stream = [0, 1, 2, 3, 0, 4, 5, 0, 6, 7, 8, 9, 0, 10]
     assert blocks.shape == (3, 4)  # 14 tokens -> 3 full blocks, the 2-token tail dropped
     assert blocks.flatten().tolist() == stream[:12]
@@ -127,18 +140,15 @@ def test_too_small_validation_set_says_what_to_change(tmp_path):
         dm.setup("fit")
 
 
-def test_pack_flat_matches_pack_for_any_order_with_repeats():
+def test_pack_flat_matches_the_plain_rule_for_any_order_with_repeats():
     rng = random.Random(5)
     tweets = [[rng.randrange(1, 50) for _ in range(rng.randrange(0, 9))] for _ in range(40)]
     order = [rng.randrange(len(tweets)) for _ in range(120)]  # oversampling repeats tweets
-    lengths = [len(t) for t in tweets]
-    flat = torch.tensor([i for t in tweets for i in t], dtype=torch.int32).numpy()
-    offsets = torch.tensor([0] + lengths).cumsum(0).numpy()
+    ids, offsets = flat(tweets)
     for block in (1, 4, 7, 32):
-        expected = data.pack([tweets[i] for i in order], block_size=block, eos_id=0)
-        got = data.pack_flat(flat, offsets, order, block_size=block, eos_id=0)
-        assert torch.equal(got, expected) and got.dtype == torch.long
-    assert data.pack_flat(flat, offsets, [], 4, 0).shape == (0, 4)
+        got = data.pack_flat(ids, offsets, order, block_size=block, eos_id=0)
+        assert got.tolist() == packed(tweets, order, block, eos=0) and got.dtype == torch.long
+    assert data.pack_flat(ids, offsets, [], 4, 0).shape == (0, 4)
 
 
 def test_cleaned_split_is_cached_and_keyed_by_the_raw_posts_and_settings(tmp_path, monkeypatch):

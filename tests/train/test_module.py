@@ -143,3 +143,24 @@ def test_scratch_model_is_a_rotary_gpt_neox_or_gpt2_and_names_a_bad_arch():
     assert gpt2.config.attn_pdrop == 0.0 and gpt2.config.resid_pdrop == 0.3
     with pytest.raises(UserError, match="model.scratch.arch='llama'"):
         scratch_model({**SCRATCH, "arch": "llama"}, 300, 0)
+
+
+def test_a_tiny_model_overfits_one_batch():
+    """The learning check: TweetLM's training step, loss, optimizer and schedule, driven by the
+    Lightning Trainer, must memorise one repeated batch; a wiring bug (targets shifted twice, the
+    optimizer not stepping, gradients cut off) leaves the loss near its starting value."""
+    import lightning as L
+
+    module = build(optim={"lr": 1e-2, "warmup_ratio": 0.0, "weight_decay": 0.0,
+                          "schedule": "constant"})
+    torch.manual_seed(0)
+    ids = torch.randint(0, len(module.tokenizer), (4, 16))
+    with torch.no_grad():
+        before = module(ids).loss.item()
+    trainer = L.Trainer(max_steps=40, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)
+    one_batch = torch.utils.data.DataLoader([{"input_ids": ids}], batch_size=None)
+    trainer.fit(module.train(), train_dataloaders=one_batch)
+    with torch.no_grad():
+        after = module.eval()(ids).loss.item()
+    assert before > 5 and after < 0.05, (before, after)

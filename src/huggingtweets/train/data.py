@@ -55,18 +55,10 @@ def oversample(lengths, target_chars: int, rng: np.random.Generator) -> np.ndarr
     return order[: int(np.searchsorted(np.cumsum(lengths[order]), target_chars)) + 1]
 
 
-def pack(token_lists: list[list[int]], block_size: int, eos_id: int) -> torch.Tensor:
-    """EOS before every tweet, concatenate, cut into full blocks; the ragged tail is dropped."""
-    lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-    flat = np.concatenate([np.asarray(t, dtype=np.int64) for t in token_lists]) if token_lists \
-        else np.zeros(0, np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    return pack_flat(flat, offsets, np.arange(len(token_lists)), block_size, eos_id)
-
-
 def pack_flat(ids: np.ndarray, offsets: np.ndarray, order, block_size: int, eos_id: int) -> torch.Tensor:
-    """pack() for tweets as one flat id array + offsets, taken in `order` (repeats allowed);
-    vectorised: 30k tweets in ~10 ms where a Python loop took ~150 ms."""
+    """Tweets given as one flat id array + offsets, taken in `order` (repeats allowed): EOS before
+    every tweet, concatenated, cut into full blocks, the ragged tail dropped. Vectorised: 30k
+    tweets in ~10 ms where a Python loop took ~150 ms."""
     order = np.asarray(order, dtype=np.int64)
     if len(order) == 0:
         return torch.empty(0, block_size, dtype=torch.long)
