@@ -2,7 +2,7 @@
 
 A float sum depends on its order, which torch, MKL and oneDNN choose by thread count and CPU type,
 so one seed gives slightly different losses on two machines; the reference study pins both
-(bench/reproducibility.py, docs/reproducibility.md). Kernel choices are read when torch starts,
+(measured across thread counts: docs/reproducibility.md). Kernel choices are read when torch starts,
 so the pin must come before the first `import torch` (train.py calls this first).
 """
 
