@@ -226,7 +226,8 @@ def jsonl_file(tmp, posts_):
 
 def twarc_file(tmp, posts_):
     page = {"data": [{"id": str(i), "text": t, "created_at": WHEN, "author_id": "1"}
-                     for i, t in posts_]}
+                     for i, t in posts_],
+            "includes": {"users": [{"id": "1", "username": "al", "name": "Al"}]}}
     return read_twarc(str(write(tmp, "t.jsonl", json.dumps(page))), handle="al")
 
 
