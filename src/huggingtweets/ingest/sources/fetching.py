@@ -627,6 +627,8 @@ def _call(remote: Remote, bar: Progress, request):
     while True:
         try:
             return bounded(request, policy.timeout, remote.label)
+        except TooLarge as err:  # not retried: it would be again
+            raise TooLarge(f"{err}; {_resume_hint(bar.pages)}") from None
         except Unreachable as err:  # retrying with backoff would only delay saying so
             refused += 1
             if not (err.retry_once and refused == 1):
@@ -704,8 +706,7 @@ class TooLarge(UserError):
 
 def too_large(label: str, limit: int) -> TooLarge:
     return TooLarge(f"{label} sent a response over {limit:,} bytes (source.max_body_bytes); "
-                    "stopped reading it. The pages fetched so far are saved; if the server is "
-                    "right, raise source.max_body_bytes and run the same command again")
+                    "stopped reading it. If the server is right, raise source.max_body_bytes")
 
 
 def read_capped(chunks, limit: int, deadline: float, label: str, length: str | None) -> bytes:
