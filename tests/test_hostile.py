@@ -75,9 +75,11 @@ def test_a_huge_body_is_cut_at_max_body_bytes(api, platform, tmp_path):
     api.add(platform, 5)
     api.mode = "huge_body"
     started = time.monotonic()
-    with pytest.raises(fetching.TooLarge, match=r"over 2,097,152 bytes \(source.max_body_bytes\)"):
+    with pytest.raises(fetching.TooLarge, match=r"over 2,097,152 bytes \(source.max_body_bytes\)"
+                       r".*run the same command again") as err:
         fetch(api, platform, tmp_path, max_body_bytes=2 * 2**20)
     assert time.monotonic() - started < 20 and api.served == 1  # not retried: it would be again
+    assert "fetched so far" not in str(err.value)  # the first page: nothing was saved
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -98,8 +100,9 @@ def test_a_lying_content_length(api, platform, tmp_path, lie):
 def test_garbage_json_is_retried_then_a_clear_error(api, platform, tmp_path):
     api.add(platform, 5)
     api.mode = "garbage_json"
-    with pytest.raises(UserError, match="not valid JSON.*2 attempts.*saved"):
+    with pytest.raises(UserError, match="not valid JSON.*2 attempts.*run the same command") as err:
         fetch(api, platform, tmp_path)
+    assert "fetched so far" not in str(err.value)  # the first page failed: none was saved
 
 
 NOW = time.time()
@@ -126,7 +129,8 @@ def test_absurd_rate_limit_resets_stop_at_max_wait(api, platform, tmp_path, head
         fetch(api, platform, tmp_path, max_wait=30)
     message = str(caught.value)
     assert "rate limit reached" in message and "max_wait=30s" in message
-    assert "saved: run the same command again" in message
+    assert "run the same command again after that" in message
+    assert "fetched so far" not in message  # the first page was refused: none was saved
     assert time.monotonic() - started < 10 and api.served == 1
     # The journal is kept for the next run, which (the server healed) finishes the fetch.
     assert (posts.partial_dir(tmp_path, HANDLES[platform]) / "state.json").exists()
@@ -386,3 +390,42 @@ def test_fetch_stays_readable_in_utc(tmp_path):
     """Sanity: a valid record passes the checks every page goes through."""
     record = {"id": 5, "created_at": datetime(2024, 1, 1, tzinfo=UTC), "text": "ok"}
     assert posts.check_record(record) is None and record["id"] == "5"
+
+
+# --- server text on the terminal ---------------------------------------------------------------
+
+# Clear the screen, home the cursor, then claim success: what a hostile instance may answer.
+SCREEN_WIPE = "\x1b[2J\x1b[H"
+FAKE_DONE = f"{SCREEN_WIPE}Done. 3,200 posts fetched"
+ESCAPE_ATTACKS = {
+    # a 403 whose JSON error carries the sequences in every field a platform's error has
+    "403 body": dict(status=403, body=json.dumps({
+        "error": FAKE_DONE, "message": FAKE_DONE, "detail": FAKE_DONE, "title": FAKE_DONE,
+        "errors": [{"message": FAKE_DONE, "detail": FAKE_DONE}]})),
+    # a 503 whose status line's reason phrase carries them: retried, so shown while waiting
+    "503 reason": dict(status=f"503 {FAKE_DONE}", body="{}"),
+}
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("attack", ESCAPE_ATTACKS)
+@pytest.mark.parametrize("terminal", [False, True], ids=["piped", "terminal"])
+def test_escape_sequences_from_a_server_never_reach_the_terminal(api, platform, attack,
+                                                                 terminal, tmp_path):
+    from conftest import run_cli
+
+    api.add(platform, 5)
+    api.fail(**ESCAPE_ATTACKS[attack], times=100)
+    # TTY_COMPATIBLE: rich draws its live bar as on a terminal (the bar's own cursor moves are
+    # escape sequences too, so there only the server's must be absent).
+    env = {"X_BEARER_TOKEN": TOKEN, **({"TTY_COMPATIBLE": "1"} if terminal else {})}
+    res = run_cli("fetch.py", f"user={HANDLES[platform]}", f"source={platform}",
+                  f"source.base_url={api.url}", "source.max_retries=1", "source.backoff=0.01",
+                  f"data_dir={tmp_path}/data", env=env, timeout=120)
+    out = res.stdout + res.stderr
+    assert res.returncode == 2, out[-2000:]
+    assert "Done. 3,200 posts fetched" in out  # what the server said is still shown, inert
+    assert SCREEN_WIPE not in out and "\x1b[H" not in out and "\x1b[2J" not in out
+    if not terminal:
+        assert "\x1b" not in out
+    assert "Traceback" not in out

@@ -90,10 +90,11 @@ def test_server_error_then_success_and_malformed_json(api, tmp_path):
 
 def test_persistent_failure_stops_after_the_retry_bound(api, tmp_path):
     api.x.add_user("alice", 25)
-    api.fail(500, where="/tweets", times=100)
-    with pytest.raises(UserError, match="keeps failing.*4 attempts.*resume"):
+    api.fail(500, where="/tweets", times=100, after=1)  # the first page arrives, then 500s
+    with pytest.raises(UserError, match="keeps failing.*4 attempts.*1 page fetched so far is "
+                                        "saved: run the same command again to resume"):
         fetch(api, tmp_path, max_retries=3)
-    assert len(api.page_requests()) == 4
+    assert len(api.page_requests()) == 1 + 4
     api.faults.clear()
     assert len(fetch(api, tmp_path).merged) == 25
 

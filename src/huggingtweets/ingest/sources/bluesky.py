@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
-from huggingtweets.errors import UserError
+from huggingtweets.errors import UserError, printable
 from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources import fetching
 from huggingtweets.ingest.sources.fetching import json_object, json_str
@@ -61,7 +61,7 @@ class BlueskySource(fetching.Remote):
         if reply.status == 200:
             return reply.body
         body = reply.body if isinstance(reply.body, dict) else {}
-        error, message = str(body.get("error") or ""), str(body.get("message") or "")
+        error, message = (printable(body.get(key) or "", limit=300) for key in ("error", "message"))
         who = f"@{self.handle}"
         if error == "AccountTakedown" or "suspended" in message.lower():
             raise UserError(f"{who} is suspended on Bluesky (taken down): its posts cannot be fetched")

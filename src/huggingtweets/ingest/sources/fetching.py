@@ -7,15 +7,20 @@ under `data/partial/`, so a killed fetch resumes with exactly the posts of an un
 and a journal that no longer reads is set aside, never replayed or deleted; a cache is updated
 incrementally (`since`); 429s wait for the announced reset up to `max_wait`, other faults are
 retried with backoff; and every fetch ends: a deadline per request, a byte cap per response, a
-page cap, no repeated cursor.
+page cap, no repeated cursor. Without a network it ends at once: a name that does not resolve or a
+refused connection is one line saying there is no connection, never a round of backoff. Text from
+a server reaches the terminal only through `errors.printable`.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import math
 import os
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -25,10 +30,11 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 
-from huggingtweets.errors import UserError
+from huggingtweets.errors import UserError, printable
 from huggingtweets.ingest import posts
 
 JOURNAL_VERSION = 1
@@ -36,6 +42,10 @@ RATE_LIMIT_FALLBACK_S = 60.0  # a 429 without any reset header: wait this long
 MAX_BACKOFF_S = 60.0
 MAX_RATE_LIMIT_WAITS = 50  # consecutive 429s on one request: a server that never lets us in
 MAX_CLOCK_SKEW_S = 3600.0  # a server Date further off than this is a broken header, not drift
+# Offline, a resolver may wait for a nameserver that is not there (glibc: 5 s a try, retried):
+# resolving and connecting get this long, so a fetch says it has no connection within seconds.
+CONNECT_S = 4.0
+REFUSED_RETRY_S = 0.5  # a refused connection is tried once more after this (a server restarting)
 
 # Defaults of the bounds (conf/source/{x,bluesky,mastodon}.yaml set them too).
 MAX_PAGES = 5000  # 500,000 Bluesky posts, 200,000 Mastodon statuses, far past X's 3,200
@@ -77,6 +87,92 @@ class RateLimited(Exception):
 
 class Transient(Exception):
     """A failure worth retrying: 5xx, a timeout, a dropped connection, a malformed body."""
+
+
+class Unreachable(Transient):
+    """No connection to the server: its name does not resolve, it refuses the connection, or the
+    network is down. Backoff cannot fix these: a refusal is tried once more, the others not."""
+
+    def __init__(self, message: str, retry_once: bool = False):
+        super().__init__(message)
+        self.retry_once = retry_once
+
+
+def unreachable(err: BaseException, url: str) -> Unreachable | None:
+    """The Unreachable behind a client library's connection error (httpx, requests and urllib3
+    wrap the socket's error in theirs), or None when the connection itself was not the problem."""
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    where = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    seen, stack = set(), [err]
+    while stack:
+        cause = stack.pop()
+        if cause is None or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return Unreachable(f"cannot resolve the name {host}")
+        if isinstance(cause, ConnectionRefusedError):
+            return Unreachable(f"{where} refused the connection", retry_once=True)
+        if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.ENETDOWN,
+                                                          errno.EHOSTUNREACH):
+            return Unreachable(f"{where} is unreachable ({os.strerror(cause.errno)})")
+        reason = getattr(cause, "reason", None)  # urllib3's MaxRetryError keeps it here
+        stack += [cause.__cause__, cause.__context__,
+                  reason if isinstance(reason, BaseException) else None,
+                  *(a for a in cause.args if isinstance(a, BaseException))]
+    return None
+
+
+def _resume_hint(pages: int) -> str:
+    """What to do after a failure: resume the saved pages, or (none saved) simply try again."""
+    if pages:
+        saved = "1 page fetched so far is" if pages == 1 else f"{pages:,} pages fetched so far are"
+        return f"the {saved} saved: run the same command again to resume"
+    return "run the same command again"
+
+
+def no_connection(label: str, err: Unreachable, pages: int = 0) -> UserError:
+    return UserError(f"no connection to {label} ({err}): check that this machine is online "
+                     f"(and source.base_url), then {_resume_hint(pages)}")
+
+
+def _proxied(url: str) -> bool:
+    """Does a proxy from the environment carry requests to `url`? (The proxy resolves its name.)"""
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    return (bool(proxies.get(parts.scheme) or proxies.get("all"))
+            and not urllib.request.proxy_bypass(parts.hostname or ""))
+
+
+def check_connection(url: str, label: str, seconds: float = CONNECT_S) -> None:
+    """Resolve `url`'s host and open a connection to it within `seconds` in all, else one line
+    that there is no connection. Libraries bound the connect but not the name lookup, which an
+    offline resolver can stretch past any timeout."""
+    parts = urlsplit(url)
+    if not parts.hostname or _proxied(url):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    deadline = time.monotonic() + seconds
+    for attempt in (1, 2):
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            bounded(lambda: socket.create_connection((parts.hostname, port), left).close(),
+                    left, label)
+            return
+        except (Transient, TimeoutError):
+            err = Unreachable(f"{parts.hostname}:{port} was not reached within {seconds:g}s")
+        except OSError as error:
+            err = unreachable(error, url)
+            if err is None:
+                return  # not a connection problem: the request will say what it is
+        if not (err.retry_once and attempt == 1):
+            raise no_connection(label, err) from None
+        time.sleep(REFUSED_RETRY_S)
 
 
 @dataclass
@@ -349,19 +445,23 @@ class Progress:
     def __exit__(self, *exc):
         self.bar.stop()
 
+    # Every line below may carry a server's words (a reason phrase, an error body): shown only
+    # through printable, so no escape sequence reaches the terminal.
     def update(self, status: str | None = None, total: int | None = None) -> None:
-        self.status = self.status if status is None else status
+        self.status = self.status if status is None else printable(status)
         waits = f" · {self.waits} rate-limit waits" if self.waits else ""
         self.bar.update(self.task, total=total, completed=self.posts, status=self.status,
                         counts=f"{self.pages} pages · {self.posts:,} posts{waits}")
 
     def note(self, message: str) -> None:
         """A line worth seeing wherever the output goes."""
+        message = printable(message)
         if self.enabled:
             self.console.print(message, highlight=False, markup=False)
 
     def warn(self, message: str) -> None:
         """A warning, always shown (stderr, above the bar when there is one), and recorded."""
+        message = printable(message)
         self.notes.append(message)
         if self.enabled:
             self.console.print(f"warning: {message}", highlight=False, markup=False)
@@ -370,6 +470,7 @@ class Progress:
 
     def wait(self, seconds: float, why: str) -> None:
         """Sleep, counting down on the bar."""
+        why = printable(why)
         end = time.monotonic() + seconds
         if self.enabled and not self.console.is_terminal:  # no bar drawn: logs, CI, pipes
             print(f"{why}: waiting {_duration(seconds)}", file=sys.stderr, flush=True)
@@ -392,6 +493,8 @@ def fetch(remote: Remote, data_dir: str | Path, refresh: str = "merge",
         if missing_only and posts.tweets_path(data_dir, remote.handle).exists():
             cached = posts.read_posts(data_dir, remote.handle)
             return Result(new=posts.to_frame([]), merged=cached)
+        # Offline, say so now: not after a round of retries, nor as a failure of the fetch.
+        check_connection(remote.base_url, remote.label)
         journal = Journal(posts.partial_dir(data_dir, remote.handle))
         return _fetch(remote, data_dir, refresh, journal, confirm_shrink)
 
@@ -523,10 +626,17 @@ def bounded(request, seconds: float, what: str):
 
 def _call(remote: Remote, bar: Progress, request):
     """Run one request under the policy: retry transient failures, honour rate limits."""
-    policy, attempt, waits = remote.policy, 0, 0
+    policy, attempt, waits, refused = remote.policy, 0, 0, 0
     while True:
         try:
             return bounded(request, policy.timeout, remote.label)
+        except TooLarge as err:  # not retried: it would be again
+            raise TooLarge(f"{err}; {_resume_hint(bar.pages)}") from None
+        except Unreachable as err:  # retrying with backoff would only delay saying so
+            refused += 1
+            if not (err.retry_once and refused == 1):
+                raise no_connection(remote.label, err, bar.pages) from None
+            bar.wait(min(policy.backoff, REFUSED_RETRY_S), f"{err}; trying once more")
         except RateLimited as limited:
             waits += 1
             now = time.time()
@@ -538,20 +648,20 @@ def _call(remote: Remote, bar: Progress, request):
                 hint = " (or set source.on_rate_limit=wait to wait it out)" if stop else ""
                 raise UserError(f"{remote.label} rate limit reached while fetching "
                                 f"@{remote.handle}; it resets at {_clock(until)} (in "
-                                f"{_duration(until - now)}{why}). Pages fetched so far are saved: "
-                                f"run the same command again after that to resume{hint}") from None
+                                f"{_duration(until - now)}{why}); "
+                                f"{_resume_hint(bar.pages)} after that{hint}") from None
             if waits > MAX_RATE_LIMIT_WAITS:
                 raise UserError(f"{remote.label} kept answering 'too many requests' "
-                                f"({waits} times in a row) for @{remote.handle}; "
-                                "try again later: the pages fetched so far are saved") from None
+                                f"({waits} times in a row) for @{remote.handle}; try again "
+                                f"later: {_resume_hint(bar.pages)}") from None
             bar.waits += 1
             bar.wait(until - now, f"{remote.label} rate limit (resets {_clock(until)})")
         except Transient as err:
             attempt += 1
             if attempt > policy.max_retries:
                 raise UserError(f"{remote.label} keeps failing for @{remote.handle}: "
-                                f"{err} ({attempt} attempts). The pages fetched so "
-                                "far are saved: run the same command again to resume") from None
+                                f"{err} ({attempt} attempts); {_resume_hint(bar.pages)}"
+                                ) from None
             bar.wait(min(policy.backoff * 2 ** (attempt - 1), MAX_BACKOFF_S),
                      f"{err}; retry {attempt}/{policy.max_retries}")
 
@@ -565,8 +675,24 @@ def http_client(timeout: float):
         agent = f"huggingtweets/{version('huggingtweets')}"
     except PackageNotFoundError:
         agent = "huggingtweets"
-    return httpx.Client(timeout=timeout, follow_redirects=True,
+    # httpx logs each request at INFO, with the server's reason phrase: the progress bar says
+    # what happened, and a log level chosen by the user still gets lines made printable.
+    logger = logging.getLogger("httpx")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+    if not any(isinstance(f, Printable) for f in logger.filters):
+        logger.addFilter(Printable())
+    return httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_S)),
+                        follow_redirects=True,
                         headers={"User-Agent": agent, "Accept": "application/json"})
+
+
+class Printable(logging.Filter):
+    """Make every record of the logger it is attached to printable (servers' words in it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage(), keep_newlines=True), None
+        return True
 
 
 @dataclass
@@ -583,8 +709,7 @@ class TooLarge(UserError):
 
 def too_large(label: str, limit: int) -> TooLarge:
     return TooLarge(f"{label} sent a response over {limit:,} bytes (source.max_body_bytes); "
-                    "stopped reading it. The pages fetched so far are saved; if the server is "
-                    "right, raise source.max_body_bytes and run the same command again")
+                    "stopped reading it. If the server is right, raise source.max_body_bytes")
 
 
 def read_capped(chunks, limit: int, deadline: float, label: str, length: str | None) -> bytes:
@@ -619,12 +744,14 @@ def get_json(client, url: str, params: dict | None = None, label: str = "the API
     except httpx.TimeoutException:
         raise Transient(f"{label} did not answer within {client.timeout.read}s") from None
     except (httpx.TransportError, httpx.DecodingError) as err:
-        raise Transient(f"cannot reach {label} ({type(err).__name__}: {str(err)[:200]})") from None
+        raise (unreachable(err, url) or Transient(
+            f"cannot reach {label} ({type(err).__name__}: {printable(err, limit=200)})")) from None
     headers = dict(response.headers)
     if response.status_code == 429:
         raise RateLimited(reset_time(headers))
     if response.status_code >= 500:
-        raise Transient(f"{label} answered HTTP {response.status_code} {response.reason_phrase}")
+        raise Transient(f"{label} answered HTTP {response.status_code} "
+                        f"{printable(response.reason_phrase, limit=100)}")
     try:
         body = json.loads(data) if data else None
     except (ValueError, RecursionError):

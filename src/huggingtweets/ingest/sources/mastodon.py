@@ -14,7 +14,7 @@ import html
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
-from huggingtweets.errors import UserError
+from huggingtweets.errors import UserError, printable
 from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources import fetching
 from huggingtweets.ingest.sources.fetching import json_object, json_str
@@ -64,7 +64,7 @@ class MastodonSource(fetching.Remote):
         if reply.status == 200:
             return reply
         body = reply.body if isinstance(reply.body, dict) else {}
-        error = str(body.get("error") or body.get("error_description") or "")[:300]
+        error = printable(body.get("error") or body.get("error_description") or "", limit=300)
         who = f"@{self.handle}"
         if reply.status == 404:
             raise UserError(f"{self.base_url} has no account {who} (not found: check the address, "

@@ -14,7 +14,7 @@ import os
 import time
 from datetime import UTC, datetime
 
-from huggingtweets.errors import UserError
+from huggingtweets.errors import UserError, printable
 from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources import fetching
 from huggingtweets.ingest.sources.fetching import json_object, json_str
@@ -46,6 +46,7 @@ class XSource(fetching.Remote):
         token = os.environ.get(TOKEN_ENV, "").strip()
         if not token:
             raise UserError(f"source=x needs an X API bearer token in {TOKEN_ENV}: {TOKEN_HELP}")
+        check_token(token, TOKEN_ENV)
         self.page_size = min(max(int(page_size), 5), 100)
         self.client = _client(token, self.base_url, self.policy.timeout,
                               self.policy.max_body_bytes)
@@ -59,7 +60,7 @@ class XSource(fetching.Remote):
         user = body.get("data")
         if not user:
             error = (body.get("errors") or [{}])[0]
-            detail = str(error.get("detail") or error.get("title") or body)[:300]
+            detail = printable(error.get("detail") or error.get("title") or body, limit=300)
             if "suspend" in detail.lower():
                 raise UserError(f"@{self.handle} is suspended on X: its posts cannot be fetched")
             if error.get("title") == "Not Found Error" or "not-found" in str(error.get("type")):
@@ -89,7 +90,7 @@ class XSource(fetching.Remote):
             kind = str(error.get("type"))
             if error.get("title") == "Authorization Error" or "not-authorized" in kind:
                 raise UserError(self._protected())
-            raise UserError(f"X: {str(error.get('detail') or error.get('title'))[:300]}")
+            raise UserError(f"X: {printable(error.get('detail') or error.get('title'), limit=300)}")
         try:
             pairs = v2_items(body)
         except fetching.Malformed as err:
@@ -128,7 +129,7 @@ class XSource(fetching.Remote):
             raise UserError(f"X has no account @{self.handle} (HTTP 404)") from None
         except tweepy.TwitterServerError as err:
             raise fetching.Transient(f"X answered HTTP {err.response.status_code} "
-                                     f"{err.response.reason}") from None
+                                     f"{printable(err.response.reason, limit=100)}") from None
         except tweepy.HTTPException as err:
             raise UserError(f"X answered HTTP {err.response.status_code} for @{self.handle}: "
                             f"{_messages(err)}") from None
@@ -137,11 +138,23 @@ class XSource(fetching.Remote):
         except requests.Timeout:
             raise fetching.Transient(f"X did not answer within {self.policy.timeout:g}s") from None
         except requests.RequestException as err:
-            raise fetching.Transient(f"cannot reach X ({type(err).__name__})") from None
+            raise (fetching.unreachable(err, self.base_url)
+                   or fetching.Transient(f"cannot reach X ({type(err).__name__})")) from None
+
+
+def check_token(token: str, env: str) -> None:
+    """A token is visible ASCII (base64, %-escapes, "-._~+/="): anything else, a curly quote or a
+    line break picked up while copying it, cannot be sent in a header. The token is not shown."""
+    bad = next((i for i, char in enumerate(token) if not "!" <= char <= "~"), None)
+    if bad is not None:
+        raise UserError(f"the token in {env} contains a character that cannot be in a token "
+                        f"(U+{ord(token[bad]):04X}, character {bad + 1} of {len(token)}): copy "
+                        "the token again, as plain text")
 
 
 def _messages(err) -> str:
-    return "; ".join(str(m) for m in err.api_messages)[:300] or str(err.response.reason)
+    return printable("; ".join(str(m) for m in err.api_messages) or err.response.reason or "",
+                     limit=300)
 
 
 def _client(token: str, base_url: str, timeout: float,
@@ -160,7 +173,9 @@ def _client(token: str, base_url: str, timeout: float,
             # Streamed, so the body is read here in chunks: cut at max_bytes and the deadline
             # (requests would read all of it, at any pace, before tweepy sees it).
             kw["stream"] = True
-            response = super().send(request, timeout=timeout or default_timeout, **kw)
+            # The connect gets CONNECT_S (a server that takes no connection: no network).
+            response = super().send(request, **kw, timeout=timeout or (
+                min(default_timeout, fetching.CONNECT_S), default_timeout))
             reset = response.headers.get("x-rate-limit-reset")
             if reset is not None and not reset.strip().isdigit():
                 # tweepy int()s this header and crashes on "1e308": drop what is no epoch
@@ -191,16 +206,18 @@ def _client(token: str, base_url: str, timeout: float,
 
 
 class Redact(logging.Filter):
-    """Replace a secret in every record of the logger it is attached to."""
+    """Replace a secret in every record of the logger it is attached to (and make it printable)."""
 
     def __init__(self, secret: str):
         super().__init__()
         self.secret = secret
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.secret and self.secret in message:
-            record.msg, record.args = message.replace(self.secret, "***"), None
+        # tweepy's DEBUG records hold the server's answers too: made printable on the way.
+        message = printable(record.getMessage(), keep_newlines=True)
+        if self.secret:
+            message = message.replace(self.secret, "***")
+        record.msg, record.args = message, None
         return True
 
 
