@@ -90,10 +90,20 @@ class RunCheckpoint(ModelCheckpoint):
     """ModelCheckpoint, plus: `last.ckpt` after every epoch, and a resume into a new folder that
     keeps the best checkpoints and their scores (copied into this run's folder)."""
 
+    # Lightning saves last.ckpt only when it saved a best: after it (at the epoch's end, or after
+    # each validation when that runs within epochs), save last unless saved at this step already
+    # (or in a sanity check, fast_dev_run, validate()).
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_too(trainer)
+
     def on_validation_end(self, trainer, pl_module) -> None:
         super().on_validation_end(trainer, pl_module)
-        # Lightning saves last only when it saved a best; skip: already saved at this step,
-        # sanity checks, fast_dev_run, validate()
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_too(trainer)
+
+    def _save_last_too(self, trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
