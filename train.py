@@ -27,12 +27,12 @@ def main(cfg: DictConfig) -> float:
 
 def run(cfg: DictConfig, run_dir: str) -> float:
     config.check(cfg)  # handles and settings, before anything runs (also in a multirun)
+    prepared = prepare(**cfg.data, source=cfg.source)  # fetch what is missing, clean, split
     from huggingtweets.train import hub
 
     # a Hub model not cached and no network: one line now, not after a minute of retries
     hub.ensure_available(cfg.model.get("tokenizer"), "tokenizer")
     hub.ensure_available(cfg.model.get("name_or_path"), "model")
-    prepared = prepare(**cfg.data, source=cfg.source)  # fetch what is missing, clean, split
     from huggingtweets.train import numerics
 
     numerics.pin(**cfg.numerics)  # before torch starts: it picks its kernels once
