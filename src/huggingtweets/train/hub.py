@@ -3,7 +3,7 @@
 A model in the local cache loads from it alone (no request at all). One that is not cached is
 asked of the Hub once, with a short timeout and no retries, before anything downloads: without a
 network that is one line in a second or two, where the library would retry for about a minute.
-Light on purpose (no torch, no transformers): train.py checks before it prepares anything.
+Light on purpose (no torch, no transformers): train.py checks before torch starts.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from huggingtweets.errors import UserError, printable
 
 TIMEOUT_S = 5.0  # one request; a Hub that is there answers in well under a second
+FILES = {"model": "config.json", "tokenizer": "tokenizer_config.json"}  # what loading reads first
 INSTEAD = ("use model.name_or_path=<a local model dir>, or model=scratch (a small model trained "
            "from the posts, no download)")
 
@@ -23,13 +24,12 @@ def is_local(name: str) -> bool:
     return Path(name).expanduser().is_dir()
 
 
-def cached(name: str) -> bool:
+def cached(name: str, kind: str = "model") -> bool:
     """Whether the Hub cache holds `name`'s config (then it loads with local_files_only)."""
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        return any(isinstance(try_to_load_from_cache(name, f), str)
-                   for f in ("config.json", "tokenizer_config.json"))
+        return isinstance(try_to_load_from_cache(name, FILES[kind]), str)
     except ValueError:  # not a repo id (an invalid name): the loader says what is wrong
         return False
 
@@ -37,15 +37,20 @@ def cached(name: str) -> bool:
 def ensure_available(name: str | None, kind: str = "model") -> None:
     """A UserError, in seconds, when `name` (a Hub id, or a local dir) cannot be had: not cached
     and offline (HF_HUB_OFFLINE), no connection to the Hub, or no such model there."""
-    if not name or is_local(name) or cached(name):
-        return
+    if name and not is_local(name) and not cached(name, kind):
+        reachable(name, kind)
+
+
+def reachable(name: str, kind: str = "model") -> None:
+    """A UserError unless the Hub can be asked for `name`: offline, no connection, no such model."""
     import huggingface_hub
 
-    shown = printable(name)
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        return  # a path, no Hub id: the loader says it is not there
     if huggingface_hub.is_offline_mode():
-        raise UserError(f"the {kind} {shown!r} is not in the local Hugging Face cache and "
-                        f"HF_HUB_OFFLINE is set: download it once with a network (HF_HUB_OFFLINE unset), "
-                        f"or {INSTEAD}")
+        raise UserError(f"the {kind} {printable(name)!r} is not in the local Hugging Face cache "
+                        "and HF_HUB_OFFLINE is set: download it once with a network "
+                        f"(HF_HUB_OFFLINE unset), or {INSTEAD}")
     _ask_hub(name, kind)
 
 

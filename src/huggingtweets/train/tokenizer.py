@@ -83,7 +83,8 @@ def load_pretrained(loader, kind: str, name: str):
         return loader.from_pretrained(name, **local)
     except (OSError, ValueError):
         pass  # not (wholly) cached
-    hub.ensure_available(name, kind)
+    if not hub.is_local(name):
+        hub.reachable(name, kind)  # offline, or no connection: one line now
     try:
         return loader.from_pretrained(name)
     except (OSError, ValueError) as err:
