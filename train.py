@@ -16,23 +16,38 @@ from huggingtweets.ingest.prepare import prepare
 def main(cfg: DictConfig) -> float:
     run_dir = HydraConfig.get().runtime.output_dir
     with reported():
-        config.check(cfg)  # handles and settings, before anything runs (also in a multirun)
-        prepared = prepare(**cfg.data, source=cfg.source)  # fetch what is missing, clean, split
-        from huggingtweets.train import numerics
-
-        numerics.pin(**cfg.numerics)  # before torch starts: it picks its kernels once
-        from huggingtweets.publish.export import publish_run
-        from huggingtweets.train import tracking
-        from huggingtweets.train.fit import fit
-
         try:
-            trainer, module, dm, metrics = fit(cfg, prepared, run_dir)
-            if trainer.is_global_zero:  # model dir, evaluation, card, W&B artifacts
-                publish_run(cfg, trainer, module, dm, metrics, run_dir)
-            print(f"final val/loss: {metrics['val/loss']:.4f} (val/ppl {metrics['val/ppl']:.2f})")
-            return metrics["val/loss"]  # what a sweeper minimises
-        finally:
-            tracking.finish()
+            return run(cfg, run_dir)
+        except BaseException as err:  # Hydra's callback never sees a SystemExit or a Ctrl-C
+            from huggingtweets.publish.callbacks import failed
+
+            failed(run_dir, err)
+            raise
+
+
+def run(cfg: DictConfig, run_dir: str) -> float:
+    config.check(cfg)  # handles and settings, before anything runs (also in a multirun)
+    prepared = prepare(**cfg.data, source=cfg.source)  # fetch what is missing, clean, split
+    from huggingtweets.train import hub
+
+    # a Hub model not cached and no network: one line now, not after a minute of retries
+    hub.ensure_available(cfg.model.get("tokenizer"), "tokenizer")
+    hub.ensure_available(cfg.model.get("name_or_path"), "model")
+    from huggingtweets.train import numerics
+
+    numerics.pin(**cfg.numerics)  # before torch starts: it picks its kernels once
+    from huggingtweets.publish.export import publish_run
+    from huggingtweets.train import tracking
+    from huggingtweets.train.fit import fit
+
+    try:
+        trainer, module, dm, metrics = fit(cfg, prepared, run_dir)
+        if trainer.is_global_zero:  # model dir, evaluation, card, W&B artifacts
+            publish_run(cfg, trainer, module, dm, metrics, run_dir)
+        print(f"final val/loss: {metrics['val/loss']:.4f} (val/ppl {metrics['val/ppl']:.2f})")
+        return metrics["val/loss"]  # what a sweeper minimises
+    finally:
+        tracking.finish()
 
 
 if __name__ == "__main__":

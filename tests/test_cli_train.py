@@ -151,6 +151,65 @@ def test_killed_run_resumes_to_the_uninterrupted_val_loss(tmp_path):
     assert got == pytest.approx(expected, abs=1e-4)
 
 
+def _wait_for(test, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while not test() and time.time() < deadline:
+        time.sleep(0.05)
+    return test()
+
+
+@pytest.mark.slow
+def test_killed_after_its_best_epoch_a_resumed_run_exports_the_uninterrupted_model(tmp_path):
+    """A run killed after its best epoch, resumed into a new folder, exports exactly the model and
+    val/loss of the uninterrupted run: last.ckpt is saved every epoch and carries the best-model
+    tracking (the best checkpoint comes along). The killed run's status reads as dead."""
+    from conftest import write_demo
+
+    from huggingtweets.publish.report import collect
+
+    write_demo(tmp_path / "data", "demo_ada")
+    # A warmup to a rate too high for the model: val/loss is best early (epoch 1 of 0..5), then worse.
+    args = ["user=demo_ada", *TINY, "trainer.max_epochs=6", "data.batch_size=32", "eval=none",
+            "optim.lr=0.9", "optim.schedule=constant", "optim.warmup_ratio=0.9",
+            "numerics.threads=1", f"data.data_dir={tmp_path}/data"]
+    cmd = [sys.executable, str(ROOT / "train.py"), *args]
+    full = subprocess.run([*cmd, f"hydra.run.dir={tmp_path}/full"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+    assert full.returncode == 0, full.stderr[-3000:]
+    (best,) = [p.name for p in (tmp_path / "full" / "checkpoints").glob("epoch_*.ckpt")]
+    assert best in {"epoch_00.ckpt", "epoch_01.ckpt", "epoch_02.ckpt"}, best  # a best, then worse
+    # an epoch's time: from the best checkpoint to the final one
+    mtime = [(tmp_path / "full" / "checkpoints" / p).stat().st_mtime for p in (best, "last.ckpt")]
+    epoch_s = (mtime[1] - mtime[0]) / (5 - int(best[6:8]))
+
+    killed = tmp_path / "killed" / "checkpoints"
+    proc = subprocess.Popen([*cmd, f"hydra.run.dir={killed.parent}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=ROOT)
+    assert _wait_for(lambda: (killed / best).exists(), 300)
+    # after an epoch that was not a new best (last.ckpt newer than the best), or about one
+    _wait_for(lambda: (killed / "last.ckpt").exists() and (killed / "last.ckpt").stat().st_mtime
+              > (killed / best).stat().st_mtime + 0.2, 1.5 * epoch_s)
+    time.sleep(0.5)  # let the checkpoint finish writing
+    assert proc.poll() is None, "training finished before it could be killed: make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    resumed = subprocess.run([*cmd, f"hydra.run.dir={tmp_path}/resumed",
+                              f"ckpt_path={killed / 'last.ckpt'}"], capture_output=True, text=True,
+                             cwd=ROOT, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got, expected = (json.loads((tmp_path / run / "metrics.json").read_text())["val/loss"]
+                     for run in ("resumed", "full"))
+    assert got == pytest.approx(expected, abs=1e-6)
+    weights = [(tmp_path / run / "model" / "model.safetensors").read_bytes()
+               for run in ("resumed", "full")]
+    assert weights[0] == weights[1]
+    assert "won't be reloaded" not in resumed.stdout + resumed.stderr
+    status = {job.name: (job.status, job.error) for job in collect(tmp_path)}
+    assert status["killed"][0] == "failed" and "gone" in status["killed"][1], status
+    assert status["full"][0] == status["resumed"][0] == "done"
+
+
 def test_reproduce_config_is_the_demo_experiment():
     makefile = (ROOT / "Makefile").read_text()
     assert "train.py experiment=demo" in makefile

@@ -4,8 +4,10 @@ this module before Hydra composes (so do the tests). Library code never imports 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
+import secrets
 
 from omegaconf import OmegaConf
 
@@ -78,26 +80,38 @@ SETTINGS = [
     ("seed", lambda v: isinstance(v, int) and 0 <= v < 2**32, "an integer in [0, 2^32)"),
     ("model.input_noise", lambda v: isinstance(v, int | float) and 0 <= v < 1, "a number in [0, 1)"),
     ("model.scratch.arch", lambda v: v in ("gpt_neox", "gpt2"), "gpt_neox or gpt2"),
+    ("data.weights", lambda v: OmegaConf.is_dict(v) and all(
+        isinstance(w, int | float) and not isinstance(w, bool) and 0 < w < math.inf
+        for w in v.values()), "each user's positive number, e.g. {alice: 2, bob: 1}"),
 ]
 
 
 def check(root) -> None:
-    """Refuse an interpolated `user` (a secret in folder names) and settings that would fail deep
-    inside torch or train nothing (SETTINGS), before any work."""
+    """Refuse a missing or interpolated `user` (a secret in folder names), settings that would fail
+    deep inside torch or train nothing (SETTINGS) and a `ckpt_path` that is no checkpoint of these
+    users and this model, before any work."""
     from omegaconf import OmegaConf
 
     from huggingtweets.errors import UserError
+    from huggingtweets.ingest.posts import parse_users
 
     raw = root._get_node("user")._value()
     if isinstance(raw, str) and "${" in raw:
         raise UserError("user= takes handles, not an interpolation: write the handle itself")
+    users = parse_users(raw)  # `???` (none given): says to pass user=<handle>
     for key, ok, allowed in SETTINGS:
         value = OmegaConf.select(root, key, default=None)
         if value is not None and not (ok(value) and not isinstance(value, bool)):
-            raise UserError(f"{key}={value!r}: must be {allowed}")
+            shown = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+            raise UserError(f"{key}={shown!r}: must be {allowed}")
+    ckpt = OmegaConf.select(root, "ckpt_path", default=None)
+    if ckpt is not None:  # torch is imported for it: a resume only
+        from huggingtweets.train.checkpoint import check_resume
+
+        check_resume(str(ckpt), root.model, users)
 
 
-def run_name(user, *, _root_) -> str:
+def run_name(*, _root_) -> str:
     """The run folder's name, from the validated handles (`alice+bsky-bob.bsky.social`), never the
     raw value: `user=../../x`, `user=${oc.env:SECRET}` and `optim.lr=-1` stop here, before Hydra
     makes the folder (train.py checks again, for multiruns and an explicit hydra.run.dir)."""
@@ -107,8 +121,15 @@ def run_name(user, *, _root_) -> str:
         check(_root_)
         from huggingtweets.ingest.posts import cache_name, parse_users
 
-        name = "+".join(cache_name(h) for h in parse_users(str(user)))
+        name = "+".join(cache_name(h) for h in parse_users(str(_root_._get_node("user")._value())))
         return name if len(name) <= 100 else name[:90] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+
+
+def unique() -> str:
+    """A folder name's random part: two runs started in the same second (of one user, or two
+    sweeps) get two folders. Cached per config, as Hydra's `now`: every read of one run's
+    hydra.run.dir names the same folder. 6 hex digits: one clash in ~16 million same-second pairs."""
+    return secrets.token_hex(3)
 
 
 for _name, _fn in {
@@ -121,3 +142,5 @@ for _name, _fn in {
 }.items():
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
+if not OmegaConf.has_resolver("ht.unique"):
+    OmegaConf.register_new_resolver("ht.unique", unique, use_cache=True)

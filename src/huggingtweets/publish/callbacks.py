@@ -1,6 +1,7 @@
-"""The Hydra callback registered in conf/train.yaml for every multirun: each job's status file
-(running with pid and host / completed / failed, for report.py) and, when the sweep ends, its
-report (table + plots)."""
+"""The Hydra callback registered in conf/train.yaml for every run and multirun: each job's status
+file (running with pid and host / completed / failed, for report.py) and, when the sweep ends, its
+report (table + plots). train.py writes "failed" itself for the errors Hydra never sees (a
+UserError leaves as SystemExit, and Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,24 @@ def _rank() -> int:
     return 0
 
 
+def write_status(run_dir, status: str, **fields) -> None:
+    """`<run>/status.json`: the status, this process's pid and host (a reader that finds "running"
+    with a dead pid on this host knows the run died: a SIGKILL leaves no chance to say so)."""
+    if _rank() == 0:
+        info = {"status": status, "pid": os.getpid(), "host": socket.gethostname(), **fields,
+                "time": time.time()}
+        with atomic_path(Path(run_dir) / STATUS_FILE) as tmp:
+            tmp.write_text(json.dumps(info) + "\n")
+
+
+def failed(run_dir, err: BaseException) -> None:
+    """status.json: failed, with the one-line reason (a UserError's message as it is)."""
+    from huggingtweets.errors import UserError, printable
+
+    text = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+    write_status(run_dir, "failed", error=printable(text, limit=500))
+
+
 class JobStatus(Callback):
     """`<job>/status.json`: running (pid, host), completed or failed (the error), so a report can
     tell a running job from a dead one; and when the sweep ends, the sweep's report."""
@@ -37,19 +56,13 @@ class JobStatus(Callback):
             print(f"warning: no sweep report ({type(err).__name__}: {err}); "
                   f"run: python report.py {config.hydra.sweep.dir}")
 
-    def _write(self, config, **fields) -> None:
-        if _rank() == 0:
-            with atomic_path(Path(config.hydra.runtime.output_dir) / STATUS_FILE) as tmp:
-                tmp.write_text(json.dumps({**fields, "time": time.time()}) + "\n")
-
     def on_job_start(self, config, **kwargs) -> None:
-        self._write(config, status="running", pid=os.getpid(), host=socket.gethostname())
+        write_status(config.hydra.runtime.output_dir, "running")
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
         from hydra.core.utils import JobStatus as HydraJobStatus
 
         if job_return.status == HydraJobStatus.COMPLETED:
-            self._write(config, status="completed")
+            write_status(config.hydra.runtime.output_dir, "completed")
         else:
-            err = getattr(job_return, "_return_value", None)
-            self._write(config, status="failed", error=f"{type(err).__name__}: {err}"[:500])
+            failed(config.hydra.runtime.output_dir, getattr(job_return, "_return_value", None))

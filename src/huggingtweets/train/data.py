@@ -8,6 +8,7 @@ of a mix gets its own val/loss.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,8 +37,8 @@ def mix_counts(chars: Mapping[str, int], mix: str, weights: Mapping[str, float] 
             raise UserError("data.mix=weights needs a weight for every user of the mix "
                             f"{sorted(chars)}, got {dict(weights or {})}: e.g. "
                             f"data.weights={{{', '.join(f'{h}: 1' for h in chars)}}}")
-        if any(float(w) <= 0 for w in weights.values()):
-            raise UserError(f"data.weights must all be positive, got {dict(weights)}")
+        if not all(0 < float(w) < math.inf for w in weights.values()):  # nan fails this too
+            raise UserError(f"data.weights must all be positive numbers, got {dict(weights)}")
         total_w = sum(float(w) for w in weights.values())
         total = max(c * total_w / float(weights[h]) for h, c in chars.items())
         return {h: round(total * float(weights[h]) / total_w) for h in chars}

@@ -6,6 +6,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from huggingtweets.errors import UserError
 from huggingtweets.ingest.prepare import Prepared
 from huggingtweets.train import tracking
 from huggingtweets.train.tracking import redact
@@ -18,6 +19,10 @@ def fit(cfg: DictConfig, prepared: Prepared, run_dir: str):
     dm = instantiate(cfg.data, _partial_=True)(prepared=prepared)
     module = instantiate(cfg.model)
     dm.tokenizer = module.build(dm.train_texts)  # scratch: a tokenizer fitted to the tweets
+    if module.max_positions and dm.block_size > module.max_positions:
+        raise UserError(f"data.block_size={dm.block_size} is longer than the model takes "
+                        f"({module.max_positions} positions): use data.block_size<="
+                        f"{module.max_positions}")
     trainer = make_trainer(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))

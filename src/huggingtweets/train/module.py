@@ -11,6 +11,7 @@ import transformers
 from omegaconf import DictConfig, OmegaConf
 
 from huggingtweets.errors import UserError
+from huggingtweets.train import checkpoint as ckpt
 from huggingtweets.train import tokenizer as tk
 
 
@@ -129,6 +130,13 @@ class TweetLM(L.LightningModule):
         return self.tokenizer
 
     @property
+    def max_positions(self) -> int | None:
+        """The longest input the network takes (GPT-2: n_positions, the others:
+        max_position_embeddings); None before build() or when its config names none."""
+        config = self.model.config if self.model is not None else None
+        return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+
+    @property
     def lora(self) -> bool:
         return int(self.hparams.lora.get("r") or 0) > 0
 
@@ -202,9 +210,18 @@ class TweetLM(L.LightningModule):
     # Dropout draws from torch's global RNG; carrying its state in the checkpoint makes a resumed
     # run continue with exactly the random numbers an uninterrupted run would have used. (Nothing
     # in training draws from numpy or `random`; the batch order comes from data.EpochShuffle.)
+    # The record (whose posts, which model and tokenizer) lets train.py refuse another run's.
     def on_save_checkpoint(self, checkpoint):
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if dm is not None and self.tokenizer is not None:
+            checkpoint[ckpt.RECORD] = ckpt.record(self.hparams, dm.handles, tk.key(self.tokenizer))
 
     def on_load_checkpoint(self, checkpoint):
+        saved = (checkpoint.get(ckpt.RECORD) or {}).get("tokenizer_key")
+        if saved and self.tokenizer is not None and saved != tk.key(self.tokenizer):
+            raise UserError("the checkpoint's tokenizer differs from this run's (a scratch "
+                            "tokenizer is fitted to the training posts: did they change since?): "
+                            "resume with the same posts, or start a new run without ckpt_path")
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])

@@ -71,7 +71,20 @@ def load_tokenizer(name: str):
 
 
 def load_pretrained(loader, kind: str, name: str):
-    """loader.from_pretrained(name), or a UserError that says what to do instead."""
+    """loader.from_pretrained(name): from a local dir or the Hub cache without a request, else
+    from the Hub once it answered (hub.py: without a network, one line in seconds); or a
+    UserError that says what to do instead."""
+    from huggingtweets.train import hub
+
+    local = {"local_files_only": True}
+    if kind == "model":  # AutoModel* looks for a peft adapter on the Hub even then (transformers 5)
+        local["adapter_kwargs"] = {"local_files_only": True}
+    try:  # cached: no request (online, the library would ask the Hub first and retry offline)
+        return loader.from_pretrained(name, **local)
+    except (OSError, ValueError):
+        pass  # not (wholly) cached
+    if not hub.is_local(name):
+        hub.reachable(name, kind)  # offline, or no connection: one line now
     try:
         return loader.from_pretrained(name)
     except (OSError, ValueError) as err:
