@@ -7,7 +7,7 @@ export WANDB_SILENT := true
 # mkdocs-material otherwise prints a banner about its successor on every build
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help env test test-fast reproduce demo docs lint clean
+.PHONY: help env browser test test-fast reproduce demo docs lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,7 +22,14 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)  ## create .venv from pyproject.toml (torch 2.13.0 CPU)
 
-test: $(STAMP)  ## the full test suite (what CI runs)
+# The browser tests drive Debian's chromium (Playwright never downloads a browser); a no-op when
+# it is there, and a note (the tests then skip) where apt-get needs a root this shell is not.
+browser:  ## Debian's chromium for the browser tests
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+	  || echo "note: no chromium (apt-get install chromium as root): the browser tests skip"
+
+test: $(STAMP) browser  ## the full test suite (what CI runs)
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP)  ## tests without the slow end-to-end runs

@@ -63,9 +63,10 @@ def test_plan_names_the_repo_after_the_users_and_validates_it(model_dir):
 class FakeApi:
     """The HfApi calls push() makes, against an in-memory Hub: {repo_id: {path: bytes}}."""
 
-    def __init__(self, repos: dict | None = None):
+    def __init__(self, repos: dict | None = None, spaces: dict | None = None):
         self.calls = []
         self.repos = repos or {}
+        self.spaces = spaces or {}
 
     def whoami(self):
         return {"name": "someone"}
@@ -79,16 +80,25 @@ class FakeApi:
             raise RepositoryNotFoundError(f"{repo_id} not found", response=_response(404))
         return SimpleNamespace(siblings=[SimpleNamespace(rfilename=f) for f in self.repos[repo_id]])
 
-    def hf_hub_download(self, repo_id, filename, local_dir=None, **kw):
+    def hf_hub_download(self, repo_id, filename, local_dir=None, repo_type="model", **kw):
         path = Path(local_dir) / filename
-        path.write_bytes(self.repos[repo_id][filename])
+        path.write_bytes((self.spaces if repo_type == "space" else self.repos)[repo_id][filename])
         return str(path)
+
+    def space_info(self, repo_id, **kw):
+        from types import SimpleNamespace
+
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        if repo_id not in self.spaces:
+            raise RepositoryNotFoundError(f"{repo_id} not found", response=_response(404))
+        return SimpleNamespace(siblings=[SimpleNamespace(rfilename=f) for f in self.spaces[repo_id]])
 
     def create_repo(self, repo_id, **kw):
         self.calls.append(("create_repo", repo_id, kw))
 
     def create_commit(self, repo_id, operations, **kw):
-        self.calls.append(("create_commit", repo_id, operations))
+        self.calls.append(("create_commit", repo_id, operations, kw))
 
 
 def test_push_uploads_the_planned_files_with_the_card_naming_the_repo(model_dir, monkeypatch):
@@ -99,7 +109,7 @@ def test_push_uploads_the_planned_files_with_the_card_naming_the_repo(model_dir,
     api = FakeApi()
     out = push.push(model_dir, None, private=True, api=api)
     assert out["repo_id"] == "someone/huggingtweets-demo_ada-demo_bo"  # owner from the token
-    (_, repo, kw), (_, repo2, ops) = api.calls
+    (_, repo, kw), (_, repo2, ops, _) = api.calls
     assert repo == repo2 == out["repo_id"] and kw["private"] is True
     assert sorted(op.path_in_repo for op in ops) == FILES
     readme = next(op for op in ops if op.path_in_repo == "README.md").path_or_fileobj
@@ -288,3 +298,79 @@ def test_offline_mode_is_one_line(model_dir):
     err = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(err) == 1 and "HF_HUB_OFFLINE" in err[0], res.stderr[-2000:]
     assert TOKEN not in res.stdout + res.stderr
+
+
+# -- the demo Space ----------------------------------------------------------------------------
+
+SPACE_FILES = ["README.md", "app.py", "requirements.txt"]
+
+
+def _front(readme: bytes) -> dict:
+    return yaml.safe_load(readme.decode().split("\n---\n", 1)[0].removeprefix("---\n"))
+
+
+def test_space_dry_run_lists_the_spaces_files_offline(model_dir):
+    res = run_cli("push.py", f"model_dir={model_dir}", "repo_id=me/bot", "space=true",
+                  "dry_run=true", env={"HF_TOKEN": ""})
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.strip().splitlines()
+    assert lines[0] == "repo: me/bot (public model)"
+    assert [x.strip() for x in lines[1:9]] == FILES
+    assert lines[9] == "space: me/bot (public gradio Space)"
+    assert [x.strip() for x in lines[10:-1]] == SPACE_FILES
+    assert lines[-1] == "dry run: nothing uploaded (11 files)"
+
+
+def test_the_spaces_files_load_the_pushed_model():
+    files = push.space_files("me/huggingtweets-demo_ada")
+    assert sorted(files) == SPACE_FILES
+    app = files["app.py"].decode()
+    assert re.findall(r"^MODEL_ID = .*$", app, flags=re.M) == ['MODEL_ID = "me/huggingtweets-demo_ada"']
+    ns = {}
+    exec(compile(app.split("\nimport gradio")[0], "app.py", "exec"), ns)  # its header parses
+    front = _front(files["README.md"])
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py"
+    assert front["models"] == ["me/huggingtweets-demo_ada"]
+    assert front["title"] == "huggingtweets-demo_ada"
+    assert "https://huggingface.co/me/huggingtweets-demo_ada" in files["README.md"].decode()
+    reqs = files["requirements.txt"].decode()
+    assert "transformers" in reqs and "peft" not in reqs
+    assert "peft" in push.space_files("me/x", adapter=True)["requirements.txt"].decode()
+
+
+def test_push_with_a_space_creates_it_after_the_model(model_dir, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    api = FakeApi()
+    out = push.push(model_dir, None, api=api, space=True)
+    repo = "someone/huggingtweets-demo_ada-demo_bo"
+    assert out["space_id"] == repo and out["space_url"] == f"https://huggingface.co/spaces/{repo}"
+    (_, r1, kw1), (_, r2, _, c1), (_, s1, kw2), (_, s2, ops, c2) = api.calls
+    assert r1 == r2 == s1 == s2 == repo and kw1["repo_type"] == c1["repo_type"] == "model"
+    assert kw2["repo_type"] == c2["repo_type"] == "space" and kw2["space_sdk"] == "gradio"
+    files = {op.path_in_repo: _uploaded(op) for op in ops}
+    assert sorted(files) == SPACE_FILES and _front(files["README.md"])["models"] == [repo]
+    assert f'MODEL_ID = "{repo}"' in files["app.py"].decode()
+    api = FakeApi()
+    push.push(model_dir, "me/bot", api=api, space=True, space_id="team/demo")
+    assert [c[1] for c in api.calls] == ["me/bot", "me/bot", "team/demo", "team/demo"]
+    with pytest.raises(UserError, match="space_id="):
+        push.plan(model_dir, "me/bot", space=True, space_id="has space")
+
+
+def test_push_refuses_a_space_that_is_not_this_models_demo(model_dir, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    ours = push.space_files("me/bot")["README.md"]
+    other = push.space_files("me/other")["README.md"]
+    for files in ({".gitattributes": b"", "app.py": b"print()"},  # someone's own app
+                  {"README.md": other, "app.py": b""},  # the demo of another model
+                  {"README.md": b"---\n[unclosed\n---\n"}):
+        api = FakeApi(spaces={"me/bot": files})
+        with pytest.raises(UserError, match=r"Space me/bot .*space_id=.*overwrite=true"):
+            push.push(model_dir, "me/bot", api=api, space=True)
+        assert not api.calls  # not even the model went up
+        push.push(model_dir, "me/bot", api=api, space=True, overwrite=True)
+        assert len(api.calls) == 4
+    for files in ({".gitattributes": b""}, {"README.md": ours, "app.py": b""}):  # empty; ours
+        api = FakeApi(spaces={"me/bot": files})
+        push.push(model_dir, "me/bot", api=api, space=True)
+        assert len(api.calls) == 4

@@ -1,6 +1,7 @@
 """Publish an exported model directory to the Hugging Face Hub: exactly `plan()`'s files (no hidden
-ones, no copy-check index), with the card and huggingtweets.json naming the repo. The token comes
-from the environment only (HF_TOKEN).
+ones, no copy-check index), with the card and huggingtweets.json naming the repo; with `space`,
+also a Gradio Space that demos it (`space_files()`: rendered from templates/space_*). The token
+comes from the environment only (HF_TOKEN).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -27,7 +29,10 @@ from huggingtweets.publish.generate import (
 _SNIPPET = re.compile(r'(pipeline\("text-generation", )model="(?:[^"\\\n]|\\.)*"')
 
 
-def plan(model_dir: str | Path, repo_id: str | None = None, private: bool = False) -> dict:
+def plan(model_dir: str | Path, repo_id: str | None = None, private: bool = False,
+         space: bool = False, space_id: str | None = None) -> dict:
+    """What goes up: the model repo and its files; with `space`, the Space (`space_id`, by
+    default the model's name) and its files."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     path, base = check_model_dir(model_dir)
@@ -38,17 +43,43 @@ def plan(model_dir: str | Path, repo_id: str | None = None, private: bool = Fals
                         f"in {path / ADAPTER} to the Hub repo it came from")
     info = read_info(path)
     repo_id = repo_id or card.model_name(info.get("handles") or [path.resolve().parent.name])
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as err:
-        raise UserError(f"repo_id={repo_id}: {err}") from None
+    space_id = (space_id or repo_id) if space else None
+    for key, value in (("repo_id", repo_id), ("space_id", space_id)):
+        try:
+            if value is not None:
+                validate_repo_id(value)
+        except HFValidationError as err:
+            raise UserError(f"{key}={value}: {err}") from None
     files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
                    if p.is_file() and p.name != COPY_INDEX
                    and not any(part.startswith(".") for part in p.relative_to(path).parts))
     if "README.md" not in files:
         raise UserError(f"{path} has no README.md model card: export it with train.py")
     return {"repo_id": repo_id, "files": files, "model_dir": str(path), "private": bool(private),
-            "local_id": info.get("model_id"), "handles": list(info.get("handles") or [])}
+            "local_id": info.get("model_id"), "handles": list(info.get("handles") or []),
+            "adapter": base is not None, "space_id": space_id,
+            "space_files": sorted(space_files(repo_id, base is not None)) if space else []}
+
+
+def space_files(model_id: str, adapter: bool = False) -> dict[str, bytes]:
+    """The Space that demos `model_id`: app.py (the demo page, loading the model with a
+    transformers pipeline), requirements.txt and README.md (the Space's card: sdk, app, model)."""
+    from huggingface_hub import SpaceCard, SpaceCardData
+
+    folder = resources.files(__package__) / "templates"
+    # a validated repo id as a JSON string: a valid Python literal that no id can break out of
+    app = re.sub(r"^MODEL_ID = .*$", lambda _: f"MODEL_ID = {json.dumps(model_id)}",
+                 (folder / "space_app.py").read_text(encoding="utf-8"), count=1, flags=re.M)
+    requirements = (folder / "space_requirements.txt").read_text(encoding="utf-8")
+    if adapter:  # the pipeline loads an adapter repo on its base through peft
+        requirements += "peft\n"
+    title = model_id.rpartition("/")[2]
+    data = SpaceCardData(title=title, emoji="🐦", colorFrom="blue", colorTo="gray", sdk="gradio",
+                         app_file="app.py", pinned=False, models=[model_id], tags=["huggingtweets"])
+    readme = SpaceCard.from_template(data, template_str=(folder / "space_readme.md").read_text(
+        encoding="utf-8"), title=title, model_id=model_id)
+    return {"README.md": str(readme).encode(), "app.py": app.encode(),
+            "requirements.txt": requirements.encode()}
 
 
 def readme_for(p: dict, repo_id: str) -> bytes:
@@ -69,14 +100,16 @@ def readme_for(p: dict, repo_id: str) -> bytes:
 
 
 def push(model_dir: str | Path, repo_id: str | None = None, private: bool = False,
-         dry_run: bool = False, api=None, overwrite: bool = False, timeout: float = 60) -> dict:
-    """Upload `plan()`'s files. A repo that already holds another user set's model (or files
-    that are no huggingtweets model) is left alone unless `overwrite`. Every Hub failure is a
-    UserError of one line that says what to do; `timeout`: seconds the Hub may stay silent."""
+         dry_run: bool = False, api=None, overwrite: bool = False, timeout: float = 60,
+         space: bool = False, space_id: str | None = None) -> dict:
+    """Upload `plan()`'s files (and, with `space`, the Space's). A repo that already holds
+    another user set's model (or files that are no huggingtweets model), or a Space that is not
+    this model's demo, is left alone unless `overwrite`. Every Hub failure is a UserError of one
+    line that says what to do; `timeout`: seconds the Hub may stay silent."""
     if not (isinstance(timeout, int | float) and not isinstance(timeout, bool)
             and 0 < timeout <= 3600):
         raise UserError(f"timeout={timeout!r}: must be seconds, over 0 and at most 3600")
-    p = plan(model_dir, repo_id, private)
+    p = plan(model_dir, repo_id, private, space, space_id)
     if dry_run:
         return p
     token = os.environ.get("HF_TOKEN")
@@ -90,10 +123,13 @@ def push(model_dir: str | Path, repo_id: str | None = None, private: bool = Fals
         if api is None:
             _bounded_client(timeout)
             api = HfApi(token=token)
-        if "/" not in repo:
-            repo = f"{api.whoami()['name']}/{repo}"
-        if not overwrite:
+        names = [n for n in (repo, p["space_id"]) if n]
+        owner = api.whoami()["name"] if any("/" not in n for n in names) else None
+        repo, space = (n and (n if "/" in n else f"{owner}/{n}") for n in (repo, p["space_id"]))
+        if not overwrite:  # both checked before anything is created
             _check_owner(api, repo, p["handles"])
+            if space:
+                _check_space(api, space, repo)
         api.create_repo(repo, private=p["private"], exist_ok=True, repo_type="model")
         root = Path(p["model_dir"])
         info = {**read_info(root), "model_id": repo}  # an older export's names its local folder
@@ -103,11 +139,19 @@ def push(model_dir: str | Path, repo_id: str | None = None, private: bool = Fals
                for f in p["files"]]
         api.create_commit(repo, operations=ops, repo_type="model",
                           commit_message="Upload a huggingtweets model")
+        if space:
+            api.create_repo(space, private=p["private"], exist_ok=True, repo_type="space",
+                            space_sdk="gradio")
+            ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=data)
+                   for name, data in space_files(repo, p["adapter"]).items()]
+            api.create_commit(space, operations=ops, repo_type="space",
+                              commit_message=f"A demo of {repo}")
     except UserError:
         raise
     except Exception as err:
         raise hub_error(err, repo, token, timeout) from None
-    return {**p, "repo_id": repo, "url": f"https://huggingface.co/{repo}"}
+    return {**p, "repo_id": repo, "url": f"https://huggingface.co/{repo}", "space_id": space,
+            "space_url": space and f"https://huggingface.co/spaces/{space}"}
 
 
 def _same_users(a, b) -> bool:
@@ -143,6 +187,33 @@ def _check_owner(api, repo: str, handles: list[str]) -> None:
         who = ", ".join("@" + str(h).removeprefix("@") for h in users) or "nobody named"
         raise UserError(f"{repo} already holds a model of {who}, not of "
                         f"{', '.join('@' + h for h in handles) or 'this model'}: {fix}")
+
+
+def _check_space(api, space: str, model: str) -> None:
+    """Refuse to push into a Space that is not the demo of `model` (its card's `models:`); an
+    empty one is fine."""
+    import tempfile
+
+    from huggingface_hub import SpaceCard
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        files = [f.rfilename for f in api.space_info(space, files_metadata=False).siblings or []]
+    except RepositoryNotFoundError:
+        return
+    if not set(files) - {".gitattributes"}:
+        return
+    if "README.md" in files:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = api.hf_hub_download(space, "README.md", repo_type="space", local_dir=tmp)
+            try:
+                models = SpaceCard.load(path).data.models or []
+            except (ValueError, yaml.YAMLError):  # a card whose metadata does not parse: not ours
+                models = []
+        if model in models:
+            return
+    raise UserError(f"the Space {space} already holds something other than the demo of {model}: "
+                    "pick another space_id=, or overwrite=true to replace it")
 
 
 def _bounded_client(timeout: float) -> None:
