@@ -12,8 +12,9 @@ from huggingtweets.errors import reported
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="app")
 def main(cfg: DictConfig) -> None:
+    from huggingtweets.errors import printable
     from huggingtweets.publish.app import Demo, serve, space_ui
-    from huggingtweets.publish.generate import model_dir_arg, terminal_safe
+    from huggingtweets.publish.generate import model_dir_arg
 
     with reported():
         space_ui()  # a missing extra is said before the model loads
@@ -23,7 +24,7 @@ def main(cfg: DictConfig) -> None:
         blocks, url = serve(demo, cfg.host, cfg.port, max_queue=cfg.max_queue)
     # the title is display names: someone else's text, which must not drive the terminal nor
     # print a line of its own
-    print(f"serving {terminal_safe(demo.title, one_line=True)} on {url} (Ctrl-C stops)", flush=True)
+    print(f"serving {printable(demo.title)} on {url} (Ctrl-C stops)", flush=True)
     try:
         blocks.block_thread()
     except KeyboardInterrupt:

@@ -12,8 +12,8 @@ from huggingtweets.errors import reported
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
-    from huggingtweets.errors import UserError
-    from huggingtweets.publish.generate import generate, model_dir_arg, terminal_json, terminal_safe
+    from huggingtweets.errors import UserError, printable
+    from huggingtweets.publish.generate import generate, model_dir_arg, terminal_json
 
     with reported():
         if cfg.format not in ("text", "jsonl"):
@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> None:
         # The samples are a model's output (and a downloaded model's, possibly hostile): printed
         # with no terminal control characters, as text or as JSON that still decodes the same.
         for s in samples:
-            print(terminal_json(s) if cfg.format == "jsonl" else terminal_safe(s["text"]))
+            print(terminal_json(s) if cfg.format == "jsonl" else printable(s["text"], keep_newlines=True))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from huggingtweets.errors import reported
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="push")
 def main(cfg: DictConfig) -> None:
-    from huggingtweets.publish.generate import model_dir_arg, terminal_safe
+    from huggingtweets.errors import printable
+    from huggingtweets.publish.generate import model_dir_arg
     from huggingtweets.publish.push import push
 
     with reported():
@@ -28,7 +29,7 @@ def main(cfg: DictConfig) -> None:
             repo = repo if "/" in repo else f"<HF_TOKEN's account>/{repo}"
             print(f"{kind}: {repo} ({visibility} {'model' if kind == 'repo' else 'gradio Space'})")
             for f in names:
-                print(f"  {terminal_safe(f, one_line=True)}")  # a downloaded model's file names too
+                print(f"  {printable(f)}")  # a downloaded model's file names too
     if cfg.dry_run:
         print(f"dry run: nothing uploaded ({files} files)")
     else:

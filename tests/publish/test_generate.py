@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import ROOT, run_cli
 
-from huggingtweets.errors import UserError
+from huggingtweets.errors import UserError, printable
 from huggingtweets.publish.generate import (
     COPY_INDEX,
     CopyCheck,
@@ -15,7 +15,6 @@ from huggingtweets.publish.generate import (
     control_users,
     normalize,
     terminal_json,
-    terminal_safe,
 )
 
 
@@ -166,23 +165,19 @@ HOSTILE = ("\x1b]0;pwned\x07\x1b[2J\x1b[31mred\rover\bx\x7f\x9b1m\x85"
            "\u202eevil\u2066\u200f done\n\tnext 👩\u200d💻 é")
 
 
-def test_terminal_safe_neutralises_every_control_but_newline_and_tab():
-    out = terminal_safe(HOSTILE)
-    assert not [c for c in out if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0]
-    assert not set(out) & set("\u202e\u2066\u200f")  # bidi overrides would reorder the line
-    assert out.startswith("\ufffd]0;pwned\ufffd\ufffd[2J\ufffd[31mred\ufffdover\ufffdx")
-    assert out.endswith(" done\n\tnext 👩\u200d💻 é")  # text, newlines, emoji (ZWJ) untouched
-    one = terminal_safe(HOSTILE, one_line=True)
-    assert "\n" not in one and "\t" not in one and one.endswith(" done  next 👩\u200d💻 é")
-    assert terminal_safe("a\u2028b", one_line=True) == "a b"
-    assert terminal_safe(42) == "42" and terminal_safe("plain") == "plain"
+def test_printed_model_output_keeps_text_and_loses_what_a_terminal_acts_on():
+    out = printable(HOSTILE, keep_newlines=True)  # what generate.py prints
+    assert not [c for c in out if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0]
+    assert not set(out) & set("\u202e\u2066\u200f")  # bidi controls would reorder the line
+    assert out.startswith("redoverx") and "pwned" not in out  # escape sequences gone whole
+    assert out.endswith(" done\n next 👩\u200d💻 é")  # text, newlines, emoji (ZWJ) kept
 
 
 def test_terminal_json_stays_faithful_json_and_prints_no_controls():
     obj = {"text": HOSTILE, "prompt": "\x9b", "copy": None}
     line = terminal_json(obj)
     assert json.loads(line) == obj
-    assert "\n" not in line and terminal_safe(line) == line  # nothing a terminal would act on
+    assert "\n" not in line and printable(line) == line  # nothing a terminal would act on
     assert "👩" in line and "é" in line  # still UTF-8, not \u-escaped throughout
 
 
@@ -211,10 +206,10 @@ def _generate_cli(monkeypatch, capsys, samples, *args):
 def test_cli_prints_model_output_without_terminal_controls(monkeypatch, capsys):
     samples = [{"prompt": "x", "text": "x" + HOSTILE, "user": None, "copy": None}]
     text = _generate_cli(monkeypatch, capsys, samples)
-    assert text == terminal_safe("x" + HOSTILE) + "\n"
+    assert text == printable("x" + HOSTILE, keep_newlines=True) + "\n"
     jsonl = _generate_cli(monkeypatch, capsys, samples, "format=jsonl")
     assert [json.loads(x) for x in jsonl.splitlines()] == samples  # faithful
-    assert terminal_safe(jsonl) == jsonl
+    assert printable(jsonl, keep_newlines=True) == jsonl
 
 
 # -- copies, diversity -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from huggingtweets.errors import UserError
+from huggingtweets.errors import UserError, printable
 from huggingtweets.train.tokenizer import CONTROL_TOKEN, EOS, control_users
 
 COPY_INDEX = "copycheck.npz"
@@ -103,22 +103,10 @@ class CopyCheck:
         return None
 
 
-# Characters a terminal acts on instead of showing: C0 controls (ESC starts ANSI sequences; CR and
-# BS overwrite what was printed), DEL, C1 controls (U+009B is an 8-bit CSI) and the bidi overrides.
-# Model output and display names are other people's text: none of it reaches a terminal raw.
-_TERMINAL_UNSAFE = ([c for c in range(0x20) if c not in (0x09, 0x0A)] + [0x7F]
-                    + list(range(0x80, 0xA0))
-                    + [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
-_TERMINAL_TABLE = {c: "\ufffd" for c in _TERMINAL_UNSAFE}
-_ONE_LINE_TABLE = {**_TERMINAL_TABLE, 0x09: " ", 0x0A: " ", 0x2028: " ", 0x2029: " "}
-_JSON_TABLE = {c: f"\\u{c:04x}" for c in _TERMINAL_UNSAFE}
-
-
-def terminal_safe(text, *, one_line: bool = False) -> str:
-    """`text` safe to print to a terminal: every control character but newline and tab (and the
-    bidi overrides) becomes U+FFFD, so an ANSI escape shows as inert text. `one_line`: newlines
-    and tabs become spaces too (a name in a status line must not print a line of its own)."""
-    return str(text).translate(_ONE_LINE_TABLE if one_line else _TERMINAL_TABLE)
+# Characters JSON leaves raw (ensure_ascii=False) that a terminal acts on: DEL, C1 controls
+# (U+009B is an 8-bit CSI) and the bidi controls; C0 controls json.dumps escapes itself.
+_JSON_TABLE = {c: f"\\u{c:04x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E,
+                                          0x200F, *range(0x2028, 0x202F), *range(0x2066, 0x206A)]}
 
 
 def terminal_json(obj) -> str:
@@ -275,8 +263,8 @@ class Generator:
         # handles were kept lower-case finds its <|user:Demo_Bo|> from user=demo_bo)
         known = {u.lower(): u for u in self.users}
         if name.lower() not in known:
-            raise UserError(f"user={terminal_safe(user, one_line=True)}: this model knows "
-                            f"{terminal_safe(', '.join(self.users), one_line=True)}")
+            raise UserError(f"user={printable(user)}: this model knows "
+                            f"{printable(', '.join(self.users))}")
         return prefix + f"<|user:{known[name.lower()]}|>"
 
     def sample(self, prompts: list[str], n: int = 5, temperature: float = 1.0, top_p: float = 0.95,
