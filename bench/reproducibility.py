@@ -10,16 +10,21 @@ condition, each in a fresh process with that condition's environment:
 
 and prints every job's val/loss under each, the spread with nothing pinned (what a reference table
 made on one machine meets on another) and the spread with the pins that `experiment=lr_epochs_mix`
-applies (`numerics.threads=2 numerics.cpu_isa=avx2`): the check's tolerance is derived from
-these (README, "Reference results").
+applies (`numerics.threads=2 numerics.cpu_isa=avx2`). Each job's tolerance for `make reproduce`
+(`report.py --check`) is derived from its own unpinned spread, what it meets where the pins cannot
+apply: twice the spread, at least 0.001 nats, rounded up to 0.001; written beside the results
+(results/lr_epochs_mix.tolerance.csv).
 
     python bench/reproducibility.py                 # ~8 runs of ~1 min on 2 cores
+    python bench/reproducibility.py --from-json     # only re-derive the tolerances from the JSON
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 import os
 import re
 import subprocess
@@ -77,11 +82,36 @@ def spread(results: dict[str, dict[str, dict]], names: list[str]) -> float:
                for j in first for c in first[j])
 
 
+def tolerances(results: dict[str, dict[str, dict]]) -> dict[str, tuple[float, float]]:
+    """{job: (tolerance, unpinned spread)}: twice the spread, at least 0.001, rounded up to 0.001."""
+    unpinned = [n for n in results if n not in PINNED]
+    out = {}
+    for job in results[unpinned[0]]:
+        s = spread({n: {job: results[n][job]} for n in unpinned}, unpinned)
+        out[job] = (max(1, math.ceil(round(2 * s * 1000, 6))) / 1000, s)
+    return out
+
+
+def write_tolerances(results: dict[str, dict[str, dict]], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["job", "tolerance", "unpinned_spread"])
+        for job, (tol, s) in sorted(tolerances(results).items()):
+            w.writerow([job, f"{tol:g}", f"{s:.6f}"])
+    print(f"wrote {path}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--json", default=str(ROOT / "bench" / "results" / "reproducibility.json"))
     p.add_argument("--reuse", action="store_true", help="read sweeps already in outputs/")
+    p.add_argument("--tolerances", default=str(ROOT / "results" / "lr_epochs_mix.tolerance.csv"))
+    p.add_argument("--from-json", action="store_true", help="no sweeps: derive the tolerances "
+                   "from the measurements already in --json")
     args = p.parse_args(argv)
+    if args.from_json:
+        write_tolerances(json.loads(Path(args.json).read_text())["results"], Path(args.tolerances))
+        return 0
     results = {}
     for name, (overrides, env) in CONDITIONS.items():
         t0 = time.time()
@@ -97,6 +127,7 @@ def main(argv=None) -> int:
     print(f"\nlargest spread of one loss (val/loss or a user's) of one job: "
           f"{summary['unpinned_spread']:.4f} with nothing pinned, {summary['pinned_spread']:.4f} pinned")
     Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
+    write_tolerances(results, Path(args.tolerances))
     return 0
 
 
