@@ -3,7 +3,6 @@ PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-export WANDB_SILENT := true
 
 .PHONY: help env test test-fast reproduce demo lint clean
 

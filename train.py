@@ -22,7 +22,9 @@ def main(cfg: DictConfig) -> float:
 
         numerics.pin(**cfg.numerics)  # before torch starts: it picks its kernels once
         from huggingtweets.publish.export import publish_run
-        from huggingtweets.train import tracking
+        from huggingtweets.train import console, tracking
+
+        console.setup(cfg.verbose)
         from huggingtweets.train.fit import fit
 
         try:
