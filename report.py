@@ -52,7 +52,7 @@ def main(argv=None) -> int:
             largest = report.largest_difference(rep, expected)
             if largest:
                 diff, where, col = largest
-                print(f"\nlargest difference: {diff:.4f} nats ({col} of {where})")
+                print(f"\nlargest difference: {diff:.6f} nats ({col} of {where})")
             if problems:
                 print(f"\nFAIL: this sweep does not reproduce the results in {args.check} "
                       f"({said}):", file=sys.stderr)

@@ -162,14 +162,14 @@ def test_check_holds_each_job_to_its_own_tolerance_and_prints_the_largest_differ
     assert cli.main([str(sweep), "--check", str(expected), "--wandb", "off"]) == 0
     out = capsys.readouterr().out
     where = ", ".join(f"{a}={unstable[a]}" for a in AXES)
-    assert f"largest difference: 0.0500 nats (val/loss_demo_ada of {where})" in out
+    assert f"largest difference: 0.050000 nats (val/loss_demo_ada of {where})" in out
     assert f"OK: matches the results in {expected} within each job's tolerance in {tolerances}" in out
 
     stable["val/loss"] = str(float(stable["val/loss"]) + 0.002)  # a stable job's 0.002 fails
     _write_csv(expected, rows)
     assert cli.main([str(sweep), "--check", str(expected), "--wandb", "off"]) == 1
     captured = capsys.readouterr()
-    assert "largest difference: 0.0500 nats" in captured.out
+    assert "largest difference: 0.050000 nats" in captured.out
     stable_where = ", ".join(f"{a}={stable[a]}" for a in AXES)
     [problem] = [ln for ln in captured.err.splitlines() if ln.startswith("  ")]
     assert problem.startswith(f"  {stable_where}: val/loss") and "tolerance 0.001" in problem

@@ -392,7 +392,7 @@ def largest_difference(rep: Report, expected: list[dict[str, str]]) -> tuple[flo
     diffs = [(abs(float(job.metrics[c]) - float(parse_number(w[c]))), where, c)
              for where, w, job in _matches(rep, expected) if w is not None and job is not None
              for c in _losses(expected) if parse_number(w.get(c)) is not None and c in job.metrics]
-    return max(diffs, default=None)
+    return max(diffs, key=lambda d: d[0], default=None)  # ties: the first job
 
 
 def check(rep: Report, expected: list[dict[str, str]], tolerance: float | dict[str, float] = 1e-3,

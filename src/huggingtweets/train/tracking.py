@@ -95,7 +95,7 @@ def finish() -> None:
     path = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
     wandb.finish()
     if mode == "offline":
-        print(f"W&B: offline run {path} (to upload: wandb sync {path})")
+        print(f"W&B: offline run {path} (`wandb sync` that folder to upload it)")
     elif mode == "online":
         print(f"W&B: {url}")
 
