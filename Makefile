@@ -3,7 +3,6 @@ PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-export WANDB_SILENT := true
 # mkdocs-material otherwise prints a banner about its successor on every build
 export NO_MKDOCS_2_WARNING := 1
 
@@ -36,10 +35,10 @@ test-fast: $(STAMP)  ## tests without the slow end-to-end runs
 	$(BIN)/pytest -q -m "not slow"
 
 REPRODUCE := outputs/reproduce
-# the committed results the study must reproduce, and how close (docs/reproducibility.md:
-# derived from the spread measured across machines)
+# the committed results the study must reproduce; how close, per job, is in
+# results/lr_epochs_mix.tolerance.csv (twice each job's measured spread
+# across machines, at least 0.001: docs/reproducibility.md)
 RESULTS   ?= results/lr_epochs_mix.csv
-TOLERANCE ?= 0.32
 
 # refresh=full: the personas exactly as the generator makes them, whatever an older cache holds
 DEMO_FETCH := fetch.py source=demo user=demo_ada-demo_bo-demo_cy refresh=full confirm_shrink=true
@@ -48,14 +47,14 @@ reproduce: $(STAMP)  ## the reference study: lr x epochs x mix sweep -> report -
 	$(BIN)/python $(DEMO_FETCH)
 	rm -rf $(REPRODUCE)
 	$(BIN)/python train.py experiment=lr_epochs_mix hydra.sweep.dir=$(REPRODUCE)
-	$(BIN)/python report.py $(REPRODUCE) --check $(RESULTS) --tolerance $(TOLERANCE)
+	$(BIN)/python report.py $(REPRODUCE) --check $(RESULTS)
 	# then the single reference run, evaluated: model dir + card + eval.json + predictions;
 	# it must beat its trigram baseline (docs/evaluation.md), or the demo shows nothing
 	$(BIN)/python train.py experiment=demo hydra.run.dir=$(REPRODUCE)/demo
 	$(BIN)/python -c "import json,sys; r=json.load(open('$(REPRODUCE)/demo/eval.json'))['heldout']['users']['all']; \
 	  print(f\"demo: val/ppl {r['ppl']:.2f} vs trigram {r['baseline_ppl']:.2f}\"); sys.exit('FAIL: the demo model does not beat its trigram' if r['ppl_ratio'] >= 1 else 0)"
 
-demo: $(STAMP)  ## demo personas -> train the reference model -> model dir + card (~1-2 min)
+demo: $(STAMP)  ## demo personas -> reference model + card (measured: 13.5 min, 11 CPU-min, on 2 busy cores)
 	$(BIN)/python $(DEMO_FETCH)
 	$(BIN)/python train.py experiment=demo
 

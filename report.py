@@ -2,6 +2,7 @@
 
     python report.py outputs/multirun/<time>             # no argument: the newest sweep
     python report.py outputs/reproduce --check results/lr_epochs_mix.csv   # fail if they differ
+      (each job within its tolerance, results/lr_epochs_mix.tolerance.csv, when that file exists)
 """
 
 import argparse
@@ -18,9 +19,10 @@ def main(argv=None) -> int:
     p.add_argument("--metric", default="val/loss", help="lower is better (default val/loss)")
     p.add_argument("--out", help="where to write report.* and the plots (default: the sweep folder)")
     p.add_argument("--check", metavar="CSV", help="compare with committed results (a report.csv): "
-                   "every loss within --tolerance, the same best job and ordering")
-    p.add_argument("--tolerance", type=float, default=1e-3, help="for --check: max |difference| "
-                   "of every val/loss column, in nats (default 0.001)")
+                   "every loss within its job's tolerance, the same best job and ordering")
+    p.add_argument("--tolerance", type=float, help="for --check: max |difference| of every val/loss "
+                   "column, in nats, for every job (default: per job from <CSV name>.tolerance.csv "
+                   "beside it, else 0.001)")
     p.add_argument("--wandb", choices=["auto", "online", "offline", "off"], default="auto",
                    help="log the table to the sweep's W&B group (auto: when W&B is online)")
     p.add_argument("--top", type=int, default=3, help="curves of this many best jobs (default 3)")
@@ -40,15 +42,25 @@ def main(argv=None) -> int:
               + (f"; W&B ({rep.wandb}) group {rep.sweep_dir.name}" if rep.wandb else ""))
         if args.check:
             expected = report.read_expected(args.check)
-            problems = report.check(rep, expected, args.tolerance)
+            per_job = report.tolerance_path(args.check)
+            if args.tolerance is None and per_job.exists():
+                tolerance, said = report.read_tolerances(per_job), f"each job's tolerance in {per_job}"
+            else:
+                tolerance = 1e-3 if args.tolerance is None else args.tolerance
+                said = f"tolerance {tolerance:g}"
+            problems = report.check(rep, expected, tolerance)
+            largest = report.largest_difference(rep, expected)
+            if largest:
+                diff, where, col = largest
+                print(f"\nlargest difference: {diff:.6f} nats ({col} of {where})")
             if problems:
                 print(f"\nFAIL: this sweep does not reproduce the results in {args.check} "
-                      f"(tolerance {args.tolerance:g}):", file=sys.stderr)
+                      f"({said}):", file=sys.stderr)
                 for line in problems:
                     print(f"  {line}", file=sys.stderr)
                 print(f"\ngot:\n{report.markdown_table(rep.table)}", file=sys.stderr)
                 return 1
-            print(f"\nOK: matches the results in {args.check} within {args.tolerance:g}")
+            print(f"\nOK: matches the results in {args.check} within {said}")
     return 0
 
 

@@ -37,7 +37,9 @@ def run(cfg: DictConfig, run_dir: str) -> float:
 
     numerics.pin(**cfg.numerics)  # before torch starts: it picks its kernels once
     from huggingtweets.publish.export import publish_run
-    from huggingtweets.train import tracking
+    from huggingtweets.train import console, tracking
+
+    console.setup(cfg.verbose)
     from huggingtweets.train.fit import fit
 
     try:

@@ -136,7 +136,7 @@ def test_check_passes_on_its_own_results_and_fails_loudly_on_a_difference(sweep,
     assert cli.main([str(sweep), "--check", str(expected), "--wandb", "off"]) == 1
     err = capsys.readouterr().err
     assert "FAIL" in err and "optim.lr=1e-3, trainer.max_epochs=2, user=demo_ada-demo_bo" in err
-    assert "(diff -0.0100)" in err and "got:" in err
+    assert "(diff -0.0100, tolerance 0.001)" in err and "got:" in err
     rep = report.build(sweep)
     assert report.check(rep, rows, tolerance=0.02) == []  # within the tolerance: passes
     assert len(report.check(rep, rows, tolerance=0.001)) == 1
@@ -145,6 +145,36 @@ def test_check_passes_on_its_own_results_and_fails_loudly_on_a_difference(sweep,
         report.read_expected(tmp_path / "README.md")
     with pytest.raises(report.UserError, match="cannot read it"):
         report.read_expected(tmp_path / "missing.csv")
+
+
+def test_check_holds_each_job_to_its_own_tolerance_and_prints_the_largest_difference(sweep, tmp_path,
+                                                                                      capsys):
+    cli = load_cli()
+    plots.write_report(sweep, wandb="off")
+    expected = tmp_path / "results.csv"
+    rows = report.read_expected(sweep / "report.csv")
+    stable, unstable = (r for r in rows if r["status"] == "done" and r["optim.lr"] == "1e-3")
+    unstable["val/loss_demo_ada"] = str(float(unstable["val/loss_demo_ada"]) + 0.05)
+    _write_csv(expected, rows)
+    tolerances = tmp_path / "results.tolerance.csv"
+    tolerances.write_text("job,tolerance\n" + "".join(
+        f'"{r["job"]}",{0.1 if r is unstable else 0.001}\n' for r in rows))
+    assert cli.main([str(sweep), "--check", str(expected), "--wandb", "off"]) == 0
+    out = capsys.readouterr().out
+    where = ", ".join(f"{a}={unstable[a]}" for a in AXES)
+    assert f"largest difference: 0.050000 nats (val/loss_demo_ada of {where})" in out
+    assert f"OK: matches the results in {expected} within each job's tolerance in {tolerances}" in out
+
+    stable["val/loss"] = str(float(stable["val/loss"]) + 0.002)  # a stable job's 0.002 fails
+    _write_csv(expected, rows)
+    assert cli.main([str(sweep), "--check", str(expected), "--wandb", "off"]) == 1
+    captured = capsys.readouterr()
+    assert "largest difference: 0.050000 nats" in captured.out
+    stable_where = ", ".join(f"{a}={stable[a]}" for a in AXES)
+    [problem] = [ln for ln in captured.err.splitlines() if ln.startswith("  ")]
+    assert problem.startswith(f"  {stable_where}: val/loss") and "tolerance 0.001" in problem
+    # --tolerance still sets one for every job
+    assert cli.main([str(sweep), "--check", str(expected), "--wandb", "off", "--tolerance", "0.1"]) == 0
 
 
 def _write_csv(path, rows):

@@ -353,7 +353,7 @@ def log_to_wandb(rep: Report, out_dir: Path, images: list[str], mode: str = "aut
     return mode
 
 
-def read_expected(path: str | Path) -> list[dict[str, str]]:
+def read_expected(path: str | Path, required: str = "status") -> list[dict[str, str]]:
     """The committed reference results, a reference sweep's report.csv (values as text)."""
     import csv
 
@@ -362,27 +362,66 @@ def read_expected(path: str | Path) -> list[dict[str, str]]:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise UserError(f"--check {path}: cannot read it ({err}); it should be a report.csv") from None
-    if not rows or "status" not in rows[0]:
-        raise UserError(f"--check {path}: no results rows (it should be a report.csv)")
+    if not rows or required not in rows[0]:
+        raise UserError(f"--check {path}: no results rows with a {required!r} column")
     return rows
 
 
-def check(rep: Report, expected: list[dict[str, str]], tolerance: float = 1e-3) -> list[str]:
-    """Differences between a fresh report and the expected results ([] when they agree), rows
-    matched by the swept axes: every loss column both have must agree within `tolerance` (nats),
-    and the conclusions must hold: the same best job, and every two jobs whose expected val/loss
-    differ by more than twice the tolerance in the same order."""
+def tolerance_path(results: str | Path) -> Path:
+    """Where the per-job tolerances of a results CSV live: <name>.tolerance.csv beside it."""
+    results = Path(results)
+    return results.with_name(f"{results.stem}.tolerance.csv")
+
+
+def read_tolerances(path: str | Path) -> dict[str, float]:
+    """{job: tolerance in nats} from a tolerance CSV (columns job, tolerance; written by
+    bench/reproducibility.py from each job's measured spread across machines)."""
+    rows = read_expected(path, required="tolerance")
+    try:
+        return {r["job"]: float(r["tolerance"]) for r in rows}
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{path}: needs a job and a numeric tolerance per row ({err})") from None
+
+
+def _matches(rep: Report, expected: list[dict[str, str]]):
+    """(where, expected row, this sweep's job or None) per expected row, matched by the swept
+    axes; then (where, None, job) for each job the expected results lack."""
     got = {tuple(str(j.overrides.get(a, "")) for a in rep.axes): j for j in rep.jobs}
+    for w in expected:
+        key = tuple(w[a] for a in rep.axes)
+        yield ", ".join(f"{a}={v}" for a, v in zip(rep.axes, key, strict=True)), w, got.pop(key, None)
+    for key, job in got.items():
+        yield ", ".join(f"{a}={v}" for a, v in zip(rep.axes, key, strict=True)), None, job
+
+
+def _losses(expected: list[dict[str, str]]) -> list[str]:
+    return [c for c in expected[0] if re.fullmatch(r"val/loss(_\w+)?", c)]
+
+
+def largest_difference(rep: Report, expected: list[dict[str, str]]) -> tuple[float, str, str] | None:
+    """(|difference|, job, loss column) of the loss that differs most from the expected results."""
+    diffs = [(abs(float(job.metrics[c]) - float(parse_number(w[c]))), where, c)
+             for where, w, job in _matches(rep, expected) if w is not None and job is not None
+             for c in _losses(expected) if parse_number(w.get(c)) is not None and c in job.metrics]
+    return max(diffs, key=lambda d: d[0], default=None)  # ties: the first job
+
+
+def check(rep: Report, expected: list[dict[str, str]], tolerance: float | dict[str, float] = 1e-3,
+          default: float = 1e-3) -> list[str]:
+    """Differences between a fresh report and the expected results ([] when they agree), rows
+    matched by the swept axes: every loss column both have must agree within the job's tolerance
+    (nats: `tolerance`, or `tolerance[job]` and `default` for a job it lacks), and the conclusions
+    must hold: the same best job, and every two jobs whose expected val/loss differ by more than
+    their two tolerances together in the same order."""
     axes = [a for a in rep.axes if a in expected[0]]
     if axes != rep.axes:
         return [f"the expected results have the axes {[a for a in expected[0] if '.' in a or a == 'user']}, "
                 f"this sweep {rep.axes}"]
-    losses = [c for c in expected[0] if re.fullmatch(r"val/loss(_\w+)?", c)]
     problems, pairs = [], []
-    for w in expected:
-        key = tuple(w[a] for a in axes)
-        where = ", ".join(f"{a}={v}" for a, v in zip(axes, key, strict=True))
-        job = got.pop(key, None)
+    for where, w, job in _matches(rep, expected):
+        if w is None:
+            problems.append(f"{where}: in this sweep, not in the expected results")
+            continue
         if job is None:
             problems.append(f"{where}: in the expected results, missing from this sweep")
             continue
@@ -390,25 +429,23 @@ def check(rep: Report, expected: list[dict[str, str]], tolerance: float = 1e-3) 
             if w.get("status") == "done":
                 problems.append(f"{where}: {job.status} ({job.error or 'no metrics'})")
             continue
-        for col in losses:
+        tol = tolerance.get(w.get("job"), default) if isinstance(tolerance, dict) else tolerance
+        for col in _losses(expected):
             wv, gv = parse_number(w.get(col)), job.metrics.get(col)
             if wv is None and gv is None:
                 continue
-            if wv is None or gv is None or abs(float(wv) - float(gv)) > tolerance:
+            if wv is None or gv is None or abs(float(wv) - float(gv)) > tol:
                 shown = f"{float(gv):.4f}" if gv is not None else "-"
-                diff = f" (diff {float(gv) - float(wv):+.4f})" if wv is not None and gv is not None else ""
+                diff = f" (diff {float(gv) - float(wv):+.4f}, tolerance {tol:g})" if wv is not None and gv is not None else ""
                 problems.append(f"{where}: {col} expected {wv if wv is None else f'{float(wv):.4f}'}, "
                                 f"got {shown}{diff}")
         if parse_number(w.get(rep.metric)) is not None and rep.metric in job.metrics:
-            pairs.append((where, float(w[rep.metric]), job.metrics[rep.metric], w.get("best") == BEST))
-    for key in got:
-        problems.append(", ".join(f"{a}={v}" for a, v in zip(axes, key, strict=True))
-                        + ": in this sweep, not in the expected results")
+            pairs.append((where, float(w[rep.metric]), job.metrics[rep.metric], w.get("best") == BEST, tol))
     want_best = next((p[0] for p in pairs if p[3]), None)
     got_best = min(pairs, key=lambda p: p[2])[0] if pairs else None
     if want_best and got_best != want_best:
         problems.append(f"the best job is {got_best}, expected {want_best}")
-    for a, b in ((a, b) for a in pairs for b in pairs if a[1] + 2 * tolerance < b[1]):
+    for a, b in ((a, b) for a in pairs for b in pairs if a[1] + a[4] + b[4] < b[1]):
         if not a[2] < b[2]:
             problems.append(f"order: {a[0]} ({a[2]:.4f}) should beat {b[0]} ({b[2]:.4f})")
     return problems

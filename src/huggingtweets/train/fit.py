@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from huggingtweets.errors import UserError
 from huggingtweets.ingest.prepare import Prepared
 from huggingtweets.train import tracking
+from huggingtweets.train.console import RunProgress
 from huggingtweets.train.tracking import redact
 
 
@@ -38,5 +39,7 @@ def make_trainer(cfg: DictConfig) -> L.Trainer:
     name: an experiment adds one without restating the rest, `<name>=null` drops one)."""
     callbacks = [instantiate(c) for c in (cfg.trainer.get("callbacks") or {}).values() if c]
     loggers = [instantiate(lg) for lg in (cfg.logger or {}).values() if lg]
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(RunProgress())  # Lightning's bars count one epoch at a time
     rest = {k: v for k, v in cfg.trainer.items() if k != "callbacks"}
     return instantiate(rest, logger=loggers or False, callbacks=callbacks)

@@ -28,6 +28,16 @@ def wandb_mode() -> str:
     return os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
 
 
+def wandb_logger(**kwargs):
+    """Lightning's WandbLogger, W&B set up first: its settings (WANDB_SILENT, see train.console)
+    apply from then on, and Lightning's `anonymous=None` would otherwise warn before they do."""
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    wandb.setup()
+    return WandbLogger(**kwargs)
+
+
 def wandb_run(trainer):
     from lightning.pytorch.loggers import WandbLogger
 
@@ -74,11 +84,20 @@ def log_model(trainer, model_dir: Path, metrics: dict, handles: list[str]) -> No
 
 
 def finish() -> None:
-    """One W&B run per multirun job: close this job's run before the next job starts."""
+    """One W&B run per multirun job: close this job's run before the next job starts; then one
+    line says where it is (W&B's own summary is off unless verbose=true)."""
     import wandb
 
-    if wandb.run is not None:
-        wandb.finish()
+    run = wandb.run
+    if run is None:
+        return
+    mode, url, path = run.settings.mode, run.url, Path(run.settings.sync_dir).resolve()
+    path = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    wandb.finish()
+    if mode == "offline":
+        print(f"W&B: offline run {path} (`wandb sync` that folder to upload it)")
+    elif mode == "online":
+        print(f"W&B: {url}")
 
 
 def run_url(trainer) -> str | None:
