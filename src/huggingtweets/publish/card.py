@@ -158,6 +158,9 @@ def _evaluation(ev: dict, handles: list[str], meta: dict) -> str:
         prompts=", ".join(f"“{md(p)}”" for p in s["prompts"] if p),
         empty=" and an empty prompt" if "" in s["prompts"] else "", memorized=_pct(s["memorized"]),
         exact=_pct(s["memorized_exact"]), empty_share=_pct(s["empty"]))
+    v = ev.get("voice") or {}
+    if v.get("accuracy") is not None:
+        out += _template("voice").format(n=int(v["generated"]), accuracy=_pct(v["accuracy"]))
     a = ev.get("attribution")
     if a:
         arows = "\n".join(f"| {_name(h, meta)} | {_pct(a['mix'][h])} | {_pct(a['shares'][h])} "
