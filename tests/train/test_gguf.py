@@ -162,6 +162,12 @@ def test_the_real_gemma3_base_converts_and_knows_english():
     tok = transformers.AutoTokenizer.from_pretrained(out)
     assert model.config.vocab_size == 262144
     assert 260e6 < sum(p.numel() for p in model.parameters()) < 280e6
-    ids = tok("The capital of France is", return_tensors="pt").input_ids
-    text = tok.decode(model.generate(ids, max_new_tokens=4, do_sample=False)[0][ids.shape[1]:])
-    assert "Paris" in text
+    text = ("The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, "
+            "France. It is named after the engineer Gustave Eiffel, whose company designed and "
+            "built the tower from 1887 to 1889.")
+    ids = tok(text, return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.exp(model(ids, labels=ids).loss) < 15  # measured 6.4; a broken load: 1000s
+    ids = tok("Paris is the capital of", return_tensors="pt").input_ids
+    out = model.generate(ids, max_new_tokens=3, do_sample=False)[0][ids.shape[1]:]
+    assert "France" in tok.decode(out)
