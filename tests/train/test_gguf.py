@@ -171,3 +171,24 @@ def test_the_real_gemma3_base_converts_and_knows_english():
     ids = tok("Paris is the capital of", return_tensors="pt").input_ids
     out = model.generate(ids, max_new_tokens=3, do_sample=False)[0][ids.shape[1]:]
     assert "France" in tok.decode(out)
+
+
+def test_an_exported_model_carries_the_current_terms_even_from_an_older_cache(tiny_gguf, tmp_path,
+                                                                           monkeypatch):
+    import json
+
+    path, sha = tiny_gguf
+    fakes = fake_package(tmp_path / "pkgs", path, sha)
+    monkeypatch.syspath_prepend(str(fakes))
+    monkeypatch.delitem(sys.modules, BASE.package, raising=False)
+    src = gguf.Path(gguf.resolve("gguf:gemma3-270m", tmp_path / "cache"))
+    old = json.loads((src / gguf.PROVENANCE).read_text())
+    old.pop("notice")  # a cache converted before the field existed
+    (src / gguf.PROVENANCE).write_text(json.dumps(old))
+    out = tmp_path / "model"
+    out.mkdir()
+    info = gguf.carry_provenance("gguf:gemma3-270m", tmp_path / "cache", out)
+    assert info["notice"] == BASE.notice and info["sha256"] == sha
+    assert gguf.read_provenance(out) == info
+    assert all((out / f).is_file() for f in BASE.notices)
+    assert gguf.carry_provenance("gpt2", tmp_path / "cache", out) is None

@@ -253,7 +253,7 @@ def _cfg(cfg: Mapping | None) -> dict:
     d = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg or {})
     defaults = {"n": 12, "prompts": PROMPTS, "seed": 0,
                 "temperature": 1.0, "top_p": 0.95, "top_k": 0, "max_new_tokens": 60,
-                "copy_ngram": 8, "card_samples": 5, "picture_samples": 4, "voice_samples": 100}
+                "copy_ngram": 8, "card_samples": 5, "picture_samples": 4, "voice_samples": 64}
     return {**defaults, **{k: v for k, v in d.items() if k != "enabled"}}
 
 

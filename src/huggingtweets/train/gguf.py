@@ -203,11 +203,15 @@ def carry_provenance(name_or_path: str | None, cache_dir: str | Path | None, out
     terms travel with every copy); its provenance, None when the base is not a packaged one."""
     import json
 
-    if base_of(name_or_path) is None:
+    base = base_of(name_or_path)
+    if base is None:
         return None
     src = Path(resolve(name_or_path, cache_dir))
-    info = json.loads((src / PROVENANCE).read_text())
-    for name in [PROVENANCE, *info.get("notices", [])]:
+    # the checksum is the conversion's; what the licence asks is today's (an older cache's file
+    # may predate a field)
+    info = provenance(base, json.loads((src / PROVENANCE).read_text())["sha256"])
+    (Path(out_dir) / PROVENANCE).write_text(json.dumps(info, indent=2) + "\n")
+    for name in base.notices:
         if (src / name).is_file():
             shutil.copy2(src / name, Path(out_dir) / name)
     return info
