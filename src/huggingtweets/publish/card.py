@@ -97,21 +97,24 @@ def _template(name: str) -> str:
 
 # config.model_type -> the family's name, for the card's first line ("A GPT-NeoX that writes like")
 FAMILIES = {"gpt2": "GPT-2", "gpt_neox": "GPT-NeoX", "llama": "Llama", "qwen2": "Qwen2",
-            "phi": "Phi", "gemma": "Gemma"}
+            "phi": "Phi", "gemma": "Gemma", "gemma3_text": "Gemma 3"}
 
 
 def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
-def _front(languages, base_model, prompt, model_id, evaluation, model_type) -> dict:
+def _front(languages, base_model, prompt, model_id, evaluation, model_type, base_info=None) -> dict:
     langs = [lang for lang in languages if re.fullmatch(r"[a-z]{2}", str(lang))] or ["en"]
-    front = {"language": langs, "license": LICENSE, "library_name": "transformers",
+    front = {"language": langs, "license": _base_license(base_info) or LICENSE,
+             "library_name": "transformers",
              "pipeline_tag": "text-generation",
              "tags": ["huggingtweets", "text-generation", str(model_type), "twitter"],
              "widget": [{"text": str(prompt)}]}
     if hub_base_model(base_model):
         front["base_model"] = hub_base_model(base_model)
+    if base_info and hub_base_model(base_info.get("upstream")):
+        front["base_model"] = hub_base_model(base_info["upstream"])
     if evaluation:
         row = evaluation["heldout"]["users"]["all"]
         front["model-index"] = [{
@@ -126,6 +129,29 @@ def _front(languages, base_model, prompt, model_id, evaluation, model_type) -> d
                     {"type": "memorization", "value": round(evaluation["samples"]["memorized"], 4),
                      "name": "Share of samples copying a training tweet"}]}]}]
     return front
+
+
+def _base_license(info: dict | None) -> str | None:
+    """The Hub licence id of a packaged base (train/gguf.py's provenance), when it has one."""
+    lic = str((info or {}).get("license") or "")
+    return lic if re.fullmatch(r"[a-z0-9][a-z0-9.-]{0,40}", lic) else None
+
+
+def _base_section(info: dict) -> str:
+    """Where a packaged GGUF base came from and the terms its derivatives carry; every value from
+    its provenance file is escaped, the link and checksum are kept only in their exact shapes."""
+    url = str(info.get("license_url") or "")
+    url = url if re.fullmatch(r"https://[\w.-]+(/[\w.~%-]+)*/?", url) else ""
+    name = md(info.get("license_name") or info.get("license") or "its licence")
+    sha = str(info.get("sha256") or "")
+    notices = " and ".join(f"`{n}`" for n in info.get("notices") or []
+                           if re.fullmatch(r"[\w.-]+", str(n)))
+    return _template("base").format(
+        upstream=md(info.get("upstream")), quantization=md(info.get("quantization")),
+        source=md(info.get("source")), package=md(info.get("package")),
+        sha256=f"`{sha}`" if re.fullmatch(r"[0-9a-f]{64}", sha) else "unknown",
+        license=f"[{name}]({url})" if url else name, notice=md(info.get("notice") or ""),
+        notices=f" {notices} in this folder carry the terms." if notices else "")
 
 
 def _evaluation(ev: dict, handles: list[str], meta: dict) -> str:
@@ -146,6 +172,9 @@ def _evaluation(ev: dict, handles: list[str], meta: dict) -> str:
         prompts=", ".join(f"“{md(p)}”" for p in s["prompts"] if p),
         empty=" and an empty prompt" if "" in s["prompts"] else "", memorized=_pct(s["memorized"]),
         exact=_pct(s["memorized_exact"]), empty_share=_pct(s["empty"]))
+    v = ev.get("voice") or {}
+    if v.get("accuracy") is not None:
+        out += _template("voice").format(n=int(v["generated"]), accuracy=_pct(v["accuracy"]))
     a = ev.get("attribution")
     if a:
         arows = "\n".join(f"| {_name(h, meta)} | {_pct(a['mix'][h])} | {_pct(a['shares'][h])} "
@@ -176,13 +205,17 @@ def _samples(ev: dict, k: int) -> str:
 def render(*, handles: list[str], meta: dict[str, dict], tables: dict[str, dict[str, int]],
            base_model: str | None, hparams: dict, metrics: dict, languages: list[str],
            model_id: str, evaluation: dict | None = None, wandb_url: str | None = None,
-           prompt: str = PROMPTS[0], card_samples: int = 5, model_type: str = "gpt2") -> str:
-    front = _front(languages, base_model, prompt, model_id, evaluation, model_type)
+           prompt: str = PROMPTS[0], card_samples: int = 5, model_type: str = "gpt2",
+           base_info: dict | None = None) -> str:
+    """`base_info`: a packaged GGUF base's provenance (train/gguf.py), for its licence section."""
+    front = _front(languages, base_model, prompt, model_id, evaluation, model_type, base_info)
     family = md(FAMILIES.get(model_type, model_type))
     names = " & ".join(_name(h, meta) for h in handles)
     rows = "\n".join(f"| {md(k)} | {md(v)} |" for k, v in hparams.items() if v is not None)
     results = "\n".join(f"| {md(k)} | {float(v):.4f} |" for k, v in metrics.items())
-    if hub_base_model(base_model):
+    if base_info:
+        base = f"{md(base_info.get('upstream'))} \\({md(base_info.get('quantization'))} GGUF, dequantized to fp32\\)"
+    elif hub_base_model(base_model):
         base = md(base_model)
     elif base_model:  # a local checkpoint: say so, without its path
         base = "a local checkpoint \\(not on the Hub\\)"
@@ -198,5 +231,6 @@ def render(*, handles: list[str], meta: dict[str, dict], tables: dict[str, dict[
         front=yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(), names=names,
         family=family,
         data_table=_data_table(tables), wandb=wandb, base=base, rows=rows, results=results,
-        evaluation_md=evaluation_md, samples_md=samples_md, snippet=snippet_model(model_id),
+        evaluation_md=evaluation_md, samples_md=samples_md,
+        base_md=_base_section(base_info) if base_info else "", snippet=snippet_model(model_id),
         snippet_prompt=snippet_prompt)

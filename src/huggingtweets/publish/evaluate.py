@@ -3,7 +3,7 @@
 `evaluate_run` (train.py, rank zero, after the export) measures the held-out loss per user against
 an interpolated Kneser-Ney trigram baseline on the same tokens; and from samples of fixed prompts
 and seed, memorization (copies of training tweets, `generate.CopyCheck`), diversity against real
-held-out tweets and, for mixes, attribution (whose style a classifier finds in each sample). It
+held-out tweets, the voice check (can a classifier tell samples from real tweets?) and, for mixes, attribution (whose style a classifier finds in each sample). It
 writes eval.json, predictions.jsonl and predictions.png (tweet cards) and returns the results.
 """
 
@@ -158,22 +158,72 @@ def mix_shares(dm) -> dict[str, float]:
     return {h: chars[h] / total for h in dm.handles}
 
 
+def char_classifier(seed: int = 0):
+    """The evaluation's text classifier: character 1-4-gram TF-IDF + logistic regression."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True,
+                                         min_df=2, lowercase=False, max_features=100_000),
+                         LogisticRegression(max_iter=2000, class_weight="balanced",
+                                            random_state=seed))
+
+
+VOICE = ("char 1-4-gram TF-IDF + logistic regression telling real held-out tweets from samples, "
+         "5-fold cross-validated on equal numbers of each")
+
+
+def voice_accuracy(real: list[str], generated: list[str], seed: int = 0,
+                   folds: int = 5) -> float | None:
+    """How well `char_classifier` tells `real` texts from `generated` ones: its cross-validated
+    accuracy on equal numbers of each (0.5: indistinguishable, 1.0: always told apart); None
+    with fewer than `folds` texts of either kind. Whitespace is made single spaces in both, as
+    samples are cut at their first newline."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    k = min(len(real), len(generated))
+    if k < folds:
+        return None
+    rng = np.random.default_rng(seed)
+
+    def pick(texts):
+        return [" ".join(texts[i].split()) for i in rng.permutation(len(texts))[:k]]
+
+    x, y = pick(real) + pick(generated), [0] * k + [1] * k
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return float(cross_val_score(char_classifier(seed), x, y, cv=cv).mean())
+
+
+def voice_check(gen: Generator, dm, c: dict) -> dict | None:
+    """Does it sound like the person? Up to `voice_samples` tweets started from nothing (the
+    empty prompt: no prompt words to give them away), filtered as generate.py filters them (no
+    copies of training tweets, no empty ones), against as many real held-out tweets."""
+    cap = int(c["voice_samples"])
+    if cap <= 0:
+        return None
+    samples = gen.sample([""], n=cap, temperature=c["temperature"], top_p=c["top_p"],
+                         top_k=c["top_k"], max_new_tokens=c["max_new_tokens"],
+                         seed=c["seed"] + 1, filter_copies=True, keep_empty=False)
+    generated = [s["text"] for s in samples]
+    real = [t for h in dm.handles for t in dm.val[h]["text"]]
+    k = min(len(real), len(generated))
+    return {"classifier": VOICE, "accuracy": voice_accuracy(real, generated, c["seed"]),
+            "chance": 0.5, "real": k, "generated": k, "cap": cap,
+            "filtered": {"copies": gen.copies is not None, "empty": True},
+            "dropped": dict(gen.dropped)}
+
+
 def attribution(dm, samples: list[dict], seed: int = 0) -> dict:
     """Whose style is each sample? A character 1-4-gram TF-IDF + logistic regression trained on
     each user's training tweets; its balanced accuracy on the held-out tweets says how much to
     trust it. Classifies the generated continuation (the prompt is the same for everyone)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score
-    from sklearn.pipeline import make_pipeline
 
     handles = dm.handles
     x = [t for h in handles for t in dm.train[h]["text"]]
     y = [h for h in handles for _ in range(len(dm.train[h]))]
-    clf = make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True,
-                                        min_df=2, lowercase=False, max_features=100_000),
-                        LogisticRegression(max_iter=2000, class_weight="balanced",
-                                           random_state=seed))
+    clf = char_classifier(seed)
     clf.fit(x, y)
     vx = [t for h in handles for t in dm.val[h]["text"]]
     vy = [h for h in handles for _ in range(len(dm.val[h]))]
@@ -203,7 +253,7 @@ def _cfg(cfg: Mapping | None) -> dict:
     d = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg or {})
     defaults = {"n": 12, "prompts": PROMPTS, "seed": 0,
                 "temperature": 1.0, "top_p": 0.95, "top_k": 0, "max_new_tokens": 60,
-                "copy_ngram": 8, "card_samples": 5, "picture_samples": 4}
+                "copy_ngram": 8, "card_samples": 5, "picture_samples": 4, "voice_samples": 64}
     return {**defaults, **{k: v for k, v in d.items() if k != "enabled"}}
 
 
@@ -218,6 +268,8 @@ def flat_metrics(results: dict) -> dict[str, float]:
     out.update({f"eval/{k}": s[k] for k in ("memorized", "memorized_exact", "empty")})
     for k in ("distinct_1", "distinct_2", "mean_words"):
         out[f"eval/{k}"], out[f"eval/real_{k}"] = s["generated"][k], s["real"][k]
+    if (results.get("voice") or {}).get("accuracy") is not None:
+        out["eval/voice_accuracy"] = results["voice"]["accuracy"]
     a = results.get("attribution")
     if a:
         out["eval/attribution_accuracy"] = a["heldout_balanced_accuracy"]
@@ -273,6 +325,7 @@ def evaluate_run(module, dm, cfg: Mapping | None, run_dir: str | Path,
         "real": {**diversity(real_sample), "mean_words": diversity(real)["mean_words"]},
     }
     results["attribution"] = attribution(dm, samples, c["seed"]) if len(dm.handles) > 1 else None
+    results["voice"] = voice_check(gen, dm, c)
     results["predictions"] = samples
 
     cards = [{"handle": s.get("attributed") or s.get("user") or dm.handles[0], "text": s["text"]}
@@ -312,6 +365,10 @@ def summary(results: dict) -> str:
              f"eval: {s['n']} samples, {s['memorized']:.0%} copy a training tweet, distinct-2 "
              f"{s['generated']['distinct_2']:.2f} (real {s['real']['distinct_2']:.2f}), "
              f"{s['generated']['mean_words']:.1f} words (real {s['real']['mean_words']:.1f})"]
+    v = results.get("voice") or {}
+    if v.get("accuracy") is not None:
+        lines.append(f"eval: voice check: a classifier tells {v['generated']} samples from as many "
+                     f"real held-out tweets {v['accuracy']:.0%} of the time (50%: indistinguishable)")
     a = results.get("attribution")
     if a:
         shares = ", ".join(f"{h} {a['shares'][h]:.0%} (mix {a['mix'][h]:.0%})" for h in a["shares"])

@@ -11,6 +11,7 @@ import yaml
 
 from huggingtweets.publish import card
 from huggingtweets.publish.generate import COPY_INDEX, INFO, CopyCheck
+from huggingtweets.train import gguf
 
 # Sampling defaults of the original huggingtweets models: nucleus sampling, tweets of at most
 # 160 tokens, and an EOS prefix so an empty or short prompt starts a fresh tweet.
@@ -85,6 +86,7 @@ def export_model(module, dm, out_dir: str | Path, metrics: dict, hparams: dict) 
     if adapter:
         model.generation_config.save_pretrained(out)
     tok.save_pretrained(out)
+    gguf.carry_provenance(module.hparams.name_or_path, module.cache_dir, out)  # a GGUF base's terms
     info = {"handles": list(dm.handles), "languages": languages(dm), "prompts": card.PROMPTS,
             "display_names": {h: dm.meta.get(h, {}).get("display_name") or h for h in dm.handles},
             # what the card's snippet names (never the local path); push.py swaps in the repo id
@@ -101,7 +103,8 @@ def write_card(module, dm, out_dir: str | Path, metrics: dict, hparams: dict,
                        base_model=module.hparams.name_or_path, hparams=hparams, metrics=metrics,
                        languages=languages(dm), evaluation=evaluation, wandb_url=wandb_url,
                        model_id=card.model_name(dm.handles),  # not str(out): a published path
-                       model_type=module.model.config.model_type)
+                       model_type=module.model.config.model_type,
+                       base_info=gguf.read_provenance(out))
     (out / "README.md").write_text(text)
     return out / "README.md"
 

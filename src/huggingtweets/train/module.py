@@ -112,15 +112,18 @@ class TweetLM(L.LightningModule):
 
     def build(self, train_texts: list[str]):
         """Load or train the tokenizer, then load or initialise the network. Returns the tokenizer."""
+        from huggingtweets.train import gguf
+
         hp = self.hparams
-        if hp.tokenizer or hp.name_or_path:
-            self.tokenizer = tk.load_tokenizer(hp.tokenizer or hp.name_or_path)
+        base = gguf.resolve(hp.name_or_path, self.cache_dir)  # gguf:<name>: its converted dir
+        if hp.tokenizer or base:
+            self.tokenizer = tk.load_tokenizer(gguf.resolve(hp.tokenizer, self.cache_dir) or base)
         else:
             self.tokenizer = tk.train_tokenizer(train_texts, hp.scratch["vocab_size"], self.cache_dir)
         if len(self.tokenizer) == 0 or self.tokenizer.eos_token_id is None:
             raise UserError(f"the tokenizer {hp.tokenizer or hp.name_or_path!r} is empty or has no EOS")
-        if hp.name_or_path:
-            self.model = tk.load_pretrained(transformers.AutoModelForCausalLM, "model", hp.name_or_path)
+        if base:
+            self.model = tk.load_pretrained(transformers.AutoModelForCausalLM, "model", base)
             if len(self.tokenizer) > self.model.get_input_embeddings().num_embeddings:
                 self.model.resize_token_embeddings(len(self.tokenizer))
         else:
