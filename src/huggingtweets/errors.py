@@ -14,12 +14,12 @@ from contextlib import contextmanager
 
 # ANSI/VT escape sequences as terminals read them (CSI "ESC [ ... final", OSC "ESC ] ... BEL/ST",
 # and two-byte "ESC x"), then every character that is invisible or reorders what follows it:
-# C0 and C1 controls, DEL, zero-width spaces and marks, bidi embeddings/overrides/isolates, the
-# line and paragraph separators, and the byte-order mark. The joiners U+200C/U+200D stay: Persian
-# and Indic scripts and emoji sequences (👩‍💻) need them, and they reorder nothing.
+# C0 and C1 controls, DEL, zero-width characters (joiners too: a name must not hide letters in
+# them; an emoji sequence then shows as its parts), bidi embeddings/overrides/isolates, the line
+# and paragraph separators, and the byte-order mark.
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]?|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b.?"
                       r"|\x9b[0-?]*[ -/]*[@-~]?")
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u180e\u200b\u200e\u200f\u2028-\u202e"
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e"
                         "\u2060-\u2069\ufeff\ufff9-\ufffb]")
 
 
