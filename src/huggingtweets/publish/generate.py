@@ -104,9 +104,10 @@ class CopyCheck:
 
 
 # Characters JSON leaves raw (ensure_ascii=False) that a terminal acts on: DEL, C1 controls
-# (U+009B is an 8-bit CSI) and the bidi controls; C0 controls json.dumps escapes itself.
-_JSON_TABLE = {c: f"\\u{c:04x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E,
-                                          0x200F, *range(0x2028, 0x202F), *range(0x2066, 0x206A)]}
+# (U+009B is an 8-bit CSI), zero-width and bidi controls; C0 controls json.dumps escapes itself.
+_JSON_TABLE = {c: f"\\u{c:04x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x061C,
+                                          *range(0x200B, 0x2010), *range(0x2028, 0x202F),
+                                          *range(0x2060, 0x206A), 0xFEFF]}
 
 
 def terminal_json(obj) -> str:
