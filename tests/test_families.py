@@ -153,7 +153,7 @@ def test_lora_with_ddp_two_processes(tmp_path):
     run = tmp_path / "run"
     res = run_cli("train.py", "user=demo_ada", *[o for o in TINY if not o.startswith("model")],
                   "model=gpt2", f"model.name_or_path={tmp_path / 'base'}", "model.fused_gelu=false",
-                  "model.lora.r=4", "optim.lr=1e-3", "trainer=ddp", "trainer.devices=2",
+                  "model.lora.r=4", "optim.lr=1e-3", "trainer=ddp", "verbose=true", "trainer.devices=2",
                   "trainer.accelerator=cpu", "eval=none", f"data.data_dir={tmp_path}/data",
                   f"hydra.run.dir={run}")
     assert res.returncode == 0, res.stderr[-3000:]

@@ -80,7 +80,7 @@ def test_module_and_datamodule_pickle_for_ddp_spawn(compose_cfg):
 def test_ddp_inside_a_multirun_2_processes_per_job_rank_0_exports(tmp_path):
     """2 jobs x 2 gloo processes, started from a clean folder with the default sweep dir: exactly
     one multirun folder with exactly the 2 job folders; each job's model loads with pipeline."""
-    res = run_cli("train.py", "-m", "user=demo_ada,demo_bo", *TINY, "trainer=ddp",
+    res = run_cli("train.py", "-m", "user=demo_ada,demo_bo", *TINY, "trainer=ddp", "verbose=true",
                   "trainer.devices=2", "trainer.accelerator=cpu", "logger=wandb", "eval=none",
                   f"data.data_dir={tmp_path}/data", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-4000:]
