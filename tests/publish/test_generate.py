@@ -126,23 +126,36 @@ def test_generation_stops_at_the_models_context(gen):
 
 
 def test_prompts_of_different_lengths_share_one_call_without_changing_a_sample(gen, monkeypatch):
-    # near-greedy sampling: a left-padded prompt must continue exactly as it does alone, which
-    # needs the padding masked and the positions counted from the first real token
+    # a padded prompt must be read exactly as it is alone, which needs the padding masked and
+    # the positions counted from the first real token: the model's raw next-token scores at every
+    # step, near-greedy so the batch and the prompt alone draw the same tokens
     opts = {"n": 2, "seed": 1, "max_new_tokens": 10, "temperature": 1e-4, "filter_copies": False,
             "cut_newline": False}
     short, long = "I", "My dream is to write a much longer prompt than the other one"
-    alone = gen.sample([short], **opts)
     calls = []
     real = gen.model.generate
-    monkeypatch.setattr(gen.model, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def spy(*a, **k):
+        out = real(*a, **k, output_logits=True, return_dict_in_generate=True)
+        calls.append(torch.stack(out.logits, dim=1))  # rows x steps x vocabulary
+        return out.sequences
+
+    monkeypatch.setattr(gen.model, "generate", spy)
+    gen.sample([short], **opts)
+    alone = calls.pop()[0]
     both = gen.sample([long, short], **opts)
     assert len(calls) == 1  # 2 prompts x 2 samples in one generate call
     assert [s["prompt"] for s in both] == [long, long, short, short]
-    assert [s["text"] for s in both[2:]] == [s["text"] for s in alone]
+    steps = len(alone)
+    for row in (2, 3):
+        torch.testing.assert_close(calls[0][row, :steps], alone, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(calls[0][0, 0], alone[0], atol=1e-2)  # the long prompt reads otherwise
     monkeypatch.setattr(type(gen), "max_batch", 3)
     calls.clear()
-    assert [s["text"] for s in gen.sample([long, short], **opts)][2:] == [s["text"] for s in alone]
+    gen.sample([long, short], **opts)
     assert len(calls) == 2  # 4 sequences in chunks of at most 3
+    torch.testing.assert_close(calls[0][2, :steps], alone, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(calls[1][0, :steps], alone, rtol=1e-4, atol=1e-4)
 
 
 def test_each_prompt_keeps_its_own_budget_of_new_tokens(gen, monkeypatch):

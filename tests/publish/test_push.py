@@ -27,7 +27,10 @@ def model_dir(tmp_path):
         (d / name).write_text("{}")
     (d / "model.safetensors").write_bytes(b"\0" * 64)
     (d / "predictions.png").write_bytes(b"\x89PNG")
-    (d / "README.md").write_text(f'---\nmodel-index:\n- name: {LOCAL}\n---\n'
+    (d / "README.md").write_text(f'---\nmodel-index:\n- name: {LOCAL}\n  results:\n'
+                                 '  - task: {type: text-generation}\n'
+                                 '    dataset: {type: tweets, name: held-out tweets}\n'
+                                 '    metrics: [{type: perplexity, value: 40.0}]\n---\n'
                                  f'pipeline("text-generation", model="{LOCAL}")\n')
     (d / "huggingtweets.json").write_text(json.dumps({"handles": ["demo_ada", "demo_bo"],
                                                       "model_id": LOCAL}))

@@ -1,7 +1,8 @@
 """The model card (README.md of an exported model directory): the Markdown of publish/templates/
-filled in. Every user-provided string goes through `md()` and the YAML front matter is
-`yaml.safe_dump` of values we build, so nothing a user wrote can inject HTML, Markdown links,
-mentions or YAML keys (values filled into a template are never parsed as one).
+filled in, under front matter that huggingface_hub's `ModelCard` writes from a `ModelCardData`.
+Every user-provided string goes through `md()` and the front matter holds only values we build, so
+nothing a user wrote can inject HTML, Markdown links, mentions or YAML keys (values filled into a
+template are never parsed as one).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-
-import yaml
 
 from huggingtweets.errors import printable
 
@@ -104,31 +103,31 @@ def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
-def _front(languages, base_model, prompt, model_id, evaluation, model_type, base_info=None) -> dict:
+def _front(languages, base_model, prompt, model_id, evaluation, model_type, base_info=None):
+    from huggingface_hub import EvalResult, ModelCardData
+
     langs = [lang for lang in languages if re.fullmatch(r"[a-z]{2}", str(lang))] or ["en"]
-    front = {"language": langs, "license": _base_license(base_info) or LICENSE,
-             "library_name": "transformers",
-             "pipeline_tag": "text-generation",
-             "tags": ["huggingtweets", "text-generation", str(model_type), "twitter"],
-             "widget": [{"text": str(prompt)}]}
-    if hub_base_model(base_model):
-        front["base_model"] = hub_base_model(base_model)
     if base_info and hub_base_model(base_info.get("upstream")):
-        front["base_model"] = hub_base_model(base_info["upstream"])
+        base_model = base_info["upstream"]
+    results = None
     if evaluation:
         row = evaluation["heldout"]["users"]["all"]
-        front["model-index"] = [{
-            "name": str(model_id),
-            "results": [{
-                "task": {"type": "text-generation", "name": "Text Generation"},
-                "dataset": {"type": "tweets", "name": "held-out tweets (the newest of each user)",
-                            "split": "validation"},
-                "metrics": [
-                    {"type": "perplexity", "value": round(row["ppl"], 4), "name": "Perplexity"},
-                    {"type": "loss", "value": round(row["loss"], 4), "name": "Loss (nats/token)"},
-                    {"type": "memorization", "value": round(evaluation["samples"]["memorized"], 4),
-                     "name": "Share of samples copying a training tweet"}]}]}]
-    return front
+        where = dict(task_type="text-generation", task_name="Text Generation", dataset_type="tweets",
+                     dataset_name="held-out tweets (the newest of each user)",
+                     dataset_split="validation")
+        results = [EvalResult(**where, metric_type=kind, metric_value=round(value, 4),
+                              metric_name=name) for kind, value, name in (
+            ("perplexity", row["ppl"], "Perplexity"),
+            ("loss", row["loss"], "Loss (nats/token)"),
+            ("memorization", evaluation["samples"]["memorized"],
+             "Share of samples copying a training tweet"))]
+    return ModelCardData(
+        language=langs, license=_base_license(base_info) or LICENSE, library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=["huggingtweets", "text-generation", str(model_type), "twitter"],
+        base_model=hub_base_model(base_model), eval_results=results,
+        model_name=str(model_id) if results else None,  # only the model-index names the model
+        widget=[{"text": str(prompt)}])
 
 
 def _base_license(info: dict | None) -> str | None:
@@ -227,10 +226,14 @@ def render(*, handles: list[str], meta: dict[str, dict], tables: dict[str, dict[
     evaluation_md = _evaluation(evaluation, handles, meta) if evaluation else ""
     samples_md = _samples(evaluation, card_samples) if evaluation else ""
     snippet_prompt = json.dumps(str(prompt), ensure_ascii=False).replace("`", "\\u0060")
-    return _template("card").format(
-        front=yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(), names=names,
-        family=family,
+    body = _template("card").format(
+        names=names, family=family,
         data_table=_data_table(tables), wandb=wandb, base=base, rows=rows, results=results,
         evaluation_md=evaluation_md, samples_md=samples_md,
         base_md=_base_section(base_info) if base_info else "", snippet=snippet_model(model_id),
         snippet_prompt=snippet_prompt)
+    from huggingface_hub import ModelCard
+
+    # the body is a value, never part of the Jinja template: nothing in it is read as Jinja
+    return str(ModelCard.from_template(front, template_str="---\n{{ card_data }}\n---\n{{ body }}",
+                                       body=body))

@@ -230,6 +230,11 @@ class Generator:
 
     def __init__(self, model, tokenizer, copies: CopyCheck | None = None, info: dict | None = None):
         self.model, self.tok, self.copies, self.info = model, tokenizer, copies, info or {}
+        # prompts of different lengths share a call: padded on the left, so each continues at
+        # its own end (a model trained here has no pad token: EOS pads, and the mask hides it)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token or EOS
         self.users = control_users(tokenizer)
         self.dropped = {"copies": 0, "empty": 0}  # what the last sample() call left out
 
@@ -316,15 +321,12 @@ class Generator:
             groups = [[i for i in todo if budget[i] == b] for b in dict.fromkeys(budget[i] for i in todo)]
             chunks = [g[k:k + self.max_batch] for g in groups for k in range(0, len(g), self.max_batch)]
             for chunk in chunks:
-                width = max(len(encoded[i]) for i in chunk)
-                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, i in enumerate(chunk):
-                    ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
-                    mask[row, width - len(encoded[i]):] = 1
+                batch = self.tok([prefix + prompts[i] for i in chunk], padding=True,
+                                 add_special_tokens=False, return_tensors="pt").to(device)
+                width = batch["input_ids"].shape[1]
                 with torch.no_grad():
                     seqs = self.model.generate(
-                        input_ids=ids.to(device), attention_mask=mask.to(device),
+                        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                         do_sample=True, temperature=float(temperature), top_p=float(top_p),
                         top_k=int(top_k), max_new_tokens=budget[chunk[0]],
                         max_length=None, pad_token_id=pad, eos_token_id=pad)

@@ -84,14 +84,13 @@ def space_files(model_id: str, adapter: bool = False) -> dict[str, bytes]:
 
 def readme_for(p: dict, repo_id: str) -> bytes:
     """The card naming the repo in the snippet and the model-index (YAML parsed, not searched)."""
+    from huggingface_hub import ModelCard
+
     text = (Path(p["model_dir"]) / "README.md").read_text()
-    if text.startswith("---\n") and "\n---\n" in text:
-        head, body = text[4:].split("\n---\n", 1)
-        front = yaml.safe_load(head) or {}
-        for entry in front.get("model-index") or []:
-            entry["name"] = repo_id
-        head = yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()
-        text = f"---\n{head}\n---\n{body}"
+    model_card = ModelCard(text)
+    if model_card.data.eval_results:  # the model-index's name; a card without one gains none
+        model_card.data.model_name = repo_id
+        text = str(model_card)
     text = _SNIPPET.sub(lambda m: m.group(1) + card.snippet_model(repo_id), text)
     local = p.get("local_id")
     if local and Path(local).is_absolute():  # an older export: its folder's path, anywhere
