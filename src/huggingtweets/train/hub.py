@@ -37,7 +37,8 @@ def cached(name: str, kind: str = "model") -> bool:
 def ensure_available(name: str | None, kind: str = "model") -> None:
     """A UserError, in seconds, when `name` (a Hub id, or a local dir) cannot be had: not cached
     and offline (HF_HUB_OFFLINE), no connection to the Hub, or no such model there."""
-    if name and not is_local(name) and not cached(name, kind):
+    # a packaged base (`gguf:<name>`, train/gguf.py) comes from the package index, not the Hub
+    if name and not str(name).startswith("gguf:") and not is_local(name) and not cached(name, kind):
         reachable(name, kind)
 
 
