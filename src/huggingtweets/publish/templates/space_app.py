@@ -107,10 +107,18 @@ def pipeline_generate(model_id):
     voices = sorted(t[7:-2] for t in pipe.tokenizer.get_added_vocab()
                     if t.startswith("<|user:") and t.endswith("|>"))
 
+    config = pipe.model.config  # never past the model's context (a small model may have 64)
+    context = (getattr(config, "n_positions", None)
+               or getattr(config, "max_position_embeddings", None) or 1_000_000)
+
     def generate(prompt, n, temperature, voice):
         prefix = start + (f"<|user:{voice}|>" if voice else "")
+        room = context - len(pipe.tokenizer(prefix + prompt, add_special_tokens=False)["input_ids"])
+        if room < 1:
+            raise ValueError("the prompt is too long for this model: shorten it")
         out = pipe(prompt, prefix=prefix, num_return_sequences=n, do_sample=True,
-                   temperature=temperature, top_p=TOP_P, max_new_tokens=MAX_NEW_TOKENS)
+                   temperature=temperature, top_p=TOP_P,
+                   max_new_tokens=min(MAX_NEW_TOKENS, room))
         tweets = (o["generated_text"].split("\n")[0].replace("\ufffd", "").strip() for o in out)
         return [t for t in tweets if t]
 
