@@ -280,7 +280,10 @@ _held_guard = threading.Lock()
 @contextmanager
 def user_lock(data_dir: str | Path, handle: str, timeout: float | None = None) -> Iterator[None]:
     """One writer per user at a time, across threads and processes, re-entrant in a thread: an
-    flock dies with its process (no stale lock); after `timeout` s a UserError names the holder."""
+    flock dies with its process (no stale lock); after `timeout` s a UserError names the holder.
+    Hand-written rather than filelock (which train/gguf.py uses): filelock 4 waits and refuses a
+    planted symlink alike, but keeps no holder's pid for the message, and this lock writes that
+    pid, so it must also refuse a hard link to another file (tests/ingest/test_merge.py)."""
     timeout = LOCK_TIMEOUT_S if timeout is None else float(timeout)
     path = lock_path(data_dir, handle)
     key, me = os.path.abspath(path), threading.get_ident()

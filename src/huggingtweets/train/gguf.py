@@ -170,28 +170,25 @@ def _concatenate(parts: Sequence[str | Path], out: Path) -> str:
 
 @contextmanager
 def _lock(path: Path) -> Iterator[None]:
-    """An exclusive flock on `path`, waited for at most LOCK_TIMEOUT_S (it dies with its process)."""
-    import fcntl
+    """An exclusive lock on `path` (filelock: an flock that dies with its process and a planted
+    link refused), waited for at most LOCK_TIMEOUT_S, saying once that it waits."""
+    from filelock import FileLock, Timeout
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        deadline, said = time.monotonic() + LOCK_TIMEOUT_S, False
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise UserError(f"another run has been converting into {path.parent} for over "
-                                    f"{LOCK_TIMEOUT_S:g}s; wait for it and run this again") from None
-                if not said:
-                    _say(f"waiting for another run converting into {path.parent}")
-                    said = True
-                time.sleep(0.5)
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        _say(f"waiting for another run converting into {path.parent}")
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            lock.acquire(timeout=LOCK_TIMEOUT_S, poll_interval=0.5)
+        except Timeout:
+            raise UserError(f"another run has been converting into {path.parent} for over "
+                            f"{LOCK_TIMEOUT_S:g}s; wait for it and run this again") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _say(text: str) -> None:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from huggingtweets.errors import UserError
 from huggingtweets.train import checkpoint as ckpt
 from huggingtweets.train import tokenizer as tk
+from huggingtweets.train.loss import chunked_lm_loss
 
 
 def _plain(x):
@@ -101,12 +102,14 @@ class TweetLM(L.LightningModule):
     def __init__(self, name_or_path: str | None = "gpt2", tokenizer: str | None = None,
                  scratch: Mapping | None = None, optim: Mapping | None = None,
                  cache_dir: str | None = None, fused_gelu: bool = True,
-                 lora: Mapping | None = None, input_noise: float = 0.0):
+                 lora: Mapping | None = None, input_noise: float = 0.0, loss_chunk: int = 0,
+                 gradient_checkpointing: bool = False):
         super().__init__()
         self.save_hyperparameters({"name_or_path": name_or_path, "tokenizer": tokenizer,
                                    "scratch": _plain(scratch), "optim": _plain(optim) or {},
                                    "fused_gelu": fused_gelu, "lora": _plain(lora) or {"r": 0},
-                                   "input_noise": float(input_noise)})
+                                   "input_noise": float(input_noise), "loss_chunk": int(loss_chunk),
+                                   "gradient_checkpointing": bool(gradient_checkpointing)})
         self.cache_dir = cache_dir
         self.model = self.tokenizer = self._val_sums = None
 
@@ -130,6 +133,8 @@ class TweetLM(L.LightningModule):
             self.model = scratch_model(hp.scratch, len(self.tokenizer), self.tokenizer.eos_token_id)
         if hp.get("fused_gelu", True):
             fuse_gelu(self.model)
+        if hp.get("gradient_checkpointing"):  # activations recomputed in the backward: less memory
+            self.model.gradient_checkpointing_enable({"use_reentrant": False})  # LoRA-safe kind
         return self.tokenizer
 
     @property
@@ -160,8 +165,11 @@ class TweetLM(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         ids = batch["input_ids"]  # the targets stay the real next tokens; only inputs are noised
-        loss = self.model(input_ids=noise_inputs(ids, self.hparams.get("input_noise", 0.0)),
-                          labels=ids).loss
+        inputs = noise_inputs(ids, self.hparams.get("input_noise", 0.0))
+        if self.hparams.get("loss_chunk"):  # the output layer a chunk at a time (train/loss.py)
+            loss = chunked_lm_loss(self.model, inputs, ids, self.hparams.loss_chunk)
+        else:
+            loss = self.model(input_ids=inputs, labels=ids).loss
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True)
         return loss
