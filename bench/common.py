@@ -114,8 +114,7 @@ def trump_records() -> list[dict]:
 
 def workload(n_posts: int | None, name: str):
     """(handle, posts, description, tmp dir): the newest `n_posts` (None or 0: all) of the largest
-    real timeline when ../shared/data has it, else of the three demo personas merged under one
-    handle, written to a fresh data dir under tmp/data as the product's import would."""
+    real timeline (../shared/data), else of the 3 demo personas under one handle, in tmp/data."""
     import tempfile
 
     import pandas as pd
@@ -198,8 +197,7 @@ def scratch_overrides(handle, tmp, device="cpu", n_layer=None, n_embd=None, n_he
 
 
 def half(device: str):
-    """The baselines' mixed precision, as the product's: bf16 on a GPU that has it, fp16 on older
-    GPUs, none (fp32) on the CPU."""
+    """The baselines' mixed precision, as the product's: bf16 on a GPU (older: fp16), else none."""
     import torch
 
     if device == "cuda":
@@ -264,9 +262,8 @@ def matmul_peak(device: str = "cpu", seconds: float = 1.5) -> float:
 
 
 def train_flops_per_token(n_layer: int, n_embd: int, vocab: int, block: int) -> float:
-    """Model FLOPs of one training token (forward + backward) of a GPT-2: 6 N + 12 L T d, with N
-    the matmul parameters (the blocks and the tied LM head; embedding lookups are free), as in the
-    PaLM paper's MFU. Activation recomputation or attention masking do not change it."""
+    """Model FLOPs of a GPT-2 training token as PaLM's MFU counts them (no recomputation, masking
+    or embedding lookups): 6 N + 12 L T d, N = the matmul parameters (blocks, tied LM head)."""
     return 6 * (n_layer * 12 * n_embd**2 + vocab * n_embd) + 12 * n_layer * block * n_embd
 
 
@@ -323,10 +320,9 @@ def fmt(x) -> str:
 
 @dataclass
 class Runner:
-    """One training run (Lightning's fit, the HF Trainer's train, a plain loop: `body`), timed at
-    its optimizer steps through torch's global step hook. `clock` counts the run's own work; the
-    benchmark's metric (`evaluate`, after the steps in `points`, into `curve`) is off it. On a GPU
-    every step is synchronized before the clock is read."""
+    """One training run (`body`: Lightning's fit, the HF Trainer's train, a plain loop), timed at
+    its optimizer steps (torch's global step hook; synchronized on a GPU). `clock` counts the run's
+    own work; the metric (`evaluate`, after the steps in `points`, into `curve`) is off it."""
 
     body: Callable[[], None]
     deterministic: bool = False  # torch.use_deterministic_algorithms during the run

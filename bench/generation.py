@@ -63,8 +63,7 @@ def main(argv=None) -> dict:
             module, dm, tmp / "run" / "model", {"val/loss": 0.0, "val/ppl": 1.0},
             {"lr": cfg.optim.lr, "epochs": 0, "steps": 0, "seed": cfg.seed,
              "block_size": cfg.data.block_size, "batch_size": cfg.data.batch_size})
-    n_params = sum(p.numel() for p in module.model.parameters())
-    vocab = len(module.tokenizer)
+    n_params, vocab = sum(p.numel() for p in module.model.parameters()), len(module.tokenizer)
     del module, dm
 
     gen = Generator.from_dir(model_dir)  # what generate.py loads (copy index: auto)
@@ -91,29 +90,25 @@ def main(argv=None) -> dict:
         fn()
     for rnd in range(args.rounds):
         for name in (list(calls) if rnd % 2 == 0 else list(calls)[::-1]):
-            c = counters[name]
-            before = c.tokens
+            before = counters[name].tokens
             t = time.perf_counter()
             out = calls[name]()
             times[name] += time.perf_counter() - t
-            tokens[name] += c.tokens - before
+            tokens[name] += counters[name].tokens - before
             samples[name] += len(out)
     rate = {k: tokens[k] / times[k] for k in calls}
-    rows = [[k, samples[k], tokens[k], times[k], rate[k], rate[k] / rate["pipeline"]]
-            for k in calls]
+    v = {k: rate[k] / rate["pipeline"] for k in calls}
+    rows = [[k, samples[k], tokens[k], times[k], rate[k], v[k]] for k in calls]
     md = common.table(
         f"Generation — GPT-2 {args.n_layer}x{args.n_embd}, vocab {vocab}, "
         f"{n_params / 1e6:.1f}M params; {len(PROMPTS)} prompts x {SAMPLING['n']} samples, "
         f"top_p 0.95, <= {SAMPLING['max_new_tokens']} new tokens",
         ["sampler", "samples", "new tokens", "s", "tokens/s", "× pipeline"], rows,
         caption=f"{args.rounds} alternating rounds after a warm-up")
-    out = {"data": desc, "model": {"n_layer": args.n_layer, "n_embd": args.n_embd,
-                                   "vocab": vocab, "params": n_params},
-           "sampling": {**SAMPLING, "prompts": PROMPTS}, "rounds": args.rounds,
-           "seconds": times, "tokens": tokens, "samples": samples, "tokens_per_s": rate,
-           "vs_pipeline": {k: rate[k] / rate["pipeline"] for k in calls},
-           "device": args.device}
-    v = out["vs_pipeline"]
+    model = {"n_layer": args.n_layer, "n_embd": args.n_embd, "vocab": vocab, "params": n_params}
+    out = {"data": desc, "model": model, "sampling": {**SAMPLING, "prompts": PROMPTS},
+           "rounds": args.rounds, "seconds": times, "tokens": tokens, "samples": samples,
+           "tokens_per_s": rate, "vs_pipeline": v, "device": args.device}
     summary = [f"{v['generate.py']:.2f}x", ">= 1.0x", v["generate.py"] >= 1.0,
                f"{rate['generate.py']:.0f} vs {rate['pipeline']:.0f} tok/s; pipeline with the "
                f"prompts batched {v['pipeline, prompts batched (batch_size=3)']:.2f}x"]

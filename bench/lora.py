@@ -1,9 +1,11 @@
-"""(6) LoRA against full fine-tuning: training tokens/s and peak memory, on the GPT-2-small shape.
+"""(6) LoRA against full fine-tuning: training tokens/s and peak memory, on the GPT-2-small shape
+or (--base gemma3) on the real Gemma 3 270M base with its preset, with the memory levers on and off.
 
-Both are the product's own training step as train.py builds it (fp32 on the CPU); LoRA adds
-`model.lora.r=8` (c_attn). Each mode runs in a fresh process (peak RSS is per process), the two
-taking turns --rounds times; tokens/s = batch x block / the median step after --warmup steps, peak
-memory = the process's max RSS. Ratios are LoRA / full.
+Every mode is the product's own training step as train.py builds it (fp32 on the CPU); LoRA adds
+`model.lora.r=8` (c_attn) to GPT-2; on gemma3, `model=gemma3` is LoRA and full is `model.lora.r=0`.
+Each mode runs in a fresh process (peak RSS is per process), the modes taking turns --rounds
+times; tokens/s = batch x block / the median step after --warmup steps, peak memory = the
+process's max RSS. Ratios are LoRA / full (each with the preset's levers).
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
+# gemma3's modes: its preset (LoRA, loss_chunk 256), full fine-tuning, and each lever switched off/on
+LEVERS = {"full": ["model.lora.r=0", "optim.lr=5e-5"], "lora": [],
+          "full, whole-logits loss": ["model.lora.r=0", "optim.lr=5e-5", "model.loss_chunk=0"],
+          "lora, whole-logits loss": ["model.loss_chunk=0"],
+          "lora + gradient checkpointing": ["model.gradient_checkpointing=true"]}
+
 
 def parse(argv=None):
     p = common.parser(__doc__)
@@ -25,7 +33,8 @@ def parse(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5, help="timed steps per process")
     p.add_argument("--rank", type=int, default=8)
-    p.add_argument("--child", choices=["full", "lora"], help=argparse.SUPPRESS)  # one mode, here
+    p.add_argument("--base", choices=["gpt2-shape", "gemma3"], default="gpt2-shape")
+    p.add_argument("--child", choices=list(LEVERS), help=argparse.SUPPRESS)  # one mode, here
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.warmup, args.steps = 1, 1, 2
@@ -36,14 +45,16 @@ def child(args) -> dict:
     """One mode in this process: the median step time and the peak RSS."""
     handle, _, _, tmp = common.workload(3200, "lora")
     tok_dir = tmp / "gpt2-tokenizer"
-    shape = dict(n_layer=2, n_embd=128, n_head=2) if args.quick else dict(n_layer=12, n_embd=768,
-                                                                          n_head=12)
-    ov = common.scratch_overrides(handle, tmp, block=128, batch=8, **shape,
+    shape = (2, 128, 2) if args.quick else (12, 768, 12)  # n_layer, n_embd, n_head
+    ov = common.scratch_overrides(handle, tmp, "cpu", *shape, block=128, batch=8,
                                   tokenizer=tok_dir if common.gpt2_tokenizer(tok_dir) else None)
+    if args.base == "gemma3":  # the converted base from data/cache (make env-gemma3; first use converts)
+        ov = [f"user={handle}", "model=gemma3", f"data.data_dir={tmp / 'data'}",
+              f"model.cache_dir={common.ROOT / 'data' / 'cache'}", *LEVERS[args.child]]
     ov += ["eval=none", "export=false", "trainer.max_epochs=1", "+trainer.enable_checkpointing=false",
            f"+trainer.limit_train_batches={args.warmup + args.steps}", "+trainer.limit_val_batches=0",
            "~trainer.callbacks.checkpoint"]
-    if args.child == "lora":
+    if args.child == "lora" and args.base != "gemma3":
         ov.append(f"+model.lora={{r: {args.rank}, alpha: {2 * args.rank}, dropout: 0.0}}")
     cfg, dm, module, trainer = common.product_run(ov, tmp / "run")
     run = common.Runner(lambda: trainer.fit(module, datamodule=dm)).run()
@@ -59,11 +70,13 @@ def main(argv=None) -> int:
     if args.child:
         print("RESULT " + json.dumps(child(args)))
         return 0
-    runs = {"full": [], "lora": []}
+    modes = list(LEVERS) if args.base == "gemma3" else ["full", "lora"]
+    runs = {m: [] for m in modes}
     for r in range(args.rounds):
-        for mode in ("full", "lora") if r % 2 == 0 else ("lora", "full"):
+        for mode in modes if r % 2 == 0 else modes[::-1]:
             cmd = [sys.executable, __file__, "--child", mode, "--warmup", str(args.warmup),
-                   "--steps", str(args.steps), "--rank", str(args.rank)] + (["--quick"] if args.quick else [])
+                   "--steps", str(args.steps), "--rank", str(args.rank), "--base", args.base] + \
+                  (["--quick"] if args.quick else [])
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             res = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
             runs[mode].append(res)
@@ -74,7 +87,8 @@ def main(argv=None) -> int:
                 "trainable": rs[0]["trainable"], "params": rs[0]["params"]} for m, rs in runs.items()}
     ratios = {"tokens_per_s": best["lora"]["tokens_per_s"] / best["full"]["tokens_per_s"],
               "peak_memory": best["lora"]["peak_rss_mb"] / best["full"]["peak_rss_mb"]}
-    md = common.table("LoRA vs full fine-tuning (GPT-2-small shape, batch 8 x 128, fp32)",
+    shape = "Gemma 3 270M, its preset" if args.base == "gemma3" else "GPT-2-small shape"
+    md = common.table(f"LoRA vs full fine-tuning ({shape}, batch 8 x 128, fp32)",
                       ["mode", "trainable params", "tokens/s", "peak RSS MB"],
                       [[m, f"{b['trainable']:,} of {b['params']:,}", b["tokens_per_s"],
                         b["peak_rss_mb"]] for m, b in best.items()],
@@ -84,8 +98,9 @@ def main(argv=None) -> int:
                ">= 1.4x, <= 0.6x", ratios["tokens_per_s"] >= 1.4 and ratios["peak_memory"] <= 0.6,
                f"r={args.rank}; " + ", ".join(f"{m} {b['tokens_per_s']:.0f} tok/s, "
                                               f"{b['peak_rss_mb']:.0f} MB" for m, b in best.items())]
-    common.save("lora", {"runs": runs, "best": best, "ratios": ratios, "rank": args.rank,
-                         "quick": bool(args.quick)}, summary, md)
+    common.save("lora" if args.base != "gemma3" else "lora-gemma3",
+                {"runs": runs, "best": best, "ratios": ratios, "rank": args.rank,
+                 "base": args.base, "quick": bool(args.quick)}, summary, md)
     return 0
 
 

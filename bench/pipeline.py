@@ -30,8 +30,8 @@ def parse(argv=None):
 
 
 def one_pass(kind: str, handle: str, records_fn, tok, data_dir: Path, block: int) -> dict:
-    """Time the pipeline once. kind: cold (empty data dir: import + everything) | warm (the data
-    dir of a previous pass: the train-time part only). Returns the seconds and the blocks."""
+    """The seconds and blocks of one pass. kind: cold (empty data dir: import + everything) | warm
+    (the data dir of a previous pass: the train-time part only)."""
     from huggingtweets.ingest import posts, prepare
     from huggingtweets.train import data
 
@@ -71,21 +71,17 @@ def main(argv=None) -> dict:
         tok_name = "BPE 4,096 (no GPT-2 files)"
         train_tokenizer(list(posts.to_frame(records_fn())["text"][:5000]), 4096).save_pretrained(tok_dir)
 
-    runs = defaultdict(list)
+    runs, identical = defaultdict(list), True
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    identical = True
     for rep in range(args.repeats):
         d = tmp / f"run-{rep}"
         # a fresh tokenizer object per pass, as each job loads one (TweetLM.build)
-        cold = one_pass("cold", handle, records_fn, load_tokenizer(str(tok_dir)),
-                        d, args.block)
-        warm = one_pass("warm", handle, records_fn, load_tokenizer(str(tok_dir)),
-                        d, args.block)
+        cold, warm = (one_pass(kind, handle, records_fn, load_tokenizer(str(tok_dir)), d, args.block)
+                      for kind in ("cold", "warm"))
         runs["cold"].append(cold)
         runs["warm"].append(warm)
         # the caches give back exactly what was computed
-        identical &= torch.equal(cold["blocks"], warm["blocks"]) and \
-            torch.equal(cold["val"], warm["val"])
+        identical &= all(torch.equal(cold[k], warm[k]) for k in ("blocks", "val"))
         shutil.rmtree(d, ignore_errors=True)
 
     # lower bounds: the JSON import alone, and the tokenizer alone on the kept texts
@@ -100,18 +96,16 @@ def main(argv=None) -> dict:
     bounds = {"import_s": import_s, "tokenize_s": tokenize_s, "tokens": n_tokens,
               "posts": len(texts), "tokens_per_s": n_tokens / tokenize_s}
 
-    summary, rows = {}, []
+    summary = {}
     for kind, rs in runs.items():
         best = min(rs, key=lambda r: r["total_s"])  # least disturbed by the other processes
         med = common.median([r["total_s"] for r in rs])
-        summary[kind] = {
-            "posts": best["posts"], "median_s": med, "best_s": best["total_s"],
-            "posts_per_s_median": best["posts"] / med, "posts_per_s_best": best["posts"] /
-            best["total_s"], "runs_s": [r["total_s"] for r in rs],
-        }
-    for key in ("cold", "warm"):
-        x = summary[key]
-        rows.append([key, x["posts"], x["median_s"], x["posts_per_s_median"], x["posts_per_s_best"]])
+        summary[kind] = {"posts": best["posts"], "median_s": med, "best_s": best["total_s"],
+                         "posts_per_s_median": best["posts"] / med,
+                         "posts_per_s_best": best["posts"] / best["total_s"],
+                         "runs_s": [r["total_s"] for r in rs]}
+    rows = [[k, x["posts"], x["median_s"], x["posts_per_s_median"], x["posts_per_s_best"]]
+            for k, x in summary.items()]
     md = common.table("Data pipeline: import + clean + tokenize + pack",
                       ["path", "posts", "s (median)", "posts/s (median)", "posts/s (best)"], rows,
                       caption=f"{args.repeats} runs each; warm gives the cold run's blocks exactly: "

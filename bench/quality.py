@@ -19,8 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-ORIGINAL = {"block_size": 1024, "batch_size": 1, "lr": 1.372e-4, "epochs": 4,
-            "schedule": "cosine, no warmup", "weight_decay": 0.0, "max_grad_norm": 1.0}
+ORIGINAL = {"block_size": 1024, "lr": 1.372e-4, "epochs": 4}  # the rest: original_trainer
 
 
 def parse(argv=None):
@@ -41,8 +40,7 @@ def parse(argv=None):
     p.add_argument("--seed", type=int, default=1234)
     args = p.parse_args(argv)
     if args.quick:
-        args.posts, args.vocab, args.n_embd, args.n_layer, args.n_head = 300, 256, 32, 2, 2
-        args.evals = 4
+        args.posts, args.vocab, args.n_embd, args.n_layer, args.n_head, args.evals = 300, 256, 32, 2, 2, 4
     return args
 
 
@@ -77,20 +75,6 @@ class TweetLoss:
         return total / self.tokens
 
 
-def original_blocks(token_lists, eos: int, epochs: int, block: int, seed: int):
-    """The original's training text: EOS, then per epoch every tweet (shuffled) followed by EOS;
-    cut into full blocks (TextDataset drops the tail)."""
-    import torch
-
-    rng, tweets, stream = random.Random(seed), list(token_lists), [eos]
-    for _ in range(epochs):
-        rng.shuffle(tweets)
-        for t in tweets:
-            stream += [*map(int, t), eos]
-    n = len(stream) // block
-    return torch.tensor(stream[: n * block], dtype=torch.long).view(n, block)
-
-
 def curve_at(curve: list[tuple[float, float]], t: float) -> float | None:
     """Loss at clock `t`, linear between evaluations; None before the first one."""
     if not curve or t < curve[0][0]:
@@ -115,11 +99,20 @@ def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
 
 
 def original_trainer(model, train_ids, eos: int, out_dir, seed: int, device: str = "cpu"):
-    """The original recipe on `model`: (the HF Trainer, its number of steps)."""
+    """The original recipe on `model`: (the HF Trainer, its steps). Its text: EOS, then per epoch
+    every tweet (shuffled) and EOS, cut into full blocks (TextDataset drops the tail)."""
+    import torch
     import transformers
 
-    block = min(ORIGINAL["block_size"], model.config.n_positions)
-    blocks = original_blocks(train_ids, eos, ORIGINAL["epochs"], block, seed)
+    c = model.config
+    block = min(ORIGINAL["block_size"], getattr(c, "n_positions", None) or c.max_position_embeddings)
+    rng, tweets, stream = random.Random(seed), list(train_ids), [eos]
+    for _ in range(ORIGINAL["epochs"]):
+        rng.shuffle(tweets)
+        for t in tweets:
+            stream += [*map(int, t), eos]
+    n = len(stream) // block
+    blocks = torch.tensor(stream[: n * block], dtype=torch.long).view(n, block)
     return transformers.Trainer(
         model=model.to(device), train_dataset=common.blocks_dataset(blocks),
         data_collator=transformers.default_data_collator,
@@ -185,8 +178,7 @@ def main(argv=None) -> dict:
     t_orig, t_ours = time_to(oc, target), time_to(uc, target)
     speedup = t_orig / t_ours if t_ours else None
     tok_per_step = {"original": ORIGINAL["block_size"], "ours": args.block * args.batch}
-    tps = {"original": o.steps * tok_per_step["original"] / o.clock,
-           "ours": u.steps * tok_per_step["ours"] / u.clock}
+    tps = {name: r.steps * tok_per_step[name] / r.clock for name, (r, _, _) in res.items()}
     eq = {"original_when_ours_ended": curve_at(oc, u.clock),  # the loss of each at equal times
           "ours_best_when_original_ended": min((x for t, x in uc if t <= o.clock), default=None)}
     out = {"data": desc, "posts": len(df), "train_tweets": len(train_ids), "device": args.device,

@@ -26,6 +26,9 @@ SCRIPTS = {  # name: (title of the target, title of its section)
     "lora": ("(6) LoRA vs full fine-tuning, GPT-2-small shape", "(6) LoRA"),
     "pretrained": ("(7) time to quality from a pretrained start", "(7) From a pretrained start"),
 }
+REAL_BASE = {  # results of `--base gemma3` runs (the gemma3 extra), shown when present
+    "lora-gemma3": ("(6) LoRA vs full fine-tuning, Gemma 3 270M", "(6) LoRA, Gemma 3 270M"),
+    "pretrained-gemma3": ("(7) time to quality from Gemma 3 270M", "(7) From Gemma 3 270M")}
 COLUMNS = ["benchmark", "measured", "target", "met", "detail"]
 LEVERS = "## Measured once, scaffolding removed"  # BENCHMARKS.md from here on is kept
 
@@ -46,15 +49,14 @@ def load(name: str) -> dict | None:
 
 def ratios(suffix: str = "") -> list[list]:
     """[benchmark, measured, target, met, detail] rows from the results on disk."""
-    return [[title, *r["summary"]] for name, (title, _) in SCRIPTS.items()
+    return [[title, *r["summary"]] for name, (title, _) in {**SCRIPTS, **REAL_BASE}.items()
             if (r := load(name + suffix)) and r.get("summary")]
 
 
 def sections(suffix: str = "", level: str = "##") -> list[str]:
     out = []
-    for name, (_, title) in SCRIPTS.items():
-        r = load(name + suffix)
-        if r and r.get("markdown"):
+    for name, (_, title) in {**SCRIPTS, **REAL_BASE}.items():
+        if (r := load(name + suffix)) and r.get("markdown"):
             out += ["", f"{level} {title}", "", f"`{r['command']}` (bench/ at "
                     f"{r.get('commit') or '?'}), {r['when']}.", "", *r["markdown"]]
     return out
@@ -80,8 +82,7 @@ def markdown(path: Path, command: str, elapsed: float | None, quick: bool) -> No
     ]
     if quick:
         out.append("- **--quick run (tiny sizes): a smoke test, not a measurement.**")
-    out += ["", "## Against the targets", "",
-            *common.md_table(COLUMNS, ratios()), *sections()]
+    out += ["", "## Against the targets", "", *common.md_table(COLUMNS, ratios()), *sections()]
     if ratios("-cuda"):
         out += ["", "## GPU", "", *common.md_table(COLUMNS, ratios("-cuda")), *sections("-cuda", "###")]
     old = path.read_text() if path.exists() else ""

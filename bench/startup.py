@@ -87,8 +87,7 @@ def main(argv=None) -> dict:
           v["job2_to_first_step_s"]] for k, v in summary.items()],
         caption="job 1 = from its start (Hydra's .hydra/ files) to its first step, imports "
                 "included; the rest is the interpreter, Hydra's compose and the sweep's set-up")
-    w = summary.get("warm/wandb") or summary["cold"]
-    c = summary.get("warm/csv")
+    w, c = summary.get("warm/wandb") or summary["cold"], summary.get("warm/csv")
     out = {"data": desc, "sweep": "python train.py -m " + " ".join(base), "runs": summary}
     common.save("startup", out, [
         f"{w['to_first_step_s_median']:.1f} s", "<= 8 s", w["to_first_step_s_median"] <= 8,

@@ -18,10 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-SHAPES = {  # name: (n_layer, n_embd, n_head, tokenizer, batch, block); on a GPU the batch x 8
-    "gpt2-small": (12, 768, 12, "gpt2", 8, 128),
-    "small": (4, 128, 4, "bpe", 16, 128),  # the demo-sized model
-}
+# name: (n_layer, n_embd, n_head, tokenizer, batch, block), batch x 8 on a GPU; small: demo-sized
+SHAPES = {"gpt2-small": (12, 768, 12, "gpt2", 8, 128), "small": (4, 128, 4, "bpe", 16, 128)}
 QUICK = {"gpt2-small": (1, 64, 2, "gpt2", 2, 32), "small": (1, 32, 2, "bpe", 4, 32)}
 HP = {"lr": 5e-4, "weight_decay": 0.01, "warmup_ratio": 0.05}
 
@@ -49,19 +47,15 @@ def main(argv=None) -> dict:
     handle, df, desc, tmp = common.workload(args.posts, "throughput")
     tok_dir = tmp / "gpt2-tokenizer" if common.gpt2_tokenizer(tmp / "gpt2-tokenizer") else None
     peaks = [common.matmul_peak(dev)]
-    results = {}
-    for shape in [s for s in args.shapes.split(",") if s]:
-        steps = args.steps if shape.startswith("gpt2-small") else args.small_steps
-        results[shape] = run_shape(args, shape, (QUICK if args.quick else SHAPES)[shape], handle,
-                                   tmp, tok_dir, steps)
+    results = {shape: run_shape(args, shape, handle, tmp, tok_dir)
+               for shape in args.shapes.split(",") if shape}
     peaks.append(common.matmul_peak(dev))
     peak = max(peaks)
     rows = []
     for shape, res in results.items():
-        hf = res["runners"]["hf"]
         for i, (name, r) in enumerate(res["runners"].items()):
             r["mfu"] = r["tokens_per_s"] * res["flops_per_token"] / (peak * 1e9)
-            r["vs_hf"] = r["tokens_per_s"] / hf["tokens_per_s"]
+            r["vs_hf"] = r["tokens_per_s"] / res["runners"]["hf"]["tokens_per_s"]
             rows.append([f"{shape} ({res['n_layer']}x{res['n_embd']}, vocab {res['vocab']}, "
                          f"{res['batch']}x{res['block']})" if i == 0 else "", name,
                          r["tokens_per_s"], f"{r['mfu']:.1%}", r["vs_hf"], r["spread"]])
@@ -89,12 +83,13 @@ def main(argv=None) -> dict:
     return out
 
 
-def run_shape(args, shape, spec, handle, tmp, tok_dir, steps) -> dict:
+def run_shape(args, shape, handle, tmp, tok_dir) -> dict:
     """Build, run and free each runner in turn; the median step of each."""
     import torch
     import transformers
 
-    n_layer, n_embd, n_head, tokenizer, batch, block = spec
+    n_layer, n_embd, n_head, tokenizer, batch, block = (QUICK if args.quick else SHAPES)[shape]
+    steps = args.steps if shape.startswith("gpt2-small") else args.small_steps
     dev = args.device
     batch *= 8 if dev == "cuda" else 1  # a batch that gives a GPU work
     if tokenizer == "gpt2" and tok_dir is None:
@@ -154,10 +149,9 @@ def run_shape(args, shape, spec, handle, tmp, tok_dir, steps) -> dict:
             max_steps=total, learning_rate=HP["lr"], weight_decay=HP["weight_decay"],
             warmup_steps=math.ceil(HP["warmup_ratio"] * total), lr_scheduler_type="cosine",
             max_grad_norm=1.0, seed=0)
-        hf = transformers.Trainer(model=baseline_model(), args=targs,
-                                  train_dataset=common.blocks_dataset(shared["blocks"]),
-                                  data_collator=transformers.default_data_collator)
-        return hf.train, False
+        return transformers.Trainer(model=baseline_model(), args=targs,
+                                    train_dataset=common.blocks_dataset(shared["blocks"]),
+                                    data_collator=transformers.default_data_collator).train, False
 
     out = {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head, "batch": batch, "block": block,
            "tokenizer": tokenizer, "runners": {}}
@@ -175,8 +169,7 @@ def run_shape(args, shape, spec, handle, tmp, tok_dir, steps) -> dict:
         gc.collect()
         if dev == "cuda":
             torch.cuda.empty_cache()
-    out["vocab"] = shared["config"].vocab_size
-    out["params"] = shared["params"]
+    out.update(vocab=shared["config"].vocab_size, params=shared["params"])
     out["flops_per_token"] = common.train_flops_per_token(n_layer, n_embd, out["vocab"], block)
     return out
 
