@@ -33,7 +33,7 @@ MODULES = {module_name(p): imports(p) for p in sorted(PKG.rglob("*.py"))}
 
 def layer(name: str) -> str:
     """ingest, train or publish; "entry" for the entry points' Hydra glue (config.py, the
-    resolvers, which may use any layer); "base" for errors.py, under all of them."""
+    resolvers, which may use any layer); "base" for errors.py and files.py, under all of them."""
     parts = name.split(".")
     if name == "huggingtweets.config":
         return "entry"

@@ -16,7 +16,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from huggingtweets.errors import UserError
+from huggingtweets.files import _remove_stale_temps, _write_error, atomic_path
 
 # The canonical schema. `text` is as posted, in the X API's convention whatever the platform: & < >
 # escaped (cleaning undoes exactly that), full URLs, a repost as "RT @author: text"; cleaning is a
@@ -353,44 +353,6 @@ def _open_lock(path: Path):
         raise UserError(f"the lock file {path} is not a plain file of its own (a link, a pipe or "
                         "a device); remove it and run again")
     return os.fdopen(fd, "r+")
-
-
-def _write_error(path: Path, err: OSError) -> UserError:
-    """A failed write as one line naming the file (a full disk above all)."""
-    full = err.errno in (errno.ENOSPC, errno.EDQUOT)
-    what = "the disk is full" if full else err.strerror or str(err)
-    return UserError(f"cannot write {path}: {what} ({type(err).__name__}); free some space or "
-                     "fix the permissions and run again (the cache as it was is kept)")
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temp path beside `path`, renamed over it on success, deleted on failure; an OSError (a
-    full disk) becomes a UserError naming `path`."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-    except OSError as err:
-        raise _write_error(path, err) from None
-    try:
-        try:
-            yield Path(tmp)
-            os.replace(tmp, path)
-        except OSError as err:
-            raise _write_error(path, err) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _remove_stale_temps(path: Path) -> None:
-    """Temp files of `path` left by a killed writer (under the user's lock: no live writer's)."""
-    sidecar = path.with_suffix(".json")
-    for tmp in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{sidecar.name}.*.tmp")]:
-        with suppress(OSError):
-            tmp.unlink()
 
 
 def to_frame(records: list[dict] | pd.DataFrame, missing: bool = False) -> pd.DataFrame:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from huggingtweets.errors import UserError
+from huggingtweets.files import atomic_path
 from huggingtweets.ingest import clean as cleaning
 from huggingtweets.ingest import posts
 
@@ -72,10 +73,10 @@ def prepare(user: str, clean: Mapping, data_dir: str | Path = "data", val_share:
             train, val = split_tweets(cleaned.posts, val_share, split, seed, h)
             out.train[h], out.val[h] = train.reset_index(drop=True), val.reset_index(drop=True)
             # The table first: a crash between the two writes leaves no .arrow, a cache miss.
-            with posts.atomic_path(path.with_suffix(".json")) as tmp:
+            with atomic_path(path.with_suffix(".json")) as tmp:
                 tmp.write_text(json.dumps({"table": cleaned.table, "n_train": len(out.train[h])}))
             both = pd.concat([out.train[h], out.val[h]], ignore_index=True)
-            with posts.atomic_path(path) as tmp:
+            with atomic_path(path) as tmp:
                 both.to_feather(tmp, compression="uncompressed")
         out.meta[h] = posts.read_meta(data_dir, h)
         out.raw_paths[h] = raw_path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from huggingtweets.ingest.posts import atomic_path
+from huggingtweets.files import atomic_path
 from huggingtweets.publish.report import STATUS_FILE, summary_line
 
 

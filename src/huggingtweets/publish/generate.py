@@ -64,7 +64,7 @@ class CopyCheck:
         return cls(np.array(exact, dtype=np.uint64), np.array(grams, dtype=np.uint64), ngram)
 
     def save(self, path: str | Path) -> Path:
-        from huggingtweets.ingest.posts import atomic_path
+        from huggingtweets.files import atomic_path
 
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, texts=self.texts, ngrams=self.ngrams, ngram=np.int64(self.ngram))

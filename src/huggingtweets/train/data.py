@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from huggingtweets.errors import UserError
-from huggingtweets.ingest import posts
+from huggingtweets.files import atomic_path
 from huggingtweets.ingest.prepare import Prepared, prepare
 from huggingtweets.train import tokenizer as tk
 
@@ -178,7 +178,7 @@ class TweetDataModule(L.LightningDataModule):
                 out[f"{h}/{s}"] = (flat, np.concatenate([[0], np.cumsum(lengths)]))
                 arrays[f"{h}/{s}:ids"], arrays[f"{h}/{s}:offsets"] = out[f"{h}/{s}"]
         # a file object: np.savez would append ".npz" to a bare temp name
-        with posts.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
         return out
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import transformers
 
 from huggingtweets.errors import UserError
-from huggingtweets.ingest.posts import atomic_path, validate_handle
+from huggingtweets.files import atomic_path
+from huggingtweets.ingest.posts import validate_handle
 
 EOS = "<|endoftext|>"  # GPT-2's, and the scratch BPE's only special token
 CONTROL_TOKEN = re.compile(r"<\|user:([^|<>\s]+)\|>")

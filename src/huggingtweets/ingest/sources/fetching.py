@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from huggingtweets.errors import UserError, printable
+from huggingtweets.files import atomic_path
 from huggingtweets.ingest import posts
 
 JOURNAL_VERSION = 1
@@ -348,7 +349,7 @@ class Journal:
             shutil.rmtree(trash, ignore_errors=True)
 
     def _write(self, name: str, data: dict) -> None:
-        with posts.atomic_path(self.folder / name) as tmp:  # a full disk: one line naming it
+        with atomic_path(self.folder / name) as tmp:  # a full disk: one line naming it
             tmp.write_text(json.dumps(data, ensure_ascii=False))
 
 
