@@ -12,7 +12,7 @@ from huggingtweets.errors import reported
 
 
 def main(argv=None) -> int:
-    from huggingtweets.publish import plots, report
+    from huggingtweets.sweep import plots, report
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("sweep_dir", nargs="?", help="a multirun folder (default: newest in outputs/multirun)")

@@ -19,7 +19,7 @@ def main(cfg: DictConfig) -> float:
         try:
             return run(cfg, run_dir)
         except BaseException as err:  # Hydra's callback never sees a SystemExit or a Ctrl-C
-            from huggingtweets.publish.callbacks import failed
+            from huggingtweets.sweep.callbacks import failed
 
             failed(run_dir, err)
             raise

@@ -165,7 +165,7 @@ def test_killed_after_its_best_epoch_a_resumed_run_exports_the_uninterrupted_mod
     tracking (the best checkpoint comes along). The killed run's status reads as dead."""
     from conftest import write_demo
 
-    from huggingtweets.publish.report import collect
+    from huggingtweets.sweep.report import collect
 
     write_demo(tmp_path / "data", "demo_ada")
     # A warmup to a rate too high for the model: val/loss is best early (epoch 1 of 0..5), then worse.

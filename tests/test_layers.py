@@ -1,4 +1,5 @@
-"""The house's shape: ingest <- train <- publish, entry points on top, no cycles.
+"""The house's shape: ingest <- train <- publish and sweep (side by side), entry points on top,
+no cycles.
 
 Every import in every library module counts, the ones inside functions too (a lazy import is
 still a dependency)."""
@@ -32,12 +33,12 @@ MODULES = {module_name(p): imports(p) for p in sorted(PKG.rglob("*.py"))}
 
 
 def layer(name: str) -> str:
-    """ingest, train or publish; "entry" for the entry points' Hydra glue (config.py, the
+    """ingest, train, publish or sweep; "entry" for the entry points' Hydra glue (config.py, the
     resolvers, which may use any layer); "base" for errors.py and files.py, under all of them."""
     parts = name.split(".")
     if name == "huggingtweets.config":
         return "entry"
-    return parts[1] if len(parts) > 1 and parts[1] in ("ingest", "train", "publish") else "base"
+    return parts[1] if len(parts) > 1 and parts[1] in ("ingest", "train", "publish", "sweep") else "base"
 
 
 def ours(names: set[str]) -> set[str]:
@@ -51,10 +52,12 @@ def ours(names: set[str]) -> set[str]:
     return found
 
 
-# who may import whom: ingest <- train <- publish <- entry; errors ("base") under all of them
+# who may import whom: ingest <- train <- publish <- entry, and sweep beside publish (neither
+# imports the other); errors and files ("base") under all of them
 ALLOWED = {"base": {"base"}, "ingest": {"base", "ingest"}, "train": {"base", "ingest", "train"},
            "publish": {"base", "ingest", "train", "publish"},
-           "entry": {"base", "ingest", "train", "publish", "entry"}}
+           "sweep": {"base", "ingest", "train", "sweep"},
+           "entry": {"base", "ingest", "train", "publish", "sweep", "entry"}}
 
 
 def test_the_layers_depend_one_way():
@@ -95,8 +98,11 @@ def test_no_import_cycles():
 
 
 def test_the_checker_sees_a_violation(tmp_path):
-    """The rules above are not vacuous: a lazy import of publish inside ingest is caught."""
+    """The rules above are not vacuous: a lazy import of publish inside ingest is caught, and
+    publish and sweep may not import each other."""
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from huggingtweets.publish import card\n")
     assert "huggingtweets.publish.card" in ours(imports(bad))
     assert layer("huggingtweets.publish.card") not in ALLOWED[layer("huggingtweets.ingest.clean")]
+    assert layer("huggingtweets.sweep.report") not in ALLOWED[layer("huggingtweets.publish.card")]
+    assert layer("huggingtweets.publish.card") not in ALLOWED[layer("huggingtweets.sweep.plots")]

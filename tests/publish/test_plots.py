@@ -1,6 +1,6 @@
 """publish/plots.py: the picture of sample tweets draws hostile and unsupported text.
 
-(The sweep report plots are tested with report.py in test_report.py.)"""
+(The sweep plots, sweep/plots.py, are tested with report.py in sweep/test_report.py.)"""
 
 from pathlib import Path
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import ROOT, TINY, run_cli, write_demo
 
-from huggingtweets.publish.report import STATUS_FILE
+from huggingtweets.sweep.report import STATUS_FILE
 
 
 def error_line(res) -> str:

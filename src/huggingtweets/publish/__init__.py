@@ -1,1 +1,1 @@
-"""A trained model -> the world: export, card, evaluation, generation, web demo, Hub push, sweep report."""
+"""A trained model -> the world: export, card, evaluation, generation, web demo, Hub push."""

@@ -3,7 +3,7 @@
     python report.py outputs/multirun/2026-01-01_12-00-00      # or no argument: the newest sweep
 
 Reads every job's overrides, `metrics.json` and `csv/metrics.csv`, and writes `report.csv`,
-`report.md` (best job marked, failed and running jobs named) and the plots (publish/plots.py) into
+`report.md` (best job marked, failed and running jobs named) and the plots (sweep/plots.py) into
 the sweep folder, for a finished sweep or one still running. `check` compares a report with
 committed results (`--check`); `log_to_wandb` logs it to the sweep's W&B group.
 """

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from huggingtweets.publish import plots, report
+from huggingtweets.sweep import plots, report
 
 
 def load_cli():

@@ -14,7 +14,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 
 from huggingtweets.files import atomic_path
-from huggingtweets.publish.report import STATUS_FILE, summary_line
+from huggingtweets.sweep.report import STATUS_FILE, summary_line
 
 
 def _rank() -> int:
@@ -48,7 +48,7 @@ class JobStatus(Callback):
 
     def on_multirun_end(self, config, **kwargs) -> None:
         try:
-            from huggingtweets.publish.plots import write_report
+            from huggingtweets.sweep.plots import write_report
 
             rep = write_report(config.hydra.sweep.dir)
             print(f"{summary_line(rep)}; report: {rep.sweep_dir}/report.md")

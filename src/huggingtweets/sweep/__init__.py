@@ -1,0 +1,1 @@
+"""A Hydra multirun as a whole: each job's status, the sweep's table, plots and check."""
