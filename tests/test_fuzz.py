@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts
-from huggingtweets.ingest.sources import bluesky, fetching, mastodon, x
+from huggingtweets.ingest.sources import bluesky, fetching, http, mastodon, x
 from huggingtweets.ingest.sources.archive import read_archive
 from huggingtweets.ingest.sources.files import read_csv, read_jsonl
 from huggingtweets.ingest.sources.twarc import read_twarc
@@ -71,7 +71,7 @@ def page_or_refusal(parse) -> None:
     refusals the engine handles (Transient: retried; UserError: stops with a message)."""
     try:
         page = parse()
-    except (fetching.Transient, UserError):
+    except (http.Transient, UserError):
         return
     kept, _ = fetching.validate(page.records, posts.MAX_POST_CHARS)
     assert_canonical(posts.to_frame(kept) if kept else posts.to_frame([]))
@@ -177,7 +177,7 @@ def test_bluesky_page(body):
        link=st.one_of(st.none(), st.text(max_size=40),
                       st.just("https://m.example/api/v1/accounts/1/statuses?max_id=5")))
 def test_mastodon_page(body, link):
-    reply = fetching.Reply(200, body, {"Link": "x"} if link else {},
+    reply = http.Reply(200, body, {"Link": "x"} if link else {},
                            {"next": {"url": link}} if link else {})
     page_or_refusal(lambda: mastodon.parse_page(reply, "al@m.example", None, 2))
 
@@ -248,7 +248,7 @@ def mastodon_page(tmp, posts_):
     statuses = [{"id": str(i), "created_at": WHEN, "content": f"<p>{t}</p>", "reblog": None,
                  "in_reply_to_id": None, "spoiler_text": "", "account": {"acct": "al"}}
                 for i, t in posts_]
-    return page_frame(mastodon.parse_page(fetching.Reply(200, statuses, {}, {}), "al@m.example"))
+    return page_frame(mastodon.parse_page(http.Reply(200, statuses, {}, {}), "al@m.example"))
 
 
 def x_page(tmp, posts_):
@@ -273,5 +273,5 @@ def test_valid_input_parses_every_post(tmp_path_factory, read, posts_):
                                    "2024-13-45T99:99:99Z", "99999999999999999999999"])
 def test_reset_headers_never_crash(value):
     for key in ("Retry-After", "x-rate-limit-reset", "RateLimit-Reset", "X-RateLimit-Reset"):
-        until = fetching.reset_time({key: value, "Date": value}, 1_700_000_000.0)
+        until = http.reset_time({key: value, "Date": value}, 1_700_000_000.0)
         assert until is None or 1_700_000_000.0 <= until < 1e11

@@ -18,7 +18,7 @@ from fakes.hostile import HANDLES, PLATFORMS, TOKEN, hostile, source_cfg
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts, sources
-from huggingtweets.ingest.sources import fetching
+from huggingtweets.ingest.sources import fetching, http
 from huggingtweets.ingest.sources.archive import read_archive
 from huggingtweets.ingest.sources.files import read_csv, read_jsonl
 from huggingtweets.ingest.sources.twarc import read_twarc
@@ -75,7 +75,7 @@ def test_a_huge_body_is_cut_at_max_body_bytes(api, platform, tmp_path):
     api.add(platform, 5)
     api.mode = "huge_body"
     started = time.monotonic()
-    with pytest.raises(fetching.TooLarge, match=r"over 2,097,152 bytes \(source.max_body_bytes\)"
+    with pytest.raises(http.TooLarge, match=r"over 2,097,152 bytes \(source.max_body_bytes\)"
                        r".*run the same command again") as err:
         fetch(api, platform, tmp_path, max_body_bytes=2 * 2**20)
     assert time.monotonic() - started < 20 and api.served == 1  # not retried: it would be again
@@ -90,8 +90,8 @@ def test_a_lying_content_length(api, platform, tmp_path, lie):
     with pytest.raises(UserError) as caught:
         fetch(api, platform, tmp_path, timeout=3)
     message = str(caught.value)
-    if lie > fetching.MAX_BODY_BYTES:  # refused from the header alone, before any byte
-        assert isinstance(caught.value, fetching.TooLarge) and api.served == 1
+    if lie > http.MAX_BODY_BYTES:  # refused from the header alone, before any byte
+        assert isinstance(caught.value, http.TooLarge) and api.served == 1
     else:  # a body that ends early: a broken connection, retried, then a clear error
         assert "keeps failing" in message and api.served == 2
 
@@ -141,10 +141,10 @@ def test_absurd_rate_limit_resets_stop_at_max_wait(api, platform, tmp_path, head
 def test_reset_time_ignores_non_finite_values_and_broken_dates():
     now = 1_700_000_000.0
     for value in ("inf", "-inf", "nan", "1e400"):
-        assert fetching.reset_time({"Retry-After": value}, now) is None
-        assert fetching.reset_time({"x-rate-limit-reset": value}, now) is None
+        assert http.reset_time({"Retry-After": value}, now) is None
+        assert http.reset_time({"x-rate-limit-reset": value}, now) is None
     broken = {"Date": "Thu, 01 Jan 1970 00:00:00 GMT", "x-rate-limit-reset": str(int(now) + 60)}
-    assert fetching.reset_time(broken, now) == pytest.approx(now + 60)
+    assert http.reset_time(broken, now) == pytest.approx(now + 60)
     assert fetching._clock(float("inf")) == "an unknown time"
     assert fetching._duration(3 * 365 * 86400) == "1,095d"
 

@@ -1,5 +1,5 @@
 """ingest/sources/fetching.py, the fetch engine: journal + resume at every point, rate-limit
-headers, retries and concurrent fetches of one user."""
+headers (http.py), retries and concurrent fetches of one user."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts, sources
-from huggingtweets.ingest.sources import fetching
+from huggingtweets.ingest.sources import fetching, http
 
 HANDLE = "alice.bsky.social"
 
@@ -35,20 +35,20 @@ def fetch(api, data_dir, handle=HANDLE, refresh="merge", **overrides):
 
 def test_reset_time_reads_every_platforms_header():
     now = 1_700_000_000.0
-    assert fetching.reset_time({"Retry-After": "30"}, now) == now + 30
+    assert http.reset_time({"Retry-After": "30"}, now) == now + 30
     date = format_datetime(datetime.fromtimestamp(now + 90, UTC), usegmt=True)
-    assert fetching.reset_time({"Retry-After": date}, now) == pytest.approx(now + 90)
-    assert fetching.reset_time({"x-rate-limit-reset": str(int(now) + 900)}, now) == now + 900
-    assert fetching.reset_time({"RateLimit-Reset": str(int(now) + 60)}, now) == now + 60
-    assert fetching.reset_time({"RateLimit-Reset": "60"}, now) == now + 60  # IETF draft: delta
+    assert http.reset_time({"Retry-After": date}, now) == pytest.approx(now + 90)
+    assert http.reset_time({"x-rate-limit-reset": str(int(now) + 900)}, now) == now + 900
+    assert http.reset_time({"RateLimit-Reset": str(int(now) + 60)}, now) == now + 60
+    assert http.reset_time({"RateLimit-Reset": "60"}, now) == now + 60  # IETF draft: delta
     iso = datetime.fromtimestamp(now + 300, UTC).isoformat().replace("+00:00", "Z")
-    assert fetching.reset_time({"X-RateLimit-Reset": iso}, now) == pytest.approx(now + 300)
+    assert http.reset_time({"X-RateLimit-Reset": iso}, now) == pytest.approx(now + 300)
     # The server's clock runs 100 s ahead: its absolute reset is moved onto ours.
     server_date = format_datetime(datetime.fromtimestamp(now + 100, UTC), usegmt=True)
     headers = {"Date": server_date, "x-rate-limit-reset": str(int(now) + 400)}
-    assert fetching.reset_time(headers, now) == pytest.approx(now + 300)
-    assert fetching.reset_time({}, now) is None
-    assert fetching.reset_time({"Retry-After": "soon"}, now) is None
+    assert http.reset_time(headers, now) == pytest.approx(now + 300)
+    assert http.reset_time({}, now) is None
+    assert http.reset_time({"Retry-After": "soon"}, now) is None
 
 
 def test_rate_limit_without_headers_waits_the_fallback(api, tmp_path, monkeypatch):

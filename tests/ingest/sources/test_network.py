@@ -20,7 +20,7 @@ from fakes.servers import serve
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts, sources
-from huggingtweets.ingest.sources import bluesky, fetching
+from huggingtweets.ingest.sources import bluesky, http
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -112,7 +112,7 @@ def test_losing_the_network_mid_fetch_says_the_pages_are_saved(resolver, tmp_pat
         if cursor is not None:  # the second page: the network is gone, the old connection too
             resolver.hosts.clear()
             self.http.close()
-            self.http = fetching.http_client(self.policy.timeout)
+            self.http = http.http_client(self.policy.timeout)
         return real_page(self, account, cursor, since)
 
     monkeypatch.setattr(bluesky.BlueskySource, "page", page)

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from huggingtweets.errors import UserError, printable
 from huggingtweets.ingest import posts
-from huggingtweets.ingest.sources import fetching
-from huggingtweets.ingest.sources.fetching import json_object, json_str
+from huggingtweets.ingest.sources import fetching, http
+from huggingtweets.ingest.sources.http import json_object, json_str
 
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
 REPOST = "app.bsky.feed.defs#reasonRepost"
@@ -35,7 +35,7 @@ class BlueskySource(fetching.Remote):
                             "alice.bsky.social or did:plc:...); source=auto picks the platform "
                             "from the handle")
         self.page_size = min(max(int(page_size), 1), 100)
-        self.http = fetching.http_client(self.policy.timeout)
+        self.http = http.http_client(self.policy.timeout)
 
     def since(self, cached):
         newest = cached.sort_values("created_at").tail(KNOWN_IDS)
@@ -45,7 +45,7 @@ class BlueskySource(fetching.Remote):
     def start(self, since) -> dict:
         profile = self._get("app.bsky.actor.getProfile", {"actor": self.handle})
         if not isinstance(profile, dict) or not profile.get("did"):
-            raise fetching.Transient("Bluesky sent a profile without a DID")
+            raise http.Transient("Bluesky sent a profile without a DID")
         return {"did": profile["did"], "handle": profile.get("handle"),
                 "name": profile.get("displayName") or None}
 
@@ -56,7 +56,7 @@ class BlueskySource(fetching.Remote):
         return parse_page(body, self.handle, account.get("name"), since)
 
     def _get(self, nsid: str, params: dict):
-        reply = fetching.get_json(self.http, f"{self.base_url}/xrpc/{nsid}", params, "Bluesky",
+        reply = http.get_json(self.http, f"{self.base_url}/xrpc/{nsid}", params, "Bluesky",
                                   max_bytes=self.policy.max_body_bytes)
         if reply.status == 200:
             return reply.body
@@ -81,7 +81,7 @@ def parse_page(body, handle: str | None = None, display_name: str | None = None,
     """One getAuthorFeed answer -> a Page; Transient when it is not a feed page at all."""
     feed = body.get("feed") if isinstance(body, dict) else None
     if not isinstance(feed, list):
-        raise fetching.Transient("Bluesky sent a feed page without a feed")
+        raise http.Transient("Bluesky sent a feed page without a feed")
     records, rejected = fetching.parse_items(
         feed, lambda item: feed_record(item, handle, display_name))
     cursor = body.get("cursor") if feed and not (since and reached(records, since)) else None

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from huggingtweets.errors import UserError, printable
 from huggingtweets.ingest import posts
-from huggingtweets.ingest.sources import fetching
-from huggingtweets.ingest.sources.fetching import json_object, json_str
+from huggingtweets.ingest.sources import fetching, http
+from huggingtweets.ingest.sources.http import json_object, json_str
 
 
 class MastodonSource(fetching.Remote):
@@ -32,7 +32,7 @@ class MastodonSource(fetching.Remote):
         self.user, _, host = (handle or "@").partition("@")
         super().__init__(handle, base_url or f"https://{host}", **policy)
         self.page_size = min(max(int(page_size), 1), 40)
-        self.http = fetching.http_client(self.policy.timeout)
+        self.http = http.http_client(self.policy.timeout)
 
     def since(self, cached):
         return fetching.newest_numeric_id(cached)
@@ -40,7 +40,7 @@ class MastodonSource(fetching.Remote):
     def start(self, since) -> dict:
         account = self._get("/api/v1/accounts/lookup", {"acct": self.user}).body
         if not isinstance(account, dict) or not account.get("id"):
-            raise fetching.Transient("Mastodon sent an account without an id")
+            raise http.Transient("Mastodon sent an account without an id")
         if account.get("suspended"):
             raise UserError(f"@{self.handle} is suspended on its instance: nothing to fetch")
         return {"id": str(account["id"]),
@@ -58,8 +58,8 @@ class MastodonSource(fetching.Remote):
             raise UserError(f"@{self.handle} is a locked account and shows no public posts: only "
                             "approved followers can see them")
 
-    def _get(self, path: str, params: dict) -> fetching.Reply:
-        reply = fetching.get_json(self.http, self.base_url + path, params, "Mastodon",
+    def _get(self, path: str, params: dict) -> http.Reply:
+        reply = http.get_json(self.http, self.base_url + path, params, "Mastodon",
                                   max_bytes=self.policy.max_body_bytes)
         if reply.status == 200:
             return reply
@@ -77,19 +77,19 @@ class MastodonSource(fetching.Remote):
         raise UserError(f"Mastodon refused the request for {who} (HTTP {reply.status}: {error})")
 
 
-def parse_page(reply: fetching.Reply, handle: str | None = None,
+def parse_page(reply: http.Reply, handle: str | None = None,
                display_name: str | None = None, page_size: int = 40) -> fetching.Page:
     """One statuses answer -> a Page; Transient when it is not a list of statuses at all."""
     statuses = reply.body
     if not isinstance(statuses, list):
-        raise fetching.Transient("Mastodon sent a page of statuses that is not a list")
+        raise http.Transient("Mastodon sent a page of statuses that is not a list")
     records, rejected = fetching.parse_items(
         statuses, lambda s: status_record(s, handle, display_name))
     return fetching.Page(records, next=next_max_id(reply, statuses, page_size),
                          items=len(statuses), rejected=rejected)
 
 
-def next_max_id(reply: fetching.Reply, statuses: list, page_size: int) -> str | None:
+def next_max_id(reply: http.Reply, statuses: list, page_size: int) -> str | None:
     """The next page's max_id: from the Link header, else (no header) the page's oldest id."""
     if not statuses:
         return None
@@ -115,7 +115,7 @@ def status_record(status: dict, handle: str | None = None, display_name: str | N
         text = f"RT @{json_str(by.get('acct'), 'acct') or ''}: {text}"
     warning = json_str(shown.get("spoiler_text"), "spoiler_text") or None
     if not isinstance(status.get("id"), str | int) or isinstance(status.get("id"), bool):
-        raise fetching.Malformed("a status without an id")
+        raise http.Malformed("a status without an id")
     return {"id": str(status["id"]), "created_at": status.get("created_at"), "text": text,
             "handle": handle or json_str(account.get("acct"), "account.acct"),
             "display_name": display_name or json_str(account.get("display_name"), "display_name")

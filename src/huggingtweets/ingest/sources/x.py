@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 from huggingtweets.errors import UserError, printable
 from huggingtweets.ingest import posts
-from huggingtweets.ingest.sources import fetching
-from huggingtweets.ingest.sources.fetching import json_object, json_str
+from huggingtweets.ingest.sources import fetching, http
+from huggingtweets.ingest.sources.http import json_object, json_str
 
 TOKEN_ENV = "X_BEARER_TOKEN"
 TOKEN_HELP = ("create an app at developer.x.com (Developer Portal -> Projects & Apps -> your "
@@ -82,7 +82,7 @@ class XSource(fetching.Remote):
     def parse_page(self, body, account: dict) -> fetching.Page:
         """One timeline answer -> a Page; Transient when it is not a timeline page at all."""
         if not isinstance(body, dict):
-            raise fetching.Transient("X sent a response that is not a JSON object")
+            raise http.Transient("X sent a response that is not a JSON object")
         data = body.get("data") or []
         errors = body.get("errors")
         if not data and isinstance(errors, list) and errors and isinstance(errors[0], dict):
@@ -93,8 +93,8 @@ class XSource(fetching.Remote):
             raise UserError(f"X: {printable(error.get('detail') or error.get('title'), limit=300)}")
         try:
             pairs = v2_items(body)
-        except fetching.Malformed as err:
-            raise fetching.Transient(f"X sent a malformed page ({err})") from None
+        except http.Malformed as err:
+            raise http.Transient(f"X sent a malformed page ({err})") from None
         records, rejected = fetching.parse_items(pairs, lambda pair: v2_record(*pair["pair"]))
         for record in records:
             record.update(handle=self.handle, display_name=account.get("name"), source="x")
@@ -117,7 +117,7 @@ class XSource(fetching.Remote):
         try:
             return call()
         except tweepy.TooManyRequests as err:
-            raise fetching.RateLimited(fetching.reset_time(err.response.headers)) from None
+            raise http.RateLimited(http.reset_time(err.response.headers)) from None
         except tweepy.Unauthorized:
             raise UserError(f"X rejected the bearer token in {TOKEN_ENV} (HTTP 401 Unauthorized): "
                             f"check it, or make a new one: {TOKEN_HELP}") from None
@@ -128,18 +128,18 @@ class XSource(fetching.Remote):
         except tweepy.NotFound:
             raise UserError(f"X has no account @{self.handle} (HTTP 404)") from None
         except tweepy.TwitterServerError as err:
-            raise fetching.Transient(f"X answered HTTP {err.response.status_code} "
+            raise http.Transient(f"X answered HTTP {err.response.status_code} "
                                      f"{printable(err.response.reason, limit=100)}") from None
         except tweepy.HTTPException as err:
             raise UserError(f"X answered HTTP {err.response.status_code} for @{self.handle}: "
                             f"{_messages(err)}") from None
         except requests.JSONDecodeError:
-            raise fetching.Transient("X sent a response that is not valid JSON") from None
+            raise http.Transient("X sent a response that is not valid JSON") from None
         except requests.Timeout:
-            raise fetching.Transient(f"X did not answer within {self.policy.timeout:g}s") from None
+            raise http.Transient(f"X did not answer within {self.policy.timeout:g}s") from None
         except requests.RequestException as err:
-            raise (fetching.unreachable(err, self.base_url)
-                   or fetching.Transient(f"cannot reach X ({type(err).__name__})")) from None
+            raise (http.unreachable(err, self.base_url)
+                   or http.Transient(f"cannot reach X ({type(err).__name__})")) from None
 
 
 def check_token(token: str, env: str) -> None:
@@ -158,7 +158,7 @@ def _messages(err) -> str:
 
 
 def _client(token: str, base_url: str, timeout: float,
-            max_bytes: int = fetching.MAX_BODY_BYTES):
+            max_bytes: int = http.MAX_BODY_BYTES):
     """A tweepy Client answering with plain dicts, pointed at `base_url`, with a deadline over each
     whole request and a cap on the bytes of each answer."""
     import requests
@@ -175,17 +175,17 @@ def _client(token: str, base_url: str, timeout: float,
             kw["stream"] = True
             # The connect gets CONNECT_S (a server that takes no connection: no network).
             response = super().send(request, **kw, timeout=timeout or (
-                min(default_timeout, fetching.CONNECT_S), default_timeout))
+                min(default_timeout, http.CONNECT_S), default_timeout))
             reset = response.headers.get("x-rate-limit-reset")
             if reset is not None and not reset.strip().isdigit():
                 # tweepy int()s this header and crashes on "1e308": drop what is no epoch
                 # second (reset_time then falls back to the other headers or a default wait).
                 del response.headers["x-rate-limit-reset"]
             try:
-                response._content = fetching.read_capped(
+                response._content = http.read_capped(
                     response.raw.stream(65536, decode_content=True), max_bytes, deadline, "X",
                     response.headers.get("content-length"))
-            except (fetching.Transient, urllib3.exceptions.ReadTimeoutError) as err:
+            except (http.Transient, urllib3.exceptions.ReadTimeoutError) as err:
                 raise requests.Timeout(str(err)) from None
             except urllib3.exceptions.HTTPError as err:  # a lying Content-Length, a reset
                 raise requests.ConnectionError(str(err)) from None
@@ -234,7 +234,7 @@ def snowflake_time(tweet_id: str) -> datetime | None:
 
 def _id(value, what: str = "id") -> str:
     if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
-        raise fetching.Malformed(f"{what} is missing or not a number or string")
+        raise http.Malformed(f"{what} is missing or not a number or string")
     return str(value)
 
 
@@ -243,11 +243,11 @@ def v2_record(tweet: dict, author: dict | None = None) -> dict:
     when it is not shaped like a tweet. Long posts carry their full text in note_tweet.text
     (`text` is cut at 280 characters); the API escapes & < > as the canonical text does."""
     if not isinstance(tweet, dict):
-        raise fetching.Malformed("a tweet that is not an object")
+        raise http.Malformed("a tweet that is not an object")
     tweet_id = _id(tweet.get("id"))
     refs_list = tweet.get("referenced_tweets") or []
     if not isinstance(refs_list, list):
-        raise fetching.Malformed(f"tweet {tweet_id}: referenced_tweets is not a list")
+        raise http.Malformed(f"tweet {tweet_id}: referenced_tweets is not a list")
     refs = {str(r.get("type")) for r in refs_list if isinstance(r, dict)}
     note = json_object(tweet.get("note_tweet"), f"tweet {tweet_id}: note_tweet")
     text = (json_str(note.get("text"), f"tweet {tweet_id}: note_tweet.text")
@@ -258,7 +258,7 @@ def v2_record(tweet: dict, author: dict | None = None) -> dict:
     if isinstance(created_at, datetime):
         created_at = created_at.isoformat()
     elif not isinstance(created_at, str):
-        raise fetching.Malformed(f"tweet {tweet_id}: created_at is not a time")
+        raise http.Malformed(f"tweet {tweet_id}: created_at is not a time")
     return {"id": tweet_id, "created_at": created_at, "text": text,
             "handle": json_str(author.get("username"), "author.username"),
             "display_name": json_str(author.get("name"), "author.name"),
@@ -273,13 +273,13 @@ def v2_items(body: dict) -> list[dict]:
     includes = json_object(body.get("includes"), "includes")
     users_list = includes.get("users") or []
     if not isinstance(users_list, list):
-        raise fetching.Malformed("includes.users is not a list")
+        raise http.Malformed("includes.users is not a list")
     users = {str(u.get("id")): u for u in users_list if isinstance(u, dict)}
     data = body.get("data") or []
     if isinstance(data, dict):  # a single-tweet lookup
         data = [data]
     if not isinstance(data, list):
-        raise fetching.Malformed(f"'data' is a {type(data).__name__}, not a list of tweets")
+        raise http.Malformed(f"'data' is a {type(data).__name__}, not a list of tweets")
     return [{"pair": (t, users.get(str(t.get("author_id"))) if isinstance(t, dict) else None)}
             for t in data]
 
@@ -287,7 +287,7 @@ def v2_items(body: dict) -> list[dict]:
 def v1_record(status: dict) -> dict:
     """One v1.1 status (statuses/user_timeline, twarc 1, old exports) -> a canonical record."""
     if not isinstance(status, dict):
-        raise fetching.Malformed("a status that is not an object")
+        raise http.Malformed("a status that is not an object")
     tweet_id = _id(status.get("id_str") or status.get("id"))
     text = (json_str(status.get("full_text"), f"status {tweet_id}: full_text")
             or json_str(json_object(status.get("extended_tweet"), "extended_tweet")
