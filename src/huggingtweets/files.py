@@ -41,8 +41,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def _remove_stale_temps(path: Path) -> None:
-    """Temp files of `path` and its .json left by a killed writer (call it under the writer's
-    lock: no live writer's)."""
+    """Temp files of `path` and its .json left by a killed writer (call it under the lock)."""
     sidecar = path.with_suffix(".json")
     for tmp in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{sidecar.name}.*.tmp")]:
         with suppress(OSError):

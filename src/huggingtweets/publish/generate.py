@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from huggingtweets.errors import UserError, printable
+from huggingtweets.files import atomic_path
 from huggingtweets.train.tokenizer import CONTROL_TOKEN, EOS, control_users
 
 COPY_INDEX = "copycheck.npz"
@@ -64,8 +65,6 @@ class CopyCheck:
         return cls(np.array(exact, dtype=np.uint64), np.array(grams, dtype=np.uint64), ngram)
 
     def save(self, path: str | Path) -> Path:
-        from huggingtweets.files import atomic_path
-
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, texts=self.texts, ngrams=self.ngrams, ngram=np.int64(self.ngram))
         return Path(path)

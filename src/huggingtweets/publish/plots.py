@@ -1,7 +1,4 @@
-"""The evaluation's picture of sample tweets as cards (predictions.png): a matplotlib Figure
-without pyplot, no display needed."""
-
-from __future__ import annotations
+"""The evaluation's sample tweets as cards (predictions.png): a matplotlib Figure, no pyplot."""
 
 import functools
 import re

@@ -1,7 +1,4 @@
-"""A sweep's plots (val/loss against the learning rate; curves of the best jobs) and the
-`write_report` that writes them with the table. matplotlib Figures without pyplot: no display."""
-
-from __future__ import annotations
+"""A sweep's report and plots: val/loss vs the learning rate, the best jobs' curves (no pyplot)."""
 
 import math
 import re

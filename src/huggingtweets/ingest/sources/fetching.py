@@ -6,13 +6,8 @@ fetch behaves"): each page is validated (`posts.check_record`) and journaled ato
 under `data/partial/`, so a killed fetch resumes with exactly the posts of an uninterrupted one,
 and a journal that no longer reads is set aside, never replayed or deleted; a cache is updated
 incrementally (`since`); 429s wait for the announced reset up to `max_wait`, other faults are
-retried with backoff; and every fetch ends: a deadline per request, a byte cap per response, a
-page cap, no repeated cursor. Without a network it ends at once: a name that does not resolve or a
-refused connection is one line saying there is no connection, never a round of backoff. Text from
-a server reaches the terminal only through `errors.printable`.
+retried with backoff; and every fetch ends: http.py's bounds, a page cap, no repeated cursor.
 """
-
-from __future__ import annotations
 
 import json
 import math

@@ -1,8 +1,8 @@
-"""HTTP for the API sources: a client, a GET with a deadline over the whole request and a byte
-cap, the errors a request ends in (rate limited, transient, unreachable, too large), the reset time
-a 429 announces, and the JSON shape checks. Offline, `check_connection` says so in seconds."""
-
-from __future__ import annotations
+"""HTTP for the API sources: a client; GETs with a deadline per request, a byte cap per response;
+the errors they end in; the reset a 429 announces; JSON shape checks. Without a network a fetch
+ends at once: a name that does not resolve or a refused connection is one line saying there is no
+connection, never a round of backoff. Text from a server reaches the terminal only through
+`errors.printable`."""
 
 import errno
 import json
