@@ -1,8 +1,6 @@
 """The OmegaConf resolvers the configs use (`${ht.*}`): glue for the entry points, which import
 this module before Hydra composes (so do the tests). Library code never imports it."""
 
-from __future__ import annotations
-
 import hashlib
 import math
 import os

@@ -6,8 +6,6 @@ name) safe to show: no escape sequences that clear a screen, no bidi overrides o
 characters that make "Alice (@Bob)" out of other letters, no control characters.
 """
 
-from __future__ import annotations
-
 import re
 import sys
 from contextlib import contextmanager

@@ -7,8 +7,6 @@ both land, and a refused `refresh="full"` that would leave far fewer posts than 
 `confirm_shrink`): an empty or truncated answer must not wipe a timeline.
 """
 
-from __future__ import annotations
-
 import errno
 import hashlib
 import json

@@ -5,8 +5,6 @@ split is cached by the raw cache's bytes, the cleaning code and the settings, so
 the first (every job of a sweep) skips reading and cleaning the posts.
 """
 
-from __future__ import annotations
-
 import contextlib
 import functools
 import hashlib

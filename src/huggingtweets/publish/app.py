@@ -4,8 +4,6 @@ filtered, voices of author-conditioned models, adapter exports, a fixed seed if 
 Gradio is an optional extra (`pip install -e '.[demo]'`).
 """
 
-from __future__ import annotations
-
 import importlib.util
 import secrets
 import sys

@@ -5,8 +5,6 @@ nothing a user wrote can inject HTML, Markdown links, mentions or YAML keys (val
 template are never parsed as one).
 """
 
-from __future__ import annotations
-
 import hashlib
 import html
 import json

@@ -7,8 +7,6 @@ held-out tweets, the voice check (can a classifier tell samples from real tweets
 writes eval.json, predictions.jsonl and predictions.png (tweet cards) and returns the results.
 """
 
-from __future__ import annotations
-
 import json
 import math
 import re

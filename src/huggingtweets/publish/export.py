@@ -1,7 +1,5 @@
 """After training: the best weights as a Hugging Face model directory, its card, metrics, config."""
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path

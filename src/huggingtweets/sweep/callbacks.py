@@ -3,8 +3,6 @@ file (running with pid and host / completed / failed, for report.py) and, when t
 report (table + plots). train.py writes "failed" itself for the errors Hydra never sees (a
 UserError leaves as SystemExit, and Ctrl-C)."""
 
-from __future__ import annotations
-
 import json
 import os
 import socket

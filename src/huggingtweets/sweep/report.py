@@ -8,8 +8,6 @@ the sweep folder, for a finished sweep or one still running. `check` compares a 
 committed results (`--check`); `log_to_wandb` logs it to the sweep's W&B group.
 """
 
-from __future__ import annotations
-
 import json
 import math
 import os

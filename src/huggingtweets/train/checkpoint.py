@@ -8,8 +8,6 @@ the best checkpoints along with their scores (Lightning's forgets the scores the
 later epoch would become "best" and be exported).
 """
 
-from __future__ import annotations
-
 import os
 import shutil
 from collections.abc import Mapping

@@ -2,8 +2,6 @@
 whole run, the result, where the files are); library chatter goes to the run's log file
 (<run dir>/train.log) unless `verbose=true`, and no log line is printed twice."""
 
-from __future__ import annotations
-
 import logging
 import os
 import warnings

@@ -5,8 +5,6 @@ no padding, no attention mask, every position trains. Validation is packed per u
 of a mix gets its own val/loss.
 """
 
-from __future__ import annotations
-
 import hashlib
 import math
 from collections.abc import Mapping

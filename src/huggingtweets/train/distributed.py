@@ -7,8 +7,6 @@ job undoes what the previous one left in this process (the process group, MASTER
 other variables that would make Lightning believe a cluster manager had started the ranks).
 """
 
-from __future__ import annotations
-
 import os
 import subprocess
 import sys

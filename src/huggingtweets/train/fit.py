@@ -1,7 +1,5 @@
 """Fit: prepared posts + the composed config -> a trained TweetLM, validated at its best checkpoint."""
 
-from __future__ import annotations
-
 import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf

@@ -7,8 +7,6 @@ loaded ("quantized with gguf, not serializable"): its weights are copied into a 
 its config, which saves and reloads like any other.
 """
 
-from __future__ import annotations
-
 import hashlib
 import os
 import shutil

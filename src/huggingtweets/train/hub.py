@@ -6,8 +6,6 @@ network that is one line in a second or two, where the library would retry for a
 Light on purpose (no torch, no transformers): train.py checks before torch starts.
 """
 
-from __future__ import annotations
-
 import functools
 import logging
 from pathlib import Path

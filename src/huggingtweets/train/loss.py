@@ -11,8 +11,6 @@ to float rounding. Hand-written because the libraries that fuse this (Liger's
 FusedLinearCrossEntropy, Apple's cut-cross-entropy) are Triton kernels: GPUs only.
 """
 
-from __future__ import annotations
-
 import torch
 
 

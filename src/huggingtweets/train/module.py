@@ -1,7 +1,5 @@
 """TweetLM: a LightningModule around a Hugging Face causal LM (pretrained, or a small GPT-2 from scratch)."""
 
-from __future__ import annotations
-
 import math
 from collections.abc import Mapping
 

@@ -6,8 +6,6 @@ so one seed gives slightly different losses on two machines; the reference study
 so the pin must come before the first `import torch` (train.py calls this first).
 """
 
-from __future__ import annotations
-
 import os
 import platform
 import sys

@@ -3,8 +3,6 @@
 so a mixed model writes as one user, or as the blend from EOS alone), and the token cache's key.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import re

@@ -3,8 +3,6 @@ artifacts linked by lineage, like the original huggingtweets: the run *uses* eac
 and the cleaned training set, and *logs* the exported model. Imports nothing heavy at load time:
 the config's resolvers use it before torch may start (train.numerics)."""
 
-from __future__ import annotations
-
 import os
 import re
 from pathlib import Path

@@ -5,8 +5,6 @@ Importers read files (`archive`, `files` for csv / jsonl, `twarc`, `demo`); API 
 handle. Every source config is a Hydra node whose `_target_` takes a `handle` keyword.
 """
 
-from __future__ import annotations
-
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -7,8 +7,6 @@ httpx, not the atproto SDK (2.6 s of import plus cryptography, websockets and li
 endpoints); raw JSON lets one mapping read live and recorded pages.
 """
 
-from __future__ import annotations
-
 import html
 from datetime import datetime
 

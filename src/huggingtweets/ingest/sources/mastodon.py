@@ -8,8 +8,6 @@ Mastodon.py, which re-types the JSON and sleeps inside the library without a wor
 one mapping read live and recorded pages, and the engine owns waiting and retrying.
 """
 
-from __future__ import annotations
-
 import html
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit

@@ -5,8 +5,6 @@ a flattened tweet (`twarc2 flatten`) or a v1.1 status (twarc 1, old dumps). Reco
 author: `user=` keeps that author's posts, and without it a single-author file names its user.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path
