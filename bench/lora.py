@@ -96,7 +96,7 @@ def main(argv=None) -> int:
                               f"1.4x), {ratios['peak_memory']:.2f}x peak memory (target <= 0.6x)")
     summary = [f"{ratios['tokens_per_s']:.2f}x tok/s, {ratios['peak_memory']:.2f}x memory",
                ">= 1.4x, <= 0.6x", ratios["tokens_per_s"] >= 1.4 and ratios["peak_memory"] <= 0.6,
-               f"r={args.rank}; " + ", ".join(f"{m} {b['tokens_per_s']:.0f} tok/s, "
+               ("the preset (r=16, all-linear); " if args.base == "gemma3" else f"r={args.rank}; ") + ", ".join(f"{m} {b['tokens_per_s']:.0f} tok/s, "
                                               f"{b['peak_rss_mb']:.0f} MB" for m, b in best.items())]
     common.save("lora" if args.base != "gemma3" else "lora-gemma3",
                 {"runs": runs, "best": best, "ratios": ratios, "rank": args.rank,
