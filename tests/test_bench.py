@@ -46,8 +46,11 @@ def test_benchmarks_md_renders_every_section_from_the_results_and_keeps_the_reco
     assert "stale numbers" not in text and text.rstrip().endswith("measured once at abc1234")
     gpu = [n for n in run_all.SCRIPTS if (BENCH / "results" / f"{n}-cuda.json").exists()]
     assert ("## GPU" in text) == bool(gpu)  # only a GPU run's own results make that section
-    present = [n for n in run_all.SCRIPTS if (BENCH / "results" / f"{n}.json").exists()]
+    present = [n for n in {**run_all.SCRIPTS, **run_all.REAL_BASE}
+               if (BENCH / "results" / f"{n}.json").exists()]
     assert len(run_all.ratios()) == len(present)  # one row per target with results on disk
+    for name, (title, section) in run_all.REAL_BASE.items():  # the real base's only when measured
+        assert (f"## {section}" in text) == (name in present)
 
 
 def test_curve_arithmetic():
