@@ -10,7 +10,7 @@ from pathlib import Path
 from huggingtweets.errors import UserError
 
 
-def _write_error(path: Path, err: OSError) -> UserError:
+def write_error(path: Path, err: OSError) -> UserError:
     """A failed write as one line naming the file (a full disk above all)."""
     full = err.errno in (errno.ENOSPC, errno.EDQUOT)
     what = "the disk is full" if full else err.strerror or str(err)
@@ -28,19 +28,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
     except OSError as err:
-        raise _write_error(path, err) from None
+        raise write_error(path, err) from None
     try:
         try:
             yield Path(tmp)
             os.replace(tmp, path)
         except OSError as err:
-            raise _write_error(path, err) from None
+            raise write_error(path, err) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def _remove_stale_temps(path: Path) -> None:
+def remove_stale_temps(path: Path) -> None:
     """Temp files of `path` and its .json left by a killed writer (call it under the lock)."""
     sidecar = path.with_suffix(".json")
     for tmp in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{sidecar.name}.*.tmp")]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.files import _remove_stale_temps, _write_error, atomic_path
+from huggingtweets.files import atomic_path, remove_stale_temps, write_error
 
 # The canonical schema. `text` is as posted, in the X API's convention whatever the platform: & < >
 # escaped (cleaning undoes exactly that), full URLs, a repost as "RT @author: text"; cleaning is a
@@ -237,7 +237,7 @@ def _adopt_other_cases(data_dir: str | Path, handle: str) -> None:
                     os.replace(sidecar, path.with_suffix(".json"))
                 os.replace(old, path)
             except OSError as err:
-                raise _write_error(path, err) from None
+                raise write_error(path, err) from None
             continue
         older, newer = sorted((old, path), key=lambda p: p.stat().st_mtime)
         merged, _ = _merge(_read(older, handle), _read(newer, handle))
@@ -344,7 +344,7 @@ def _open_lock(path: Path):
         if err.errno == errno.ELOOP:
             raise UserError(f"the lock file {path} is a symbolic link; it is not followed: "
                             "remove the link and run again") from None
-        raise _write_error(path, err) from None
+        raise write_error(path, err) from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
         os.close(fd)
@@ -482,7 +482,7 @@ def write_posts(data_dir: str | Path, handle: str, posts: pd.DataFrame, source: 
     new["imported_at"] = now
     with user_lock(data_dir, handle, lock_timeout):  # also adopts caches of another case
         path = _cache_file(data_dir, handle, ".parquet")
-        _remove_stale_temps(path)
+        remove_stale_temps(path)
         cached = read_posts(data_dir, handle) if path.exists() else to_frame([])
         kept = new["id"].nunique()
         if refresh == "full" and len(cached) and not confirm_shrink:

@@ -435,7 +435,7 @@ def _call(remote: Remote, bar: Progress, request):
         try:
             return http.bounded(request, policy.timeout, remote.label)
         except http.TooLarge as err:  # not retried: it would be again
-            raise http.TooLarge(f"{err}; {http._resume_hint(bar.pages)}") from None
+            raise http.TooLarge(f"{err}; {http.resume_hint(bar.pages)}") from None
         except http.Unreachable as err:  # retrying with backoff would only delay saying so
             refused += 1
             if not (err.retry_once and refused == 1):
@@ -453,18 +453,18 @@ def _call(remote: Remote, bar: Progress, request):
                 raise UserError(f"{remote.label} rate limit reached while fetching "
                                 f"@{remote.handle}; it resets at {_clock(until)} (in "
                                 f"{_duration(until - now)}{why}); "
-                                f"{http._resume_hint(bar.pages)} after that{hint}") from None
+                                f"{http.resume_hint(bar.pages)} after that{hint}") from None
             if waits > MAX_RATE_LIMIT_WAITS:
                 raise UserError(f"{remote.label} kept answering 'too many requests' "
                                 f"({waits} times in a row) for @{remote.handle}; try again "
-                                f"later: {http._resume_hint(bar.pages)}") from None
+                                f"later: {http.resume_hint(bar.pages)}") from None
             bar.waits += 1
             bar.wait(until - now, f"{remote.label} rate limit (resets {_clock(until)})")
         except http.Transient as err:
             attempt += 1
             if attempt > policy.max_retries:
                 raise UserError(f"{remote.label} keeps failing for @{remote.handle}: "
-                                f"{err} ({attempt} attempts); {http._resume_hint(bar.pages)}"
+                                f"{err} ({attempt} attempts); {http.resume_hint(bar.pages)}"
                                 ) from None
             bar.wait(min(policy.backoff * 2 ** (attempt - 1), MAX_BACKOFF_S),
                      f"{err}; retry {attempt}/{policy.max_retries}")

@@ -95,7 +95,7 @@ def unreachable(err: BaseException, url: str) -> Unreachable | None:
     return None
 
 
-def _resume_hint(pages: int) -> str:
+def resume_hint(pages: int) -> str:
     """What to do after a failure: resume the saved pages, or (none saved) simply try again."""
     if pages:
         saved = "1 page fetched so far is" if pages == 1 else f"{pages:,} pages fetched so far are"
@@ -105,7 +105,7 @@ def _resume_hint(pages: int) -> str:
 
 def no_connection(label: str, err: Unreachable, pages: int = 0) -> UserError:
     return UserError(f"no connection to {label} ({err}): check that this machine is online "
-                     f"(and source.base_url), then {_resume_hint(pages)}")
+                     f"(and source.base_url), then {resume_hint(pages)}")
 
 
 def _proxied(url: str) -> bool:
