@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import huggingtweets.config  # noqa: F401  (registers the ${ht.*} resolvers)
-from huggingtweets.errors import UserError, reported
+from huggingtweets.errors import UserError, reported, run_cli
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="fetch")
@@ -47,4 +47,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)  # a config error: one line naming the key

@@ -8,7 +8,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from huggingtweets.errors import reported
+from huggingtweets.errors import reported, run_cli
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="push")
@@ -38,4 +38,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)  # a config error: one line naming the key

@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from huggingtweets import config  # registers the ${ht.*} resolvers
-from huggingtweets.errors import reported
+from huggingtweets.errors import reported, run_cli
 from huggingtweets.ingest.prepare import prepare
 
 
@@ -53,4 +53,4 @@ def run(cfg: DictConfig, run_dir: str) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)  # a config error: one line naming the key

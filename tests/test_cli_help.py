@@ -29,6 +29,7 @@ def compose(name: str, *overrides: str):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    import huggingtweets.config  # noqa: F401  the resolvers and train.yaml's schema, as train.py
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return hydra_compose(name, overrides=list(overrides), return_hydra_config=True)

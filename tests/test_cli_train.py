@@ -233,12 +233,20 @@ def test_reproduce_config_is_the_demo_experiment():
 @pytest.mark.parametrize("args,message", [
     (["user=../../../../x"], "invalid handle '../../../../x'"),
     (["user=${oc.env:HT_TEST_SECRET}"], "not an interpolation"),
-    (["user=demo_ada", "optim.lr=-1"], "optim.lr=-1: must be a number in (0, 1)"),
-    (["user=demo_ada", "optim.lr=abc"], "optim.lr='abc'"),
+    (["user=demo_ada", "optim.lr=-1"], "optim.lr=-1.0: must be a number in (0, 1)"),
+    # the schema (src/huggingtweets/schema.py), at compose: a type, a choice, a key, an option
+    (["user=demo_ada", "optim.lr=abc"], "optim.lr: Value 'abc' of type 'str' could not be converted to Float"),
+    (["user=demo_ada", "trainer.max_epochs=1.5"], "trainer.max_epochs: Value '1.5' of type 'float'"),
+    (["user=demo_ada", "data.split=newest"], "data.split: Invalid value 'newest', expected one of [time, random]"),
+    (["user=demo_ada", "optim.schedule=cosnie"], "optim.schedule: Invalid value 'cosnie'"),
+    (["user=demo_ada", "data.blocksize=64"], "data.blocksize: no such setting"),
+    (["user=demo_ada", "model=gemma4"], "Could not find 'model/gemma4' (options: gemma3, gpt2,"),
+    (["user=demo_ada", "experiment=demo", "eval.n=many"], "eval.n: Value 'many'"),
     (["user=demo_ada", "data.block_size=0"], "data.block_size=0: must be an integer >= 2"),
     (["user=demo_ada", "trainer.max_epochs=0"], "trainer.max_epochs=0: must be an integer >= 1"),
     (["user=demo_ada", "model=scratch", "model.input_noise=1.5"], "model.input_noise=1.5: must be a number in [0, 1)"),
-    (["user=demo_ada", "model=scratch", "model.scratch.arch=llama"], "model.scratch.arch='llama': must be gpt_neox or gpt2"),
+    (["user=demo_ada", "model=scratch", "model.scratch.arch=llama"], "model.scratch.arch: Invalid value 'llama', expected one of [gpt_neox, gpt2]"),
+    (["user=demo_ada", "model.lora.r=-4"], "model.lora.r=-4: must be an integer >= 0"),
     (["user=nobody_cached"], "no posts cached for @nobody_cached"),
 ])
 def test_bad_settings_are_one_line_before_any_folder_or_torch(tmp_path, args, message):
@@ -308,7 +316,7 @@ def test_experiment_files_sweep_over_mixes(compose_cfg):
 
 @pytest.mark.parametrize("args,message", [
     (["user=${oc.env:HT_TEST_SECRET}"], "not an interpolation"),
-    (["user=demo_ada", "optim.lr=-1"], "optim.lr=-1: must be a number in (0, 1)"),
+    (["user=demo_ada", "optim.lr=-1"], "optim.lr=-1.0: must be a number in (0, 1)"),
 ])
 def test_a_multirun_checks_the_same_before_any_work(tmp_path, args, message):
     """A sweep names its jobs otherwise (no run_name): train.py checks again, first thing."""

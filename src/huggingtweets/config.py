@@ -9,6 +9,8 @@ import secrets
 
 from omegaconf import OmegaConf
 
+from huggingtweets import schema  # noqa: F401  registers conf/train.yaml's `schema`
+
 
 def precision() -> str:
     """fp32 on CPUs (bf16 matmul is 15-40x slower without bf16 units), else bf16- or fp16-mixed."""
@@ -66,19 +68,23 @@ def job_dirname(overrides) -> str:
     return name
 
 
-# Settings that would otherwise fail deep inside torch or train nothing: (key, test, what is allowed)
-SETTINGS = [
-    ("optim.lr", lambda v: isinstance(v, int | float) and 0 < v < 1, "a number in (0, 1)"),
-    ("optim.weight_decay", lambda v: isinstance(v, int | float) and 0 <= v < 10, "a number >= 0"),
-    ("optim.warmup_ratio", lambda v: isinstance(v, int | float) and 0 <= v < 1, "a number in [0, 1)"),
-    ("data.block_size", lambda v: isinstance(v, int) and 2 <= v <= 1_000_000, "an integer >= 2"),
-    ("data.batch_size", lambda v: isinstance(v, int) and 1 <= v <= 1_000_000, "an integer >= 1"),
-    ("data.val_share", lambda v: isinstance(v, int | float) and 0 < v < 1, "a number in (0, 1)"),
-    ("trainer.max_epochs", lambda v: isinstance(v, int) and 1 <= v <= 100_000, "an integer >= 1"),
-    ("seed", lambda v: isinstance(v, int) and 0 <= v < 2**32, "an integer in [0, 2^32)"),
-    ("model.input_noise", lambda v: isinstance(v, int | float) and 0 <= v < 1, "a number in [0, 1)"),
-    ("model.scratch.arch", lambda v: v in ("gpt_neox", "gpt2"), "gpt_neox or gpt2"),
-    ("data.weights", lambda v: OmegaConf.is_dict(v) and all(
+# The ranges no type says (schema.py holds the types, checked at compose): values that would
+# fail deep inside torch or train nothing. (key, test, what is allowed)
+RANGES = [
+    ("optim.lr", lambda v: 0 < v < 1, "a number in (0, 1)"),
+    ("optim.weight_decay", lambda v: 0 <= v < 10, "a number >= 0"),
+    ("optim.warmup_ratio", lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    ("data.block_size", lambda v: 2 <= v <= 1_000_000, "an integer >= 2"),
+    ("data.batch_size", lambda v: 1 <= v <= 1_000_000, "an integer >= 1"),
+    ("data.val_share", lambda v: 0 < v < 1, "a number in (0, 1)"),
+    ("trainer.max_epochs", lambda v: 1 <= v <= 100_000, "an integer >= 1"),
+    ("seed", lambda v: 0 <= v < 2**32, "an integer in [0, 2^32)"),
+    ("model.input_noise", lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    ("model.lora.r", lambda v: 0 <= v <= 65_536, "an integer >= 0 (0: full fine-tuning)"),
+    ("model.loss_chunk", lambda v: v >= 0, "an integer >= 0 (0: the whole output at once)"),
+    ("eval.top_p", lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    ("eval.temperature", lambda v: v > 0, "a number > 0"),
+    ("data.weights", lambda v: OmegaConf.is_dict(v) and all(  # any type: see schema.Data
         isinstance(w, int | float) and not isinstance(w, bool) and 0 < w < math.inf
         for w in v.values()), "each user's positive number, e.g. {alice: 2, bob: 1}"),
 ]
@@ -86,7 +92,7 @@ SETTINGS = [
 
 def check(root) -> None:
     """Refuse a missing or interpolated `user` (a secret in folder names), settings that would fail
-    deep inside torch or train nothing (SETTINGS) and a `ckpt_path` that is no checkpoint of these
+    deep inside torch or train nothing (RANGES) and a `ckpt_path` that is no checkpoint of these
     users and this model, before any work."""
     from omegaconf import OmegaConf
 
@@ -97,9 +103,9 @@ def check(root) -> None:
     if isinstance(raw, str) and "${" in raw:
         raise UserError("user= takes handles, not an interpolation: write the handle itself")
     users = parse_users(raw)  # `???` (none given): says to pass user=<handle>
-    for key, ok, allowed in SETTINGS:
+    for key, ok, allowed in RANGES:
         value = OmegaConf.select(root, key, default=None)
-        if value is not None and not (ok(value) and not isinstance(value, bool)):
+        if value is not None and not ok(value):
             shown = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
             raise UserError(f"{key}={shown!r}: must be {allowed}")
     ckpt = OmegaConf.select(root, "ckpt_path", default=None)

@@ -54,3 +54,44 @@ def reported():
             raise
         print(f"error: {printable(cause)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+def config_error(err: BaseException) -> str | None:
+    """A config error Hydra or OmegaConf raised while composing, as one line that names the key
+    or the option; None for any other error."""
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(err, HydraException | OmegaConfBaseException):
+        return None
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
+    if isinstance(err, OverrideParseException):
+        return f"{err.override}: {first} (quote it: 'key=\"text\"')"
+    if unknown := re.match(r"Could not override '([^']+)'", first):
+        return (f"{unknown.group(1)}: no such setting (--cfg job shows them all; "
+                f"+{unknown.group(1)}=... adds a new one)")
+    if isinstance(err, MissingConfigException) and err.options:
+        return f"{first.removeprefix(chr(39)).strip()} (options: {', '.join(sorted(err.options))})"
+    key = getattr(cause, "full_key", None)
+    msg = str(getattr(cause, "msg", None) or cause).strip().splitlines()[0]
+    return f"{key}: {msg}" if key else f"{first}{'' if cause is err else ': ' + msg}"
+
+
+def run_cli(task) -> None:
+    """Run a @hydra.main `task` with a config error (a wrong type, an unknown value, key or
+    option) as one line naming the key and exit status 2, where Hydra prints five lines and a hint
+    about HYDRA_FULL_ERROR. A user who set HYDRA_FULL_ERROR=1 gets Hydra's full report as usual."""
+    import os
+
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        return task()
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # then Hydra raises instead of printing, to here
+    try:
+        task()
+    except Exception as err:
+        line = config_error(err)
+        if line is None:
+            raise
+        print(f"error: {printable(line)}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

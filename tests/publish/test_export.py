@@ -2,6 +2,8 @@
 
 import json
 
+from fakes.configs import conf
+
 
 def test_an_exported_model_dir_holds_no_local_path(tiny):
     # every file, binary or not: the folder it was exported to, and the tmp dir around it
@@ -23,7 +25,7 @@ def test_a_scratch_model_with_unmerged_lora_exports_merged_weights(tiny, tmp_pat
     from huggingtweets.train.module import TweetLM
 
     dm = tiny["dm"]
-    module = TweetLM(name_or_path=None, optim={"lr": 1e-3},
+    module = TweetLM(name_or_path=None, optim=conf("optim/adamw", lr=1e-3),
                      scratch={"vocab_size": 512, "n_positions": 64, "n_embd": 32, "n_layer": 2,
                               "n_head": 2}, lora={"r": 4, "merge": False})
     module.tokenizer = dm.tokenizer

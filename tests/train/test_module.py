@@ -9,6 +9,7 @@ import pytest
 import torch
 import transformers
 from conftest import TINY
+from fakes.configs import conf
 
 from huggingtweets.errors import UserError
 from huggingtweets.train import tokenizer
@@ -88,7 +89,7 @@ def test_fused_gelu_is_the_same_function_and_survives_export(tmp_path):
 def test_adamw_is_fused_as_configured(monkeypatch, fused, precision, expected):
     monkeypatch.setattr(TweetLM, "trainer", property(lambda self: SimpleNamespace(
         estimated_stepping_batches=10, precision=precision)))
-    m = build(optim={"lr": 1e-3, "fused": fused})
+    m = build(optim=conf("optim/adamw", lr=1e-3, fused=fused))
     opt = m.configure_optimizers()["optimizer"]
     assert isinstance(opt, torch.optim.AdamW) and bool(opt.defaults["fused"]) is expected
     decay, no_decay = opt.param_groups
@@ -151,8 +152,8 @@ def test_a_tiny_model_overfits_one_batch():
     optimizer not stepping, gradients cut off) leaves the loss near its starting value."""
     import lightning as L
 
-    module = build(optim={"lr": 1e-2, "warmup_ratio": 0.0, "weight_decay": 0.0,
-                          "schedule": "constant"})
+    module = build(optim=conf("optim/adamw", lr=1e-2, warmup_ratio=0.0, weight_decay=0.0,
+                              schedule="constant"))
     torch.manual_seed(0)
     ids = torch.randint(0, len(module.tokenizer), (4, 16))
     with torch.no_grad():
@@ -185,3 +186,22 @@ def test_the_lora_presets_adapt_attention_and_mlp_but_not_the_head(preset):
     adapted = {n.split(".lora_A")[0].split(".")[-1] for n, _ in model.named_parameters() if "lora_A" in n}
     assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert not any("lm_head" in n and "lora" in n for n, _ in model.named_parameters())
+
+
+def test_a_pretrained_base_trains_with_its_dropout_on(tiny):
+    """from_pretrained hands back a model in eval mode and Lightning keeps modules' modes: a base
+    loaded from a model dir must be switched to training, or GPT-2 fine-tunes without dropout."""
+    import lightning as L
+
+    module = TweetLM(name_or_path=str(tiny["model"]), optim=conf("optim/adamw", lr=1e-3),
+                     fused_gelu=False)
+    module.build([])
+    dropouts = [m for m in module.model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and all(m.training for m in module.model.modules())
+    seen = []
+    module.on_train_batch_start = lambda *a: seen.append(all(m.training for m in dropouts))
+    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0)
+    trainer.fit(module, datamodule=tiny["dm"])
+    assert seen == [True]

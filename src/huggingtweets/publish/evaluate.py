@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from huggingtweets.ingest.clean import DENSE_SCRIPT
-from huggingtweets.publish.card import PROMPTS
 from huggingtweets.publish.generate import COPY_INDEX, CopyCheck, Generator
 from huggingtweets.publish.plots import fonts, render_cards
 
@@ -248,11 +247,8 @@ def attribution(dm, samples: list[dict], seed: int = 0) -> dict:
 def _cfg(cfg: Mapping | None) -> dict:
     from omegaconf import DictConfig, OmegaConf
 
-    d = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg or {})
-    defaults = {"n": 12, "prompts": PROMPTS, "seed": 0,
-                "temperature": 1.0, "top_p": 0.95, "top_k": 0, "max_new_tokens": 60,
-                "copy_ngram": 8, "card_samples": 5, "picture_samples": 4, "voice_samples": 64}
-    return {**defaults, **{k: v for k, v in d.items() if k != "enabled"}}
+    d = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    return {k: v for k, v in d.items() if k != "enabled"}  # conf/eval/default.yaml's settings
 
 
 def flat_metrics(results: dict) -> dict[str, float]:

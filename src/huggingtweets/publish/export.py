@@ -33,7 +33,7 @@ def publish_run(cfg, trainer, module, dm, metrics: dict, run_dir: str | Path) ->
     from huggingtweets.train import tracking
     from huggingtweets.train.tracking import redact
 
-    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     write_run_files(run_dir, metrics, resolved)
     if not cfg.export:
         return None

@@ -25,7 +25,7 @@ def model_spec(model: Mapping) -> dict:
     """What a checkpoint's weights fit: the pretrained model or the scratch architecture (dropout
     aside: it shapes no weight), the tokenizer and the LoRA rank. From cfg.model or its hparams."""
     def plain(x):
-        return OmegaConf.to_container(x, resolve=True) if isinstance(x, DictConfig) else x
+        return OmegaConf.to_container(x, resolve=True, enum_to_str=True) if isinstance(x, DictConfig) else x
 
     name = model.get("name_or_path")
     scratch = None if name else {k: v for k, v in (plain(model.get("scratch")) or {}).items()

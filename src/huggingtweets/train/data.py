@@ -120,7 +120,9 @@ class TweetDataModule(L.LightningDataModule):
                  prepared: Prepared | None = None):
         """`prepared`: what train.py's prepare step made; None: prepared here, from the cache."""
         super().__init__()
-        clean = OmegaConf.to_container(clean) if isinstance(clean, DictConfig) else dict(clean)
+        if isinstance(clean, DictConfig):
+            clean = OmegaConf.to_container(clean, enum_to_str=True)
+        clean = dict(clean)
         self.prepared = prepared or prepare(user, clean, data_dir, val_share, split, seed)
         self.handles = self.prepared.handles
         self.data_dir, self.block_size, self.batch_size = Path(data_dir), block_size, batch_size

@@ -24,7 +24,7 @@ def fit(cfg: DictConfig, prepared: Prepared, run_dir: str):
                         f"{module.max_positions}")
     trainer = make_trainer(cfg)
     for logger in trainer.loggers:
-        logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
+        logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)))
     tracking.log_inputs(trainer, dm, run_dir)
     trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

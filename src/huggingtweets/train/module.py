@@ -15,7 +15,7 @@ from huggingtweets.train.loss import chunked_lm_loss
 
 
 def _plain(x):
-    return OmegaConf.to_container(x, resolve=True) if isinstance(x, DictConfig) else x
+    return OmegaConf.to_container(x, resolve=True, enum_to_str=True) if isinstance(x, DictConfig) else x
 
 
 def token_nll(model, ids: torch.Tensor) -> torch.Tensor:
@@ -125,6 +125,9 @@ class TweetLM(L.LightningModule):
             raise UserError(f"the tokenizer {hp.tokenizer or hp.name_or_path!r} is empty or has no EOS")
         if base:
             self.model = tk.load_pretrained(transformers.AutoModelForCausalLM, "model", base)
+            # from_pretrained returns the model in eval mode, and Lightning keeps each module's
+            # mode: without this, fine-tuning GPT-2 would train with its dropout off
+            self.model.train()
             if len(self.tokenizer) > self.model.get_input_embeddings().num_embeddings:
                 self.model.resize_token_embeddings(len(self.tokenizer))
         else:
@@ -196,14 +199,13 @@ class TweetLM(L.LightningModule):
                 self.log(f"val/loss_{h}", (sums[i, 0] / sums[i, 1].clamp(min=1)).float())
 
     def configure_optimizers(self):
-        o = {"lr": 3e-4, "weight_decay": 0.01, "betas": (0.9, 0.999), "warmup_ratio": 0.0,
-             "schedule": "cosine", **self.hparams.optim}
+        o = self.hparams.optim  # conf/optim/adamw.yaml with the model preset's lr
         # Weight decay on matrices only: biases and LayerNorm gains are not decayed (GPT-2 recipe).
         decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
         # fused: one kernel for the whole update, +4% tokens/s on 2 CPU cores (bench/throughput.py);
         # not under mixed precision, where Lightning refuses gradient clipping with it (H100).
-        fused = bool(o.get("fused", False)) and "mixed" not in str(self.trainer.precision)
+        fused = bool(o["fused"]) and "mixed" not in str(self.trainer.precision)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o["weight_decay"]},
                                        {"params": no_decay, "weight_decay": 0.0}],
                                       lr=o["lr"], betas=tuple(o["betas"]), fused=fused)

@@ -1,0 +1,15 @@
+"""The project's config files as plain dicts: tests build objects with the values users get, and
+the code under test has no defaults of its own to fall back on."""
+
+from pathlib import Path
+
+import yaml
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def conf(name: str, **override) -> dict:
+    """conf/<name>.yaml (its own keys, not its defaults list), with `override` on top."""
+    node = yaml.safe_load((CONF / f"{name}.yaml").read_text()) or {}
+    node.pop("defaults", None)
+    return {**node, **override}
