@@ -7,6 +7,7 @@
 import hydra
 from omegaconf import DictConfig
 
+from huggingtweets import schema  # noqa: F401  registers conf/generate.yaml's schema
 from huggingtweets.errors import reported, run_cli
 
 

@@ -9,7 +9,7 @@ import secrets
 
 from omegaconf import OmegaConf
 
-from huggingtweets import schema  # noqa: F401  registers conf/train.yaml's `schema`
+from huggingtweets import schema  # noqa: F401  registers the conf/*.yaml's schemas
 
 
 def precision() -> str:

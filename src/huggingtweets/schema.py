@@ -1,6 +1,6 @@
-"""The type of every train.py setting and the allowed values of each choice, as Hydra structured
-configs: conf/train.yaml lists `schema` first, so Hydra checks every config file and override
-against these classes while it composes. `data.split=foo`, `optim.lr=fast` or a misspelt key stop
+"""The type of every setting of the entry points and the allowed values of each choice, as Hydra
+structured configs: conf/<script>.yaml lists `<script>_schema` first, so Hydra checks every config
+file and override against these classes while it composes. `data.split=foo`, `optim.lr=fast` or a misspelt key stop
 there, in one line naming the key (config.main), before anything runs.
 
 The values themselves live once, in the YAML files beside their reasons (MISSING here: a file must
@@ -21,6 +21,8 @@ Schedule = StrEnum("Schedule", ["cosine", "linear", "constant"])
 Arch = StrEnum("Arch", ["gpt_neox", "gpt2"])
 CleanPreset = StrEnum("CleanPreset", ["default", "huggingtweets"])
 CpuIsa = StrEnum("CpuIsa", ["avx2"])  # train/numerics.py ISA_ENV
+Format = StrEnum("Format", ["text", "jsonl"])  # generate.py's output
+Refresh = StrEnum("Refresh", ["merge", "full"])  # fetch.py: add newer posts | refetch and replace
 
 
 @dataclass
@@ -160,4 +162,63 @@ class Train:
     model: Model = MISSING
 
 
-ConfigStore.instance().store(name="schema", node=Train)
+@dataclass
+class Fetch:
+    user: str | None = MISSING
+    data_dir: str = MISSING
+    refresh: Refresh = MISSING
+    confirm_shrink: bool = MISSING
+    lock_timeout: float = MISSING
+    source: Any = MISSING
+    clean: Clean = MISSING
+
+
+@dataclass
+class Generate:
+    model_dir: str = MISSING
+    prompt: str | None = MISSING
+    prompts: list[str] = MISSING
+    n: int = MISSING
+    temperature: float = MISSING
+    top_p: float = MISSING
+    top_k: int = MISSING
+    max_new_tokens: int = MISSING
+    seed: int = MISSING
+    cut_newline: bool = MISSING
+    format: Format = MISSING
+    filter_copies: bool = MISSING
+    copy_index: str | None = MISSING
+    user: str | None = MISSING
+
+
+@dataclass
+class App:
+    model_dir: str = MISSING
+    host: str = MISSING
+    port: int = MISSING
+    max_queue: int = MISSING
+    n: int = MISSING
+    max_n: int = MISSING
+    temperature: float = MISSING
+    top_p: float = MISSING
+    max_new_tokens: int = MISSING
+    filter_copies: bool = MISSING
+    copy_index: str | None = MISSING
+    seed: int | None = MISSING
+
+
+@dataclass
+class Push:
+    model_dir: str = MISSING
+    repo_id: str | None = MISSING
+    private: bool = MISSING
+    dry_run: bool = MISSING
+    overwrite: bool = MISSING
+    space: bool = MISSING
+    space_id: str | None = MISSING
+    timeout: float = MISSING
+
+
+for _name, _node in {"train": Train, "fetch": Fetch, "generate": Generate, "app": App,
+                     "push": Push}.items():
+    ConfigStore.instance().store(name=f"{_name}_schema", node=_node)

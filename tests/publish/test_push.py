@@ -211,8 +211,11 @@ def test_an_adapter_export_is_pushed_and_a_local_base_refused(tiny, tmp_path, mo
 def test_push_cli_without_model_dir_or_with_a_damaged_info_file_is_one_line(model_dir):
     (model_dir / "huggingtweets.json").write_text('{"handles": [')
     res = run_cli("push.py", f"model_dir={model_dir}", "timeout=soon", env={"HF_TOKEN": ""})
-    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
-        "error: timeout='soon': must be seconds, over 0 and at most 3600"]
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [  # the schema's type
+        "error: timeout: Value 'soon' of type 'str' could not be converted to Float"]
+    res = run_cli("push.py", f"model_dir={model_dir}", "timeout=-1", env={"HF_TOKEN": ""})
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [  # push's own range
+        "error: timeout=-1.0: must be seconds, over 0 and at most 3600"]
     for args in (["dry_run=true"], [f"model_dir={model_dir}", "dry_run=true"]):
         res = run_cli("push.py", *args, env={"HF_TOKEN": ""})
         err = res.stderr.strip().splitlines()

@@ -19,7 +19,7 @@ MODEL_ID = "huggingtweets/model"  # the model repo (push.py writes it)
 MAX_PROMPT = 280  # characters, a tweet's
 MAX_N = 10  # tweets per click
 TEMPERATURE = (0.05, 2.0)  # below ~0.05 the logits / temperature overflow; above 2 it is noise
-TOP_P, MAX_NEW_TOKENS = 0.95, 60
+MAX_NEW_TOKENS = 60  # top_p: the model's own generation_config.json (what the exporter wrote)
 MAX_QUEUE = 16  # requests waiting; more are turned away at once
 
 
@@ -117,7 +117,7 @@ def pipeline_generate(model_id):
         if room < 1:
             raise ValueError("the prompt is too long for this model: shorten it")
         out = pipe(prompt, prefix=prefix, num_return_sequences=n, do_sample=True,
-                   temperature=temperature, top_p=TOP_P,
+                   temperature=temperature,
                    max_new_tokens=min(MAX_NEW_TOKENS, room))
         tweets = (o["generated_text"].split("\n")[0].replace("\ufffd", "").strip() for o in out)
         return [t for t in tweets if t]
