@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import yaml  # noqa: E402
 
 
 def parse(argv=None):
@@ -41,9 +42,11 @@ def one_pass(kind: str, handle: str, records_fn, tok, data_dir: Path, block: int
                           refresh="full")
     with common.silent():
         clean = {"preset": "default", "min_chars": 6000}
+        settings = yaml.safe_load((common.ROOT / "conf" / "data" / "tweets.yaml").read_text())
+        settings = {k: v for k, v in settings.items() if not str(v).startswith(("${", "huggingtweets."))}
         dm = data.TweetDataModule(prepared=prepare.prepare(handle, clean, data_dir), user=handle,
-                                  clean=clean, data_dir=str(data_dir), block_size=block,
-                                  batch_size=16)
+                                  clean=clean, **{**settings, "data_dir": str(data_dir),
+                                                  "block_size": block, "seed": 1234})
         dm.tokenizer = tok
         dm.setup("fit")
     n_posts = sum(t.get("Tweets downloaded", 0) for t in dm.tables.values())

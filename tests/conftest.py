@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fakes.configs import conf
+from fakes.configs import DATA, conf
 
 # Tests never touch the network: no Hub downloads, W&B offline, no tokenizer thread pools.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -113,8 +113,8 @@ def tiny_run(tmp_path_factory) -> dict:
     clean = yaml.safe_load((ROOT / "conf" / "clean" / "default.yaml").read_text())
     L.seed_everything(0)
     write_demo(base / "data", "demo_ada-demo_bo")
-    dm = TweetDataModule("demo_ada-demo_bo", clean, data_dir=str(base / "data"), block_size=32,
-                         batch_size=32, mix="balanced", seed=0)
+    dm = TweetDataModule("demo_ada-demo_bo", clean, data_dir=str(base / "data"),
+                         **{**DATA, "block_size": 32, "batch_size": 32, "mix": "balanced", "seed": 0})
     module = TweetLM(name_or_path=None, optim=conf("optim/adamw", lr=3e-3, warmup_ratio=0.1),
                      scratch={"vocab_size": 512, "n_positions": 64, "n_embd": 32, "n_layer": 2,
                               "n_head": 2, "dropout": 0.0}, cache_dir=str(base / "data" / "cache"))

@@ -72,7 +72,7 @@ def config_error(err: BaseException) -> str | None:
         return (f"{unknown.group(1)}: no such setting (--cfg job shows them all; "
                 f"+{unknown.group(1)}=... adds a new one)")
     if isinstance(err, MissingConfigException) and err.options:
-        return f"{first.removeprefix(chr(39)).strip()} (options: {', '.join(sorted(err.options))})"
+        return f"{first} (options: {', '.join(sorted(err.options))})"
     key = getattr(cause, "full_key", None)
     msg = str(getattr(cause, "msg", None) or cause).strip().splitlines()[0]
     return f"{key}: {msg}" if key else f"{first}{'' if cause is err else ': ' + msg}"

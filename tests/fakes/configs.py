@@ -13,3 +13,8 @@ def conf(name: str, **override) -> dict:
     node = yaml.safe_load((CONF / f"{name}.yaml").read_text()) or {}
     node.pop("defaults", None)
     return {**node, **override}
+
+
+# TweetDataModule's settings as train.py passes them (the user, the cleaning and the folder apart)
+DATA = {k: v for k, v in conf("data/tweets", seed=conf("train")["seed"]).items()
+        if k not in ("_target_", "user", "clean", "data_dir")}

@@ -22,10 +22,9 @@ import time
 from contextlib import contextmanager
 from urllib.parse import urlencode
 
-from omegaconf import OmegaConf
 from werkzeug import Request, Response
 
-from fakes.servers import CONF, TOKEN, Router, is_page
+from fakes.servers import TOKEN, Router, is_page, source_node
 
 # One account per platform, the same name everywhere.
 HANDLES = {"x": "alice", "bluesky": "alice.bsky.social", "mastodon": "alice@mastodon.example"}
@@ -195,7 +194,7 @@ def hostile():
 
 def source_cfg(platform: str, url: str, **overrides):
     """The real conf/source/<platform>.yaml pointed at `url`, quick to give up in tests."""
-    node = OmegaConf.load(CONF / f"{platform}.yaml")
+    node = source_node(platform)
     node.merge_with({"base_url": url, "page_size": 10, "backoff": 0.01, "progress": False,
                      "max_retries": 1, **overrides})
     return node

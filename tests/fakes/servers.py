@@ -29,6 +29,18 @@ from werkzeug import Request, Response
 from huggingtweets.ingest import posts
 
 CONF = ROOT / "conf" / "source"
+
+
+def source_node(name: str):
+    """conf/source/<name>.yaml as Hydra composes it: its defaults list (the API bounds) first."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(CONF / f"{name}.yaml")
+    parts = [OmegaConf.load(CONF / f"{d.split('@')[0]}.yaml")
+             for d in node.pop("defaults", []) if d != "_self_"]
+    return OmegaConf.merge(*parts, node)
+
+
 TOKEN = "test-bearer-TOKEN-do-not-leak-7f3a9c"
 TWITTER_EPOCH_MS = 1288834974657
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -3,6 +3,7 @@ TweetDataModule over them with a small BPE tokenizer."""
 
 import pandas as pd
 
+from fakes.configs import DATA
 from huggingtweets.ingest import posts
 from huggingtweets.train import data
 from huggingtweets.train.tokenizer import train_tokenizer
@@ -24,6 +25,6 @@ def write_user(data_dir, handle, n, words="alpha beta gamma delta", start="2022-
 
 
 def make_dm(tmp_path, user, **kw):
-    dm = data.TweetDataModule(user=user, clean=CLEAN, data_dir=str(tmp_path), **kw)
+    dm = data.TweetDataModule(user=user, clean=CLEAN, data_dir=str(tmp_path), **{**DATA, **kw})
     dm.tokenizer = train_tokenizer(dm.train_texts, vocab_size=300)
     return dm

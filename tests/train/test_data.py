@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fakes.configs import DATA
 from fakes.servers import TOKEN
 from fakes.timelines import CLEAN, make_dm, write_user
 
@@ -181,7 +182,8 @@ def test_token_cache_hit_with_tokenizers_keyed_by_their_files(tmp_path, monkeypa
     dm.tokenizer.save_pretrained(tmp_path / "tok")
     dm.tokenizer = load_tokenizer(str(tmp_path / "tok"))
     dm.setup("fit")
-    warm = data.TweetDataModule(user="alice", clean=CLEAN, data_dir=str(tmp_path), block_size=16)
+    warm = data.TweetDataModule(user="alice", clean=CLEAN, data_dir=str(tmp_path),
+                                **{**DATA, "block_size": 16})
     warm.tokenizer = load_tokenizer(str(tmp_path / "tok"))  # a new object
     monkeypatch.setattr(type(warm.tokenizer), "__call__", lambda *a, **k: 1 / 0)
     warm.setup("fit")  # a cache hit: the tokenizer is never called
@@ -230,7 +232,7 @@ def conditioned_dm(tmp_path, condition=True, **kw):
     write_word_user(tmp_path, "alice", 120, "apples")
     write_word_user(tmp_path, "bob", 60, "bananas")
     dm = data.TweetDataModule(user="alice-bob", clean=CLEAN, data_dir=str(tmp_path),
-                              block_size=16, condition=condition, **kw)
+                              **{**DATA, "block_size": 16, "condition": condition, **kw})
     dm.tokenizer = train_tokenizer(dm.train_texts, vocab_size=300)
     dm.setup("fit")
     return dm

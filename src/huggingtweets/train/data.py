@@ -113,12 +113,12 @@ class Blocks(Dataset):
 
 
 class TweetDataModule(L.LightningDataModule):
-    def __init__(self, user: str, clean: Mapping, data_dir: str = "data", block_size: int = 128,
-                 batch_size: int = 16, val_share: float = 0.1, split: str = "time",
-                 mix: str = "natural", weights: Mapping[str, float] | None = None,
-                 seed: int = 1234, num_workers: int = 0, condition: bool = False,
-                 prepared: Prepared | None = None):
-        """`prepared`: what train.py's prepare step made; None: prepared here, from the cache."""
+    def __init__(self, user: str, clean: Mapping, *, data_dir: str, block_size: int,
+                 batch_size: int, val_share: float, split: str, mix: str,
+                 weights: Mapping[str, float] | None, seed: int, num_workers: int,
+                 condition: bool, prepared: Prepared | None = None):
+        """The settings are conf/data/tweets.yaml's, which holds their values (none here).
+        `prepared`: what train.py's prepare step made; None: prepared here, from the cache."""
         super().__init__()
         if isinstance(clean, DictConfig):
             clean = OmegaConf.to_container(clean, enum_to_str=True)

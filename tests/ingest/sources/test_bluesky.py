@@ -6,8 +6,7 @@ import time
 
 import pandas as pd
 import pytest
-from fakes.servers import CONF, kill_mid_fetch_then_resume, same_posts
-from omegaconf import OmegaConf
+from fakes.servers import kill_mid_fetch_then_resume, same_posts, source_node
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import clean, posts, sources
@@ -17,7 +16,7 @@ HANDLE = "alice.bsky.social"
 
 
 def cfg(api, **overrides):
-    node = OmegaConf.load(CONF / "bluesky.yaml")
+    node = source_node("bluesky")
     node.merge_with({"base_url": api.url, "page_size": 10, "backoff": 0.01, "progress": False,
                      **overrides})
     return node

@@ -9,8 +9,7 @@ from email.utils import format_datetime
 import pandas as pd
 import pytest
 from conftest import run_cli
-from fakes.servers import CONF, same_posts, serve
-from omegaconf import OmegaConf
+from fakes.servers import same_posts, serve, source_node
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts, sources
@@ -20,7 +19,7 @@ HANDLE = "alice.bsky.social"
 
 
 def cfg(api, name="bluesky", **overrides):
-    node = OmegaConf.load(CONF / f"{name}.yaml")
+    node = source_node(name)
     node.merge_with({"base_url": api.url, "page_size": 10, "backoff": 0.01, "progress": False,
                      **overrides})
     return node

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fakes.servers import CONF, kill_mid_fetch_then_resume, same_posts
-from omegaconf import OmegaConf
+from fakes.servers import kill_mid_fetch_then_resume, same_posts, source_node
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts, sources
@@ -16,7 +15,7 @@ HANDLE = "bob@mastodon.example"
 
 
 def cfg(api, **overrides):
-    node = OmegaConf.load(CONF / "mastodon.yaml")
+    node = source_node("mastodon")
     node.merge_with({"base_url": api.url, "page_size": 10, "backoff": 0.01, "progress": False,
                      **overrides})
     return node

@@ -7,8 +7,7 @@ import time
 
 import pytest
 from conftest import run_cli
-from fakes.servers import CONF, TOKEN, kill_mid_fetch_then_resume, same_posts
-from omegaconf import OmegaConf
+from fakes.servers import TOKEN, kill_mid_fetch_then_resume, same_posts, source_node
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts, sources
@@ -20,7 +19,7 @@ def token(monkeypatch):
 
 
 def cfg(api, **overrides):
-    node = OmegaConf.load(CONF / "x.yaml")
+    node = source_node("x")
     node.merge_with({"base_url": api.url, "page_size": 10, "backoff": 0.01, "progress": False,
                      **overrides})
     return node
