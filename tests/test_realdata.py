@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, SHARED
+from conftest import SHARED
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest.sources.archive import read_archive
@@ -226,9 +226,9 @@ def _json(body, headers=None):
 
 
 def _source(name: str, url: str, **kw):
-    from omegaconf import OmegaConf
+    from fakes.servers import source_node
 
-    node = OmegaConf.load(ROOT / "conf" / "source" / f"{name}.yaml")
+    node = source_node(name)
     node.merge_with({"base_url": url, "progress": False, "backoff": 0.01, **kw})
     return node
 

@@ -95,3 +95,5 @@ def run_cli(task) -> None:
             raise
         print(f"error: {printable(line)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    finally:  # a caller in the same process (a test) keeps Hydra's own reports
+        os.environ.pop("HYDRA_FULL_ERROR", None)
