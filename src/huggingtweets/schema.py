@@ -1,7 +1,7 @@
 """The type of every setting of the entry points and the allowed values of each choice, as Hydra
 structured configs: conf/<script>.yaml lists `<script>_schema` first, so Hydra checks every config
-file and override against these classes while it composes. `data.split=foo`, `optim.lr=fast` or a misspelt key stop
-there, in one line naming the key (config.main), before anything runs.
+file and override against these classes while it composes. `data.split=foo`, `optim.lr=fast` or a
+misspelt key stop there, in one line naming the key (errors.run_cli), before anything runs.
 
 The values themselves live once, in the YAML files beside their reasons (MISSING here: a file must
 set them); config.check adds the ranges no type says (a learning rate in (0, 1), ...)."""
