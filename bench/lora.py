@@ -20,11 +20,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-# gemma3's modes: its preset (LoRA, loss_chunk 256), full fine-tuning, and each lever switched off/on
-LEVERS = {"full": ["model.lora.r=0", "optim.lr=5e-5"], "lora": [],
-          "full, whole-logits loss": ["model.lora.r=0", "optim.lr=5e-5", "model.loss_chunk=0"],
+# gemma3's modes: its preset (LoRA, loss_chunk 256, gradient checkpointing), full fine-tuning as
+# the preset's comment runs it (the same levers), and each lever switched off
+FULL = ["model.lora.r=0", "optim.lr=5e-5"]
+LEVERS = {"full": FULL, "lora": [],
+          "full, whole-logits loss": [*FULL, "model.loss_chunk=0"],
           "lora, whole-logits loss": ["model.loss_chunk=0"],
-          "lora + gradient checkpointing": ["model.gradient_checkpointing=true"]}
+          "full, no gradient checkpointing": [*FULL, "model.gradient_checkpointing=false"],
+          "lora, no gradient checkpointing": ["model.gradient_checkpointing=false"],
+          "lora, no LoRA dropout": ["model.lora.dropout=0.0"]}
 
 
 def parse(argv=None):
