@@ -19,9 +19,9 @@ def main(cfg: DictConfig) -> None:
 
     with reported():
         space_ui()  # a missing extra is said before the model loads
-        demo = Demo(model_dir_arg(cfg), n=cfg.n, max_n=cfg.max_n, temperature=cfg.temperature,
-                    top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                    filter_copies=cfg.filter_copies, copy_index=cfg.copy_index, seed=cfg.seed)
+        model_dir = model_dir_arg(cfg)  # a missing one: one line saying what to pass
+        page = {k: cfg[k] for k in cfg if k not in ("model_dir", "host", "port", "max_queue")}
+        demo = Demo(model_dir, **page)
         blocks, url = serve(demo, cfg.host, cfg.port, max_queue=cfg.max_queue)
     # the title is display names: someone else's text, which must not drive the terminal nor
     # print a line of its own

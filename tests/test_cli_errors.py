@@ -2,6 +2,7 @@
 line on stderr, exit status 2, no traceback, nothing touched."""
 
 import pandas as pd
+import pytest
 from conftest import TINY, run_cli
 
 from huggingtweets.ingest import posts
@@ -52,3 +53,16 @@ def test_cli_unrecognised_archive(tmp_path):
 def test_cli_archive_without_path(tmp_path):
     res = run_cli("fetch.py", "user=someone", "source=archive", f"data_dir={tmp_path}/data")
     assert_clean_error(res, "source.path")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["source=x", "source.on_rate_limit=later"],
+     "source.on_rate_limit: Invalid value 'later', expected one of [wait, stop]"),
+    (["source=bluesky", "source.timeout=soon"], "source.timeout: Value 'soon'"),
+    (["source=auto", "source.mastodon.max_pages=1.5"], "source.mastodon.max_pages: Value '1.5'"),
+    (["source=mastodon", "source.page_sise=10"], "source.page_sise: no such setting"),
+])
+def test_cli_api_source_settings_are_typed(tmp_path, args, message):
+    res = run_cli("fetch.py", "user=someone", *args, f"data_dir={tmp_path}/data")
+    assert_clean_error(res, message)
+    assert not (tmp_path / "data").exists()

@@ -23,6 +23,7 @@ CleanPreset = StrEnum("CleanPreset", ["default", "huggingtweets"])
 CpuIsa = StrEnum("CpuIsa", ["avx2"])  # train/numerics.py ISA_ENV
 Format = StrEnum("Format", ["text", "jsonl"])  # generate.py's output
 Refresh = StrEnum("Refresh", ["merge", "full"])  # fetch.py: add newer posts | refetch and replace
+RateLimit = StrEnum("RateLimit", ["wait", "stop"])  # HTTP 429: count down to the reset | save, stop
 
 
 @dataclass
@@ -145,6 +146,25 @@ class Eval:
 
 
 @dataclass
+class ApiSource:
+    """source=x, bluesky, mastodon (and each under source=auto): conf/source/<name>.yaml, with
+    the bounds they share in conf/source/api/bounds.yaml (which lists this schema first)."""
+    _target_: str = MISSING
+    base_url: str | None = MISSING
+    page_size: int = MISSING
+    max_posts: int | None = MISSING
+    timeout: float = MISSING
+    max_retries: int = MISSING
+    backoff: float = MISSING
+    on_rate_limit: RateLimit = MISSING
+    max_wait: float = MISSING
+    max_pages: int = MISSING
+    max_body_bytes: int = MISSING
+    max_post_chars: int = MISSING
+    progress: bool = MISSING
+
+
+@dataclass
 class Train:
     user: str = MISSING
     seed: int = MISSING
@@ -153,7 +173,8 @@ class Train:
     export: bool = True
     numerics: Numerics = field(default_factory=Numerics)
     data: Data = MISSING
-    source: Any = MISSING  # each source checks its own settings (ingest/sources)
+    source: Any = MISSING  # one of conf/source/*: the API sources typed by ApiSource, the file
+                           # readers by their functions' own checks
     clean: Clean = MISSING
     optim: Optim = MISSING
     trainer: Trainer = MISSING
@@ -222,3 +243,4 @@ class Push:
 for _name, _node in {"train": Train, "fetch": Fetch, "generate": Generate, "app": App,
                      "push": Push}.items():
     ConfigStore.instance().store(name=f"{_name}_schema", node=_node)
+ConfigStore.instance().store(group="source/api", name="schema", node=ApiSource)

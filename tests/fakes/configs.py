@@ -18,3 +18,7 @@ def conf(name: str, **override) -> dict:
 # TweetDataModule's settings as train.py passes them (the user, the cleaning and the folder apart)
 DATA = {k: v for k, v in conf("data/tweets", seed=conf("train")["seed"]).items()
         if k not in ("_target_", "user", "clean", "data_dir")}
+
+# app.Demo's settings as app.py passes them
+DEMO = {k: v for k, v in conf("app").items()
+        if k not in ("model_dir", "host", "port", "max_queue", "hydra")}

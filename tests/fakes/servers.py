@@ -32,13 +32,18 @@ CONF = ROOT / "conf" / "source"
 
 
 def source_node(name: str):
-    """conf/source/<name>.yaml as Hydra composes it: its defaults list (the API bounds) first."""
-    from omegaconf import OmegaConf
+    """conf/source/<name>.yaml as Hydra composes it for fetch.py: its bounds and its types."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
-    node = OmegaConf.load(CONF / f"{name}.yaml")
-    parts = [OmegaConf.load(CONF / f"{d.split('@')[0]}.yaml")
-             for d in node.pop("defaults", []) if d != "_self_"]
-    return OmegaConf.merge(*parts, node)
+    import huggingtweets.config  # noqa: F401  (the schemas)
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
+            return compose("fetch", overrides=[f"source={name}"]).source
+    finally:
+        GlobalHydra.instance().clear()
 
 
 TOKEN = "test-bearer-TOKEN-do-not-leak-7f3a9c"

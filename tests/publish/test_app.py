@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli
+from fakes.configs import DEMO
 
 from huggingtweets.errors import UserError
 
@@ -41,7 +42,7 @@ def served(tiny):
     pytest.importorskip("gradio")
     from huggingtweets.publish.app import Demo, serve
 
-    demo = Demo(tiny["model"], n=2, max_n=4, seed=0, max_new_tokens=12)
+    demo = Demo(tiny["model"], **{**DEMO, "n": 2, "max_n": 4, "seed": 0, "max_new_tokens": 12})
     blocks, url = serve(demo, port=0)
     yield demo, url
     blocks.close()
@@ -96,7 +97,7 @@ def test_defaults_out_of_bounds_fail_before_the_model_loads(tiny, monkeypatch):
     for kw, says in (({"n": 11}, "n=11"), ({"max_n": 50}, "max_n=50"),
                      ({"temperature": 9.0}, "temperature=9.0"), ({"top_p": 2}, "top_p=2")):
         with pytest.raises(UserError, match=says):
-            app.Demo(tiny["model"], **kw)
+            app.Demo(tiny["model"], **{**DEMO, **kw})
 
 
 def test_the_demo_serves_an_adapter_export(tiny, tmp_path):
@@ -105,8 +106,8 @@ def test_the_demo_serves_an_adapter_export(tiny, tmp_path):
 
     from huggingtweets.publish.app import Demo
 
-    demo = Demo(adapter_export(tiny["model"], tmp_path / "model"), seed=0, max_new_tokens=8,
-                copy_index=None)
+    demo = Demo(adapter_export(tiny["model"], tmp_path / "model"),
+                **{**DEMO, "seed": 0, "max_new_tokens": 8, "copy_index": None})
     tweets = demo.generate("My dream is", 2, 1.0, None)
     assert len(tweets) == 2 and all(t.startswith("My dream is") for t in tweets)
 

@@ -73,3 +73,43 @@ def test_train_py_config_trains_with_the_chunked_loss_and_checkpointing(compose_
     trainer = make_trainer(cfg)
     trainer.fit(module, datamodule=dm)
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
+
+
+def saved_bytes(fn):
+    """(fn(), bytes autograd keeps for the backward outside checkpointed regions)."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        return fn(), total
+
+
+@pytest.mark.parametrize("chunk", [0, 5])  # the model's own loss, and the chunked one
+def test_gradient_checkpointing_gives_the_same_gradients_from_fewer_saved_activations(chunk):
+    """model=gemma3's levers together: LoRA with dropout (the recomputation must draw the same
+    masks), the chunked loss, checkpointing as TweetLM.build enables it."""
+    ids = torch.randint(0, 97, (2, 24), generator=torch.Generator().manual_seed(3))
+    runs = {}
+    for checkpointing in (False, True):
+        model = tiny("gemma3")
+        torch.manual_seed(1)
+        model = add_lora(model, {"r": 4, "alpha": 8, "dropout": 0.2,
+                                 "target_modules": "all-linear"}, [])
+        model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable({"use_reentrant": False})
+        torch.manual_seed(2)
+        loss, saved = saved_bytes(lambda m=model: chunked_lm_loss(m, ids, ids, chunk) if chunk
+                                  else m(input_ids=ids, labels=ids).loss)
+        loss.backward()
+        runs[checkpointing] = (loss.item(), grads(model), saved)
+    (loss_off, g_off, saved_off), (loss_on, g_on, saved_on) = runs[False], runs[True]
+    assert loss_on == pytest.approx(loss_off, rel=1e-6)
+    assert g_on.keys() == g_off.keys() and any("lora_B" in n for n in g_on)
+    for name, g in g_off.items():
+        torch.testing.assert_close(g_on[name], g, rtol=1e-5, atol=1e-6, msg=name)
+    assert saved_on < saved_off / 2, (saved_on, saved_off)

@@ -32,9 +32,10 @@ def space_ui():
 class Demo:
     """A loaded model and the page's settings; `generate` is what the page's button calls."""
 
-    def __init__(self, model_dir: str | Path, *, n: int = 3, max_n: int = 10,
-                 temperature: float = 1.0, top_p: float = 0.95, max_new_tokens: int = 60,
-                 filter_copies: bool = True, copy_index="auto", seed: int | None = None):
+    def __init__(self, model_dir: str | Path, *, n: int, max_n: int, temperature: float,
+                 top_p: float, max_new_tokens: int, filter_copies: bool, copy_index,
+                 seed: int | None):
+        """The settings as conf/app.yaml names them (its values are the defaults)."""
         self.ui = space_ui()
         if not (isinstance(max_n, int) and 1 <= max_n <= self.ui.MAX_N):
             raise UserError(f"max_n={max_n!r}: must be a whole number from 1 to {self.ui.MAX_N}")

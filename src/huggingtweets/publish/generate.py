@@ -347,24 +347,30 @@ class Generator:
         return [s for i in kept for s in kept[i][:n]]
 
 
-def check_options(n=5, temperature=1.0, top_p=0.95, top_k=0, max_new_tokens=60, **_) -> None:
-    """Sampling options in range, each named when not (nan, 1e-45, 1.5 would fail inside torch)."""
-    def whole(v, lo, hi=10_000):
-        return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+def _whole(lo, hi):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
-    def number(v):
-        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
-    for key, value, ok, allowed in [
-        ("n", n, whole(n, 1), "a whole number from 1 to 10000"),
-        ("temperature", temperature, number(temperature) and temperature >= MIN_TEMPERATURE,
-         f"a number >= {MIN_TEMPERATURE} (near greedy; 1 samples the model as trained)"),
-        ("top_p", top_p, number(top_p) and 0 < top_p <= 1, "a number in (0, 1]"),
-        ("top_k", top_k, whole(top_k, 0, 10**9), "a whole number >= 0 (0: off)"),
-        ("max_new_tokens", max_new_tokens, whole(max_new_tokens, 1, 10**6), "a whole number >= 1"),
-    ]:
-        if not ok:
-            raise UserError(f"{key}={value!r}: must be {allowed}")
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# (option, test, what is allowed): nan, 1e-45 or 1.5 would fail inside torch
+SAMPLING_RANGES = [
+    ("n", _whole(1, 10_000), "a whole number from 1 to 10000"),
+    ("temperature", lambda v: _number(v) and v >= MIN_TEMPERATURE,
+     f"a number >= {MIN_TEMPERATURE} (near greedy; 1 samples the model as trained)"),
+    ("top_p", lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    ("top_k", _whole(0, 10**9), "a whole number >= 0 (0: off)"),
+    ("max_new_tokens", _whole(1, 10**6), "a whole number >= 1"),
+]
+
+
+def check_options(**options) -> None:
+    """The sampling options given (others are ignored) in range, each named when not."""
+    for key, ok, allowed in SAMPLING_RANGES:
+        if key in options and not ok(options[key]):
+            raise UserError(f"{key}={options[key]!r}: must be {allowed}")
 
 
 def generate(model_dir: str | Path, prompts: list[str], copy_index="auto", **kwargs) -> list[dict]:

@@ -71,9 +71,9 @@ def test_a_visible_countdown_while_waiting(api, tmp_path, capsys):
     assert "2 rate-limit waits" in err  # the bar's final line counts them
 
 
-def test_invalid_policy():
-    with pytest.raises(UserError, match="on_rate_limit='later'"):
-        fetching.Policy(on_rate_limit="later")
+def test_a_bound_must_be_positive(api):
+    with pytest.raises(UserError, match=r"source.max_wait=0.0: use a positive number"):
+        sources.build(cfg(api, max_wait=0), HANDLE)
 
 
 # --- resuming: a crash at every point ends with exactly the uninterrupted result -------------

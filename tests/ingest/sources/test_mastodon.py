@@ -109,10 +109,12 @@ def test_missing_and_suspended_accounts(api, tmp_path, setup, needle):
 
 
 def test_base_url_defaults_to_the_handles_instance():
-    source = mastodon.MastodonSource("Gargron@Mastodon.Social", progress=False)
+    node = source_node("mastodon")
+    node.progress = False
+    source = sources.build(node, "Gargron@Mastodon.Social")
     assert source.base_url == "https://mastodon.social" and source.user == "gargron"
     with pytest.raises(UserError, match="user@instance"):
-        mastodon.MastodonSource("alice.bsky.social")
+        sources.build(node, "alice.bsky.social")
 
 
 def test_html_to_text():

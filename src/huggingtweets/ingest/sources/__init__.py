@@ -28,7 +28,7 @@ def build(cfg, handle: str | None):
     from omegaconf import DictConfig, OmegaConf
 
     if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=True)  # a missing value stays "???"
+        cfg = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # "???" stays
     if cfg.get("path", "") == "???":
         raise UserError("this source reads a file: add source.path=<path to it>")
     target = get_object(cfg["_target_"])

@@ -15,7 +15,6 @@ from huggingtweets.ingest import posts
 from huggingtweets.ingest.sources import fetching, http
 from huggingtweets.ingest.sources.http import json_object, json_str
 
-PUBLIC_APPVIEW = "https://public.api.bsky.app"
 REPOST = "app.bsky.feed.defs#reasonRepost"
 PIN = "app.bsky.feed.defs#reasonPin"
 KNOWN_IDS = 200  # how many of the newest cached ids a second fetch looks out for
@@ -25,8 +24,7 @@ class BlueskySource(fetching.Remote):
     name = "bluesky"
     label = "Bluesky"
 
-    def __init__(self, handle: str, base_url: str = PUBLIC_APPVIEW, page_size: int = 100,
-                 **policy):
+    def __init__(self, handle: str, *, base_url: str, page_size: int, **policy):
         super().__init__(handle, base_url, **policy)
         if posts.platform(self.handle) != "bluesky":
             raise UserError(f"@{self.handle} is not a Bluesky handle or DID (like "

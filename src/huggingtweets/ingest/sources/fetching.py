@@ -34,8 +34,6 @@ MAX_BACKOFF_S = 60.0
 MAX_RATE_LIMIT_WAITS = 50  # consecutive 429s on one request: a server that never lets us in
 
 # Defaults of the bounds (conf/source/{x,bluesky,mastodon}.yaml set them too).
-MAX_PAGES = 5000  # 500,000 Bluesky posts, 200,000 Mastodon statuses, far past X's 3,200
-MAX_WAIT_S = 1200.0  # the longest rate-limit wait: X's windows are 15 minutes
 
 
 class Unreadable(Exception):
@@ -80,26 +78,21 @@ def validate(records: list, max_chars: int) -> tuple[list[dict], Counter]:
     return kept, rejected
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Policy:
-    timeout: float = 30.0  # seconds per request, the whole request (a deadline, not per read)
-    max_retries: int = 5  # per request, for 5xx / timeouts / malformed bodies
-    backoff: float = 2.0  # first retry waits this long, then doubles (capped at a minute)
-    on_rate_limit: str = "wait"  # wait: count down to the reset | stop: save and exit
-    max_posts: int | None = None  # stop after this many posts (X serves the newest 3,200 anyway)
-    max_pages: int = MAX_PAGES  # pages per fetch
-    max_wait: float = MAX_WAIT_S  # the longest rate-limit wait; past it: save and stop
-    max_body_bytes: int = http.MAX_BODY_BYTES  # bytes per response body; past it: stop reading
-    max_post_chars: int = posts.MAX_POST_CHARS  # longer posts are left out (and counted)
+    """An API source's bounds: conf/source/api/bounds.yaml holds the values and their reasons,
+    schema.ApiSource their types (checked as Hydra composes); here only what no type says."""
+    timeout: float  # seconds per request, the whole request (a deadline, not per read)
+    max_retries: int  # per request, for 5xx / timeouts / malformed bodies
+    backoff: float  # first retry waits this long, then doubles (capped at a minute)
+    on_rate_limit: str  # wait: count down to the reset | stop: save and exit
+    max_posts: int | None  # stop after this many posts (None: all the server gives)
+    max_pages: int  # pages per fetch
+    max_wait: float  # the longest rate-limit wait; past it: save and stop
+    max_body_bytes: int  # bytes per response body; past it: stop reading
+    max_post_chars: int  # longer posts are left out (and counted)
 
     def __post_init__(self):
-        if self.on_rate_limit not in ("wait", "stop"):
-            raise UserError(f"source.on_rate_limit={self.on_rate_limit!r}: use wait or stop")
-        self.timeout, self.backoff, self.max_wait = map(float, (self.timeout, self.backoff,
-                                                                self.max_wait))
-        self.max_retries, self.max_pages, self.max_body_bytes, self.max_post_chars = map(
-            int, (self.max_retries, self.max_pages, self.max_body_bytes, self.max_post_chars))
-        self.max_posts = None if self.max_posts is None else int(self.max_posts)
         for name in ("timeout", "max_pages", "max_wait", "max_body_bytes", "max_post_chars"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -112,7 +105,7 @@ class Remote:
     name = "remote"  # the source name written to the cache's sidecar
     label = "the API"  # the service, for messages: "X", "Bluesky", "Mastodon"
 
-    def __init__(self, handle: str, base_url: str, progress: bool = True, **policy):
+    def __init__(self, handle: str, base_url: str, progress: bool, **policy):
         """`policy`: Policy's fields (timeout, max_retries, ..., max_post_chars)."""
         if handle is None:
             raise UserError(f"source={self.name} fetches one account: pass user=<handle>")

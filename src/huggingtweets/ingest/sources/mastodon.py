@@ -22,7 +22,7 @@ class MastodonSource(fetching.Remote):
     name = "mastodon"
     label = "Mastodon"
 
-    def __init__(self, handle: str, base_url: str | None = None, page_size: int = 40, **policy):
+    def __init__(self, handle: str, *, base_url: str | None, page_size: int, **policy):
         handle = posts.validate_handle(handle) if handle is not None else None
         if handle is not None and posts.platform(handle) != "mastodon":
             raise UserError(f"@{handle} is not a Mastodon address: write it as user@instance "

@@ -37,8 +37,7 @@ class XSource(fetching.Remote):
     name = "x"
     label = "X"
 
-    def __init__(self, handle: str, base_url: str = "https://api.x.com", page_size: int = 100,
-                 **policy):
+    def __init__(self, handle: str, *, base_url: str, page_size: int, **policy):
         super().__init__(handle, base_url, **policy)
         if posts.platform(self.handle) != "x":
             raise UserError(f"@{self.handle} is not an X handle; source=x reads X accounts "
