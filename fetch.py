@@ -24,10 +24,11 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from huggingtweets.ingest import clean, posts, sources
+    from huggingtweets.ingest.handles import parse_users
 
     choice = HydraConfig.get().runtime.choices.source
     with reported():
-        handles = posts.parse_users(cfg.user, cfg.data_dir) if cfg.user else [None]
+        handles = posts.distinct_accounts(cfg.data_dir, parse_users(cfg.user)) if cfg.user else [None]
         if len(handles) > 1 and "path" in cfg.source.keys():
             raise UserError(f"source={choice} reads one file for one user; got the mix {cfg.user!r}")
         if "path" in cfg.source.keys() and OmegaConf.is_missing(cfg.source, "path"):

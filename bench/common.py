@@ -1,8 +1,6 @@
-"""The harness every benchmark script shares: the process set-up (`start`), the workload, the
-product built as train.py builds it (`product_run`), the baselines' precision on a device, MFU,
-tables and results (`save`), and `Runner`, which times one training run's optimizer steps (the
-runs of one benchmark go one after another in one process). bench/ only *uses* huggingtweets.
-"""
+"""What every benchmark shares: set-up (`start`), the workload, the product built as train.py
+builds it (`product_run`), baselines' precision, MFU, tables, results (`save`), and `Runner`, which
+times a run's optimizer steps (one after another in one process). bench/ only *uses* the package."""
 
 from __future__ import annotations
 

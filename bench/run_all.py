@@ -1,8 +1,6 @@
-"""Run the whole benchmark suite (each script in its own process), print the ratios against the
-targets of the suite and, with --markdown, write BENCHMARKS.md: each script's row of the targets
-table (`summary`) and section (`markdown`) from bench/results/<name>.json, in order, the GPU runs'
-(<name>-cuda.json), and the hand-written part of the old file from LEVERS on, kept as it is.
-"""
+"""Run the whole benchmark suite (a process per script), print the ratios against the targets and,
+with --markdown, write BENCHMARKS.md: each script's row (`summary`) and section (`markdown`) from
+bench/results/<name>.json (<name>-cuda.json), and the old file's hand-written part from LEVERS on."""
 
 from __future__ import annotations
 

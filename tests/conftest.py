@@ -72,10 +72,10 @@ def compose_cfg(tmp_path):
 def write_demo(data_dir, user: str) -> None:
     """Cache the demo personas of `user` (a mix) as `fetch.py source=demo` does: the DataModule
     only reads prepared posts, it never fetches or generates them."""
-    from huggingtweets.ingest import posts
+    from huggingtweets.ingest import handles, posts
     from huggingtweets.ingest.sources import demo
 
-    for h in posts.parse_users(user):
+    for h in handles.parse_users(user):
         if h in demo.PERSONAS and not posts.tweets_path(data_dir, h).exists():
             posts.write_posts(data_dir, h, demo.generate(h, 400), source="demo")
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, TINY, run_cli
 from fakes.servers import CONF, TOKEN
 
-from huggingtweets.ingest import posts
+from huggingtweets.ingest import handles
 from huggingtweets.train.fit import make_trainer
 
 GROUPS = {
@@ -45,7 +45,7 @@ def test_every_config_option_composes_and_instantiates(compose_cfg, group, optio
     names_users = group == "experiment" and "user:" in (ROOT / "conf/experiment" / f"{option}.yaml").read_text()
     cfg = compose_cfg(*([] if names_users else ["user=demo_ada"]), f"{group}={option}")
     dm = instantiate(cfg.data)
-    assert dm.handles == posts.parse_users(cfg.user)
+    assert dm.handles == handles.parse_users(cfg.user)
     assert group == "experiment" or dm.handles == ["demo_ada"]
     module = instantiate(cfg.model)
     assert module.hparams.optim["lr"] == cfg.optim.lr
@@ -305,9 +305,9 @@ def test_experiment_files_sweep_over_mixes(compose_cfg):
     grid = {o.key_or_group: list(o.sweep_string_iterator()) for o in parsed}
     assert set(grid) == {"optim.lr", "trainer.max_epochs", "user"}
     assert all(len(v) == 2 for v in grid.values())  # 2 x 2 x 2 = 8 jobs
-    assert all(posts.parse_users(u)[:2] == ["demo_ada", "demo_bo"] for u in grid["user"])
+    assert all(handles.parse_users(u)[:2] == ["demo_ada", "demo_bo"] for u in grid["user"])
     cond = compose_cfg("experiment=conditioned")
-    assert cond.data.condition is True and len(posts.parse_users(cond.user)) == 3
+    assert cond.data.condition is True and len(handles.parse_users(cond.user)) == 3
     mixes = compose_cfg("experiment=mixes")
     users = [o for o in OverridesParser.create().parse_overrides(
         [f"{k}={v}" for k, v in mixes.hydra.sweeper.params.items()]) if o.key_or_group == "user"]

@@ -97,7 +97,7 @@ def check(root) -> None:
     from omegaconf import OmegaConf
 
     from huggingtweets.errors import UserError
-    from huggingtweets.ingest.posts import parse_users
+    from huggingtweets.ingest.handles import parse_users
 
     raw = root._get_node("user")._value()
     if isinstance(raw, str) and "${" in raw:
@@ -123,7 +123,8 @@ def run_name(*, _root_) -> str:
 
     with reported():  # a UserError here: one line, exit 2 (Hydra would print a traceback)
         check(_root_)
-        from huggingtweets.ingest.posts import cache_name, parse_users
+        from huggingtweets.ingest.handles import parse_users
+        from huggingtweets.ingest.posts import cache_name
 
         name = "+".join(cache_name(h) for h in parse_users(str(_root_._get_node("user")._value())))
         return name if len(name) <= 100 else name[:90] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]

@@ -11,7 +11,7 @@ import pytest
 from conftest import SHARED, run_cli
 
 from huggingtweets.errors import UserError
-from huggingtweets.ingest import posts
+from huggingtweets.ingest import handles, posts
 from huggingtweets.ingest.sources.files import read_csv
 
 ARCHIVE = {"id": "tweet_id", "created_at": "timestamp", "is_retweet": "retweeted_status_id",
@@ -154,9 +154,9 @@ def legacy_cache(data_dir, name, rows):
 
 
 def test_handles_are_one_identity_whatever_their_case():
-    assert posts.parse_users("Demo_Ada") == ["demo_ada"]
+    assert handles.parse_users("Demo_Ada") == ["demo_ada"]
     assert posts.cache_name("Demo_Ada") == posts.cache_name("demo_ada") == "demo_ada"
-    assert posts.parse_users("@Gargron@Mastodon.Social") == ["gargron@mastodon.social"]
+    assert handles.parse_users("@Gargron@Mastodon.Social") == ["gargron@mastodon.social"]
     assert posts.cache_name("Gargron@x.social") == posts.cache_name("gargron@x.social")
 
 
@@ -168,7 +168,7 @@ def test_handles_are_one_identity_whatever_their_case():
 ])
 def test_a_mix_naming_one_person_twice_is_refused(mix, a, b):
     with pytest.raises(UserError) as err:
-        posts.parse_users(mix)
+        handles.parse_users(mix)
     assert f"'{a}'" in str(err.value) and f"'{b}'" in str(err.value)
 
 
@@ -200,7 +200,7 @@ DID = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
 
 
 def test_a_did_and_its_handle_in_one_mix_are_refused_when_the_cache_knows(tmp_path):
-    assert posts.parse_users(f"{DID}+alice.bsky.social", data_dir=tmp_path) == [
+    assert posts.distinct_accounts(tmp_path, handles.parse_users(f"{DID}+alice.bsky.social")) == [
         DID, "alice.bsky.social"]  # nothing known yet: both stand
     posts.write_posts(tmp_path, "alice.bsky.social", frame([
         {"id": f"at://{DID}/app.bsky.feed.post/3k{i}", "created_at": f"2024-01-0{i}",
@@ -209,9 +209,9 @@ def test_a_did_and_its_handle_in_one_mix_are_refused_when_the_cache_knows(tmp_pa
     assert posts.read_meta(tmp_path, "alice.bsky.social")["did"] == DID
     with pytest.raises(UserError, match=f"'{DID}'.*'alice.bsky.social'|"
                                         f"'alice.bsky.social'.*'{DID}'"):
-        posts.parse_users(f"{DID}+alice.bsky.social", data_dir=tmp_path)
+        posts.distinct_accounts(tmp_path, handles.parse_users(f"{DID}+alice.bsky.social"))
     with pytest.raises(UserError, match="one Bluesky account"):
-        posts.parse_users(f"alice.bsky.social+{DID}", data_dir=tmp_path)
+        posts.distinct_accounts(tmp_path, handles.parse_users(f"alice.bsky.social+{DID}"))
 
 
 # --- locks ---------------------------------------------------------------------------------------

@@ -1,26 +1,26 @@
-"""ingest/posts.py: handles of every platform (validated, parsed, safe cache names) and the cache
-(refetches merge by id, writes are atomic)."""
+"""ingest/handles.py and posts.py: handles of every platform (validated, parsed, safe cache names)
+and the cache (refetches merge by id, writes are atomic)."""
 
 import pandas as pd
 import pytest
 
 from huggingtweets.errors import UserError
-from huggingtweets.ingest import posts
+from huggingtweets.ingest import handles, posts
 
 
 @pytest.mark.parametrize("bad", ["../etc", "a/b", "", "way_too_long_handle_x", "x y"])
 def test_invalid_handles_are_rejected(bad):
     with pytest.raises(UserError, match="invalid handle|no user"):
-        posts.parse_users(bad)
+        handles.parse_users(bad)
     with pytest.raises(UserError):
         posts.tweets_path("data", bad)
 
 
 def test_mix_handles_parse_in_order_without_duplicates():
-    assert posts.parse_users("@bob-alice-bob") == ["bob", "alice"]
+    assert handles.parse_users("@bob-alice-bob") == ["bob", "alice"]
 
 
-@pytest.mark.parametrize("user,handles,names", [
+@pytest.mark.parametrize("user,expected,names", [
     ("alice.bsky.social", ["alice.bsky.social"], ["bsky-alice.bsky.social"]),
     ("Jeremy-Data.BSKY.social", ["jeremy-data.bsky.social"], ["bsky-jeremy-data.bsky.social"]),
     ("did:plc:ewvi7nxzyoun6zhxrhs64oiz", ["did:plc:ewvi7nxzyoun6zhxrhs64oiz"],
@@ -30,10 +30,12 @@ def test_mix_handles_parse_in_order_without_duplicates():
      "carol"], ["bsky-alice.bsky.social", "masto-bob_at_mastodon.social", "carol"]),
     ("demo_ada-demo_bo", ["demo_ada", "demo_bo"], ["demo_ada", "demo_bo"]),
 ])
-def test_handles_of_every_platform_and_their_cache_names(user, handles, names):
-    assert posts.parse_users(user) == handles
-    assert [posts.cache_name(h) for h in handles] == names
-    assert [posts.platform(h) for h in handles] != []
+def test_handles_of_every_platform_and_their_cache_names(user, expected, names):
+    assert handles.parse_users(user) == expected
+    assert [posts.cache_name(h) for h in expected] == names
+    assert [handles.platform(h) for h in expected] == [  # the cache name's prefix says where
+        "bluesky" if n.startswith(("bsky-", "did-")) else "mastodon" if n.startswith("masto-")
+        else "x" for n in names]
 
 
 @pytest.mark.parametrize("bad", [
@@ -46,7 +48,7 @@ def test_nothing_a_handle_contains_escapes_data(tmp_path, bad):
     with pytest.raises(UserError, match="invalid handle|no user"):
         posts.tweets_path(tmp_path, bad)
     with pytest.raises(UserError):
-        posts.parse_users(bad)
+        handles.parse_users(bad)
 
 
 def test_long_valid_handles_get_short_safe_unique_names(tmp_path):

@@ -25,6 +25,7 @@ import pandas as pd
 
 from huggingtweets.errors import UserError
 from huggingtweets.files import atomic_path, remove_stale_temps, write_error
+from huggingtweets.ingest.handles import DID, HANDLE_RULES, identify, platform, validate_handle
 
 # The canonical schema. `text` is as posted, in the X API's convention whatever the platform: & < >
 # escaped (cleaning undoes exactly that), full URLs, a repost as "RT @author: text"; cleaning is a
@@ -38,90 +39,11 @@ FLAGS = ("is_retweet", "is_reply", "is_quote")
 # row's values (old caches have no import time: NaT, unknown).
 PROVENANCE = ("source", "imported_at")
 
-# Handles, one syntax per platform. Each maps to a cache name made only of ASCII letters, digits
-# and "_.-" that never starts with a dot, so nothing a handle contains can escape data/: "../x",
-# "a/b", NUL, "" and "." are all rejected before they get near a path.
-X_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-# A domain: two or more labels, the last (the top-level domain) not starting with a digit.
-DOMAIN = re.compile(rf"(?:{_LABEL}\.)+[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?")
-BLUESKY_HANDLE = DOMAIN  # alice.bsky.social, or any domain the user verified
-DID = re.compile(rf"did:plc:[a-z2-7]{{24}}|did:web:{DOMAIN.pattern}")
-MASTODON_HANDLE = re.compile(rf"(?P<user>[A-Za-z0-9_](?:[A-Za-z0-9_.-]{{0,62}}[A-Za-z0-9_])?)"
-                             rf"@(?P<host>{DOMAIN.pattern})")
-MAX_DOMAIN = 253  # DNS names are at most 253 characters
 MAX_CACHE_NAME = 180  # file names are capped at 255 bytes; leave room for suffixes and temp names
 
 LOCK_TIMEOUT_S = 1800.0  # how long a writer waits for another writer of the same user
 SHRINK_RATIO = 0.5  # refresh=full leaving fewer than this share of the cached posts: refused
 MAX_POST_CHARS = 100_000  # X long posts reach 25,000 characters; Mastodon instances set their own
-
-HANDLE_RULES = ("use an X handle (1-15 letters, digits or _), a Bluesky handle (alice.bsky.social) "
-                "or DID (did:plc:...), or a Mastodon address (user@instance.social); a mix joins "
-                "handles with '+' (e.g. user=alice.bsky.social+bob@mastodon.social) or, for X "
-                "handles, with '-' (user=alice-bob)")
-
-
-def _normalise(handle: str) -> tuple[str, str] | None:
-    """(platform, normalised handle), or None when `handle` is no platform's handle. Every
-    platform's handles ignore case (X and Mastodon user names, domains, DIDs), so the normal form
-    is lower-case: one person, one cache, one model id, however the handle was typed."""
-    if X_HANDLE.fullmatch(handle):
-        return "x", handle.lower()
-    if len(handle) > MAX_DOMAIN + 65:
-        return None
-    if DID.fullmatch(handle):
-        return "bluesky", handle.lower()
-    if BLUESKY_HANDLE.fullmatch(handle) and len(handle) <= MAX_DOMAIN:
-        return "bluesky", handle.lower()
-    match = MASTODON_HANDLE.fullmatch(handle)
-    if match and len(match["host"]) <= MAX_DOMAIN:
-        return "mastodon", handle.lower()
-    return None
-
-
-def validate_handle(handle: str) -> str:
-    """The handle in its normal form (no leading @, lower-case), or a UserError."""
-    raw = str(handle).strip()
-    found = _normalise(raw.removeprefix("@"))
-    if found is None:
-        shown = raw if len(raw) <= 80 else raw[:77] + "..."
-        raise UserError(f"invalid handle {shown!r}: {HANDLE_RULES}")
-    return found[1]
-
-
-def platform(handle: str) -> str:
-    """Where a handle lives: "x", "bluesky" (handles and DIDs) or "mastodon" (user@instance)."""
-    return _normalise(validate_handle(handle))[0]
-
-
-def parse_users(user: str, data_dir: str | Path | None = None) -> list[str]:
-    """`alice-bob-carol` -> ["alice", "bob", "carol"] (validated, repeats dropped, order kept).
-    Bluesky handles contain dots and dashes, so '+' joins a mix when it is there; without one, a
-    whole Bluesky, DID or Mastodon handle is one user, and anything else splits on '-'. Two
-    spellings of one person (`SmithJD-smithjd`) are refused, and with `data_dir`, so are a Bluesky
-    DID and a handle whose cached posts are that DID's: a mix would train on their posts twice."""
-    if user is None or str(user).strip() in ("", "???"):
-        raise UserError("no user given: pass user=<handle>, or user=a-b-c for a mix")
-    text = str(user).strip()
-    if "+" in text:
-        parts = text.split("+")
-    elif (found := _normalise(text.removeprefix("@"))) is not None and found[0] != "x":
-        parts = [text]
-    else:
-        parts = text.split("-")
-    spelled: dict[str, str] = {}
-    for part in parts:
-        handle, spelling = validate_handle(part), part.strip().removeprefix("@")
-        if spelled.setdefault(handle, spelling) != spelling:
-            raise UserError(f"user={text!r} names one person twice: {spelled[handle]!r} and "
-                            f"{spelling!r} are the same account (handles ignore case); name "
-                            "each person once")
-    handles = list(spelled)
-    if data_dir is not None:
-        _one_account_each(data_dir, handles)
-    return handles
-
 
 AT_URI = re.compile(r"at://(did:[a-z0-9:._-]+)/app\.bsky\.feed\.post/")
 
@@ -150,16 +72,19 @@ def _author_did(df: pd.DataFrame) -> str | None:
     return str(dids.mode().iloc[0]) if len(dids) else None
 
 
-def _one_account_each(data_dir: str | Path, handles: list[str]) -> None:
+def distinct_accounts(data_dir: str | Path, handles: list[str]) -> list[str]:
+    """`handles` (from `handles.parse_users`), unless a Bluesky DID and a handle whose cached
+    posts are that DID's are both in it: a mix would train on that account's posts twice."""
     owner: dict[str, str] = {}
     for handle in handles:
-        if _normalise(handle)[0] != "bluesky" or (did := known_did(data_dir, handle)) is None:
+        if identify(handle)[0] != "bluesky" or (did := known_did(data_dir, handle)) is None:
             continue
         if did in owner:
             raise UserError(f"{owner[did]!r} and {handle!r} are one Bluesky account ({did}, as "
                             "its cached posts show); a mix would train on its posts twice: "
                             "name it once")
         owner[did] = handle
+    return handles
 
 
 def cache_name(handle: str) -> str:
@@ -168,7 +93,7 @@ def cache_name(handle: str) -> str:
     their name; the others get a prefix no X handle can have: `bsky-alice.bsky.social`,
     `did-plc-...`, `masto-bob_at_mastodon.social`. Absurdly long names are cut, plus a hash."""
     handle = validate_handle(handle)
-    kind = _normalise(handle)[0]
+    kind = identify(handle)[0]
     if kind == "x":
         name = handle
     elif handle.startswith("did:"):

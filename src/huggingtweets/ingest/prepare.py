@@ -21,6 +21,7 @@ from huggingtweets.errors import UserError
 from huggingtweets.files import atomic_path
 from huggingtweets.ingest import clean as cleaning
 from huggingtweets.ingest import posts
+from huggingtweets.ingest.handles import parse_users
 
 
 @dataclass
@@ -47,7 +48,7 @@ def prepare(user: str, clean: Mapping, data_dir: str | Path = "data", val_share:
     users not cached yet. Takes the whole `data` node: the DataModule's keys are ignored."""
     clean = dict(clean)
     data_dir = Path(data_dir)
-    handles = posts.parse_users(user, data_dir)
+    handles = posts.distinct_accounts(data_dir, parse_users(user))
     if source is not None:
         fetch_missing(handles, data_dir, source)
     out = Prepared(handles)

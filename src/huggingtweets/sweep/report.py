@@ -117,7 +117,7 @@ def _status(job_dir: Path, has_metrics: bool, stale_minutes: float) -> tuple[str
 def _users(user) -> list[str]:
     """A job's handles, read as train.py reads `user=` (a '+' or '-' mix, Bluesky handles with
     dashes); [] when the job's config has none, or one train.py would have refused."""
-    from huggingtweets.ingest.posts import parse_users
+    from huggingtweets.ingest.handles import parse_users
 
     try:
         return parse_users(str(user)) if user else []

@@ -13,7 +13,7 @@ import transformers
 
 from huggingtweets.errors import UserError
 from huggingtweets.files import atomic_path
-from huggingtweets.ingest.posts import validate_handle
+from huggingtweets.ingest.handles import validate_handle
 
 EOS = "<|endoftext|>"  # GPT-2's, and the scratch BPE's only special token
 CONTROL_TOKEN = re.compile(r"<\|user:([^|<>\s]+)\|>")

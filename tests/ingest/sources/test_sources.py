@@ -8,7 +8,7 @@ from fakes.archives import write_csv, write_data_folder
 from fakes.servers import CONF, TOKEN
 from omegaconf import OmegaConf
 
-from huggingtweets.ingest import posts, sources
+from huggingtweets.ingest import handles, posts, sources
 from huggingtweets.ingest.sources import archive, demo, files
 
 HANDLE = "alice.bsky.social"
@@ -40,7 +40,7 @@ def test_auto_picks_the_source_from_the_handle(api, tmp_path, monkeypatch):
                         "source.mastodon.base_url=" + api.url, "source.bluesky.progress=false")
     assert cfg.source.x.on_rate_limit == "wait"
     got = {h: sources.fetch_user(cfg.source, h, tmp_path, name="auto")
-           for h in posts.parse_users("carol+alice.bsky.social+bob@mastodon.example+demo_bo")}
+           for h in handles.parse_users("carol+alice.bsky.social+bob@mastodon.example+demo_bo")}
     assert {h: (g.source, len(g.merged)) for h, g in got.items()} == {
         "carol": ("x", 12), HANDLE: ("bluesky", 11), "bob@mastodon.example": ("mastodon", 13),
         "demo_bo": ("demo", cfg.source.demo.n)}  # the configured count (conf/source/demo.yaml)

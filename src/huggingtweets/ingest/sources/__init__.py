@@ -13,6 +13,7 @@ import pandas as pd
 
 from huggingtweets.errors import UserError
 from huggingtweets.ingest import posts
+from huggingtweets.ingest.handles import platform, validate_handle
 
 DEMO_PREFIX = "demo_"
 
@@ -41,10 +42,10 @@ def auto(handle: str | None, x: dict, bluesky: dict, mastodon: dict, demo: dict,
     """The source a handle names: demo_*, Bluesky, Mastodon, or X when X_BEARER_TOKEN is set."""
     if handle is None:
         raise UserError("source=auto picks the source from the handle: pass user=<handle>")
-    handle = posts.validate_handle(handle)
+    handle = validate_handle(handle)
     if handle.lower().startswith(DEMO_PREFIX):
         return build(demo, handle)
-    kind = posts.platform(handle)
+    kind = platform(handle)
     if kind == "x" and not os.environ.get("X_BEARER_TOKEN", "").strip():
         raise NoSource(f"cannot fetch @{handle} from X without a token. {posts.how_to_get(handle)}")
     return build({"x": x, "bluesky": bluesky, "mastodon": mastodon}[kind], handle)
@@ -77,7 +78,7 @@ def fetch_user(cfg, handle: str | None, data_dir: str | Path, refresh: str = "me
         if not len(made):
             raise UserError("the source read no posts, so whose are they? pass user=<handle>")
         handle = str(made["handle"].iloc[0])
-    handle = posts.validate_handle(handle)
+    handle = validate_handle(handle)
     if name in (None, "auto"):
         name = str(made["source"].dropna().iloc[0]) if made["source"].notna().any() else "auto"
     merged = posts.write_posts(data_dir, handle, made, source=name, refresh=refresh,

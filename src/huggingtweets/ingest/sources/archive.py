@@ -18,6 +18,7 @@ import pandas as pd
 
 from huggingtweets.errors import UserError, printable
 from huggingtweets.ingest import posts
+from huggingtweets.ingest.handles import validate_handle
 
 # tweets.js / tweet.js and their split parts; deliberately not deleted-tweets.js or
 # tweet-headers.js, which newer archives also carry.
@@ -67,7 +68,7 @@ def read_archive(path: str, handle: str | None = None, max_member_bytes: int = M
         if not handle:
             raise UserError(f"{path}: no account.js with the username, so whose archive is "
                             "this? pass user=<handle>")
-    handle = posts.validate_handle(handle)
+    handle = validate_handle(handle)
     display_name = account.get("accountDisplayName")
 
     records: dict[str, dict] = {}  # by id: split parts (or a re-export) may overlap

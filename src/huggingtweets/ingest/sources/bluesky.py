@@ -12,6 +12,7 @@ from datetime import datetime
 
 from huggingtweets.errors import UserError, printable
 from huggingtweets.ingest import posts
+from huggingtweets.ingest.handles import platform
 from huggingtweets.ingest.sources import fetching, http
 from huggingtweets.ingest.sources.http import json_object, json_str
 
@@ -26,7 +27,7 @@ class BlueskySource(fetching.Remote):
 
     def __init__(self, handle: str, *, base_url: str, page_size: int, **policy):
         super().__init__(handle, base_url, **policy)
-        if posts.platform(self.handle) != "bluesky":
+        if platform(self.handle) != "bluesky":
             raise UserError(f"@{self.handle} is not a Bluesky handle or DID (like "
                             "alice.bsky.social or did:plc:...); source=auto picks the platform "
                             "from the handle")

@@ -29,7 +29,8 @@ from importlib import resources
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.ingest.posts import to_frame, validate_handle
+from huggingtweets.ingest.handles import validate_handle
+from huggingtweets.ingest.posts import to_frame
 from huggingtweets.ingest.sources.x import TWITTER_EPOCH_MS  # ids are snowflakes
 
 START = datetime(2021, 1, 1, tzinfo=UTC)

@@ -27,6 +27,7 @@ import huggingtweets.ingest.sources.http as http  # not via sources/__init__, wh
 from huggingtweets.errors import UserError, printable
 from huggingtweets.files import atomic_path
 from huggingtweets.ingest import posts
+from huggingtweets.ingest.handles import validate_handle
 
 JOURNAL_VERSION = 1
 RATE_LIMIT_FALLBACK_S = 60.0  # a 429 without any reset header: wait this long
@@ -109,7 +110,7 @@ class Remote:
         """`policy`: Policy's fields (timeout, max_retries, ..., max_post_chars)."""
         if handle is None:
             raise UserError(f"source={self.name} fetches one account: pass user=<handle>")
-        self.handle = posts.validate_handle(handle)
+        self.handle = validate_handle(handle)
         self.base_url = str(base_url).rstrip("/")
         self.policy = Policy(**policy)
         self.progress = progress

@@ -19,6 +19,7 @@ from pandas.tseries.api import guess_datetime_format
 
 from huggingtweets.errors import UserError, printable
 from huggingtweets.ingest import posts
+from huggingtweets.ingest.handles import validate_handle
 
 DEFAULT_COLUMNS: dict[str, str | None] = {
     "id": "id", "created_at": "created_at", "text": "text",
@@ -363,10 +364,10 @@ def _missing(value) -> bool:
 def _handle(handle: str | None, values: pd.Series | None, path: Path) -> str:
     """The argument if given, else the file's handle column when it holds exactly one handle."""
     if handle is not None:
-        return posts.validate_handle(handle)
+        return validate_handle(handle)
     found = [] if values is None else sorted({str(v) for v in values if not _missing(v)})
     if len(found) == 1:
-        return posts.validate_handle(found[0])
+        return validate_handle(found[0])
     if not found:
         raise UserError(f"{path}: whose posts are these? pass user=<handle>")
     shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")

@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 from huggingtweets.errors import UserError, printable
-from huggingtweets.ingest import posts
+from huggingtweets.ingest.handles import platform, validate_handle
 from huggingtweets.ingest.sources import fetching, http
 from huggingtweets.ingest.sources.http import json_object, json_str
 
@@ -23,8 +23,8 @@ class MastodonSource(fetching.Remote):
     label = "Mastodon"
 
     def __init__(self, handle: str, *, base_url: str | None, page_size: int, **policy):
-        handle = posts.validate_handle(handle) if handle is not None else None
-        if handle is not None and posts.platform(handle) != "mastodon":
+        handle = validate_handle(handle) if handle is not None else None
+        if handle is not None and platform(handle) != "mastodon":
             raise UserError(f"@{handle} is not a Mastodon address: write it as user@instance "
                             "(e.g. user=Gargron@mastodon.social); source=auto picks the platform")
         self.user, _, host = (handle or "@").partition("@")

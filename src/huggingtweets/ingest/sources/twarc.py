@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from huggingtweets.errors import UserError, printable
-from huggingtweets.ingest.posts import MAX_POST_CHARS, check_record, to_frame, validate_handle
+from huggingtweets.ingest.handles import validate_handle
+from huggingtweets.ingest.posts import MAX_POST_CHARS, check_record, to_frame
 from huggingtweets.ingest.sources.files import MAX_DEPTH, _depth, _read_text, json_lines
 from huggingtweets.ingest.sources.http import Malformed
 from huggingtweets.ingest.sources.x import v1_record, v2_items, v2_record

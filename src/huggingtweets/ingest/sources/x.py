@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 from huggingtweets.errors import UserError, printable
-from huggingtweets.ingest import posts
+from huggingtweets.ingest.handles import platform
 from huggingtweets.ingest.sources import fetching, http
 from huggingtweets.ingest.sources.http import json_object, json_str
 
@@ -39,7 +39,7 @@ class XSource(fetching.Remote):
 
     def __init__(self, handle: str, *, base_url: str, page_size: int, **policy):
         super().__init__(handle, base_url, **policy)
-        if posts.platform(self.handle) != "x":
+        if platform(self.handle) != "x":
             raise UserError(f"@{self.handle} is not an X handle; source=x reads X accounts "
                             "(source=bluesky / source=mastodon read the others, source=auto picks)")
         token = os.environ.get(TOKEN_ENV, "").strip()
