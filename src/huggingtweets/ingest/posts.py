@@ -7,15 +7,11 @@ both land, and a refused `refresh="full"` that would leave far fewer posts than 
 `confirm_shrink`): an empty or truncated answer must not wipe a timeline.
 """
 
-import errno
 import hashlib
 import json
 import os
 import re
-import stat
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -24,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from huggingtweets.errors import UserError
-from huggingtweets.files import atomic_path, remove_stale_temps, write_error
+from huggingtweets.files import atomic_path, exclusive, remove_stale_temps, write_error
 from huggingtweets.ingest.handles import DID, HANDLE_RULES, identify, platform, validate_handle
 
 # The canonical schema. `text` is as posted, in the X API's convention whatever the platform: & < >
@@ -193,89 +189,16 @@ def lock_path(data_dir: str | Path, handle: str) -> Path:
     return Path(data_dir) / "partial" / f".{cache_name(handle)}.lock"
 
 
-# Locks this process holds: lock file -> [owning thread id, depth]. flock locks belong to an open
-# file, so a second open of the same file in the same process would wait for itself forever; the
-# owning thread re-enters instead (the API fetch holds the lock and then calls write_posts).
-_held: dict[str, list[int]] = {}
-_held_guard = threading.Lock()
-
-
 @contextmanager
 def user_lock(data_dir: str | Path, handle: str, timeout: float | None = None) -> Iterator[None]:
-    """One writer per user at a time, across threads and processes, re-entrant in a thread: an
-    flock dies with its process (no stale lock); after `timeout` s a UserError names the holder.
-    Hand-written rather than filelock (which train/gguf.py uses): filelock 4 waits and refuses a
-    planted symlink alike, but keeps no holder's pid for the message, and this lock writes that
-    pid, so it must also refuse a hard link to another file (tests/ingest/test_merge.py)."""
+    """One writer per user at a time, across threads and processes, re-entrant in a thread
+    (`files.exclusive`); after `timeout` s a UserError names the holder's pid."""
     timeout = LOCK_TIMEOUT_S if timeout is None else float(timeout)
-    path = lock_path(data_dir, handle)
-    key, me = os.path.abspath(path), threading.get_ident()
-    with _held_guard:
-        owner = _held.get(key)
-        reentered = owner is not None and owner[0] == me
-        if reentered:
-            owner[1] += 1
-    if reentered:
-        try:
-            yield
-        finally:
-            with _held_guard:
-                _held[key][1] -= 1
-        return
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, as before
-        _adopt_other_cases(data_dir, handle)
-        yield
-        return
-    with _open_lock(path) as handle_file:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle_file.seek(0)
-                    holder = handle_file.read().strip()[:20] or "unknown"
-                    raise UserError(f"another fetch or import of @{handle} (pid "
-                                    f"{holder}) has held {path} for over {timeout:g}s; "
-                                    "wait for it to finish and run this again (or "
-                                    "raise lock_timeout=<seconds>)") from None
-                time.sleep(0.05)
-        handle_file.seek(0)
-        handle_file.truncate()
-        handle_file.write(str(os.getpid()))  # for the message above, in whoever waits
-        handle_file.flush()
-        with _held_guard:
-            _held[key] = [me, 1]
-        try:
+    with exclusive(lock_path(data_dir, handle), timeout,
+                   f"another fetch or import of @{handle}") as first:
+        if first:
             _adopt_other_cases(data_dir, handle)
-            yield
-        finally:
-            with _held_guard:
-                _held.pop(key, None)
-            fcntl.flock(handle_file, fcntl.LOCK_UN)
-
-
-def _open_lock(path: Path):
-    """The lock file, opened for writing without following a link: a lock planted as a link to
-    some other file (or a FIFO, a device, a hard link) must never be written or truncated."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     0o644)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise UserError(f"the lock file {path} is a symbolic link; it is not followed: "
-                            "remove the link and run again") from None
-        raise write_error(path, err) from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-        os.close(fd)
-        raise UserError(f"the lock file {path} is not a plain file of its own (a link, a pipe or "
-                        "a device); remove it and run again")
-    return os.fdopen(fd, "r+")
+        yield
 
 
 def to_frame(records: list[dict] | pd.DataFrame, missing: bool = False) -> pd.DataFrame:
