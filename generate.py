@@ -13,12 +13,10 @@ from huggingtweets.errors import reported, run_cli
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
-    from huggingtweets.errors import UserError, printable
+    from huggingtweets.errors import printable
     from huggingtweets.publish.generate import generate, model_dir_arg, terminal_json
 
     with reported():
-        if cfg.format not in ("text", "jsonl"):
-            raise UserError(f"format={cfg.format}: use text or jsonl")
         prompts = [cfg.prompt] if cfg.prompt is not None else list(cfg.prompts)
         samples = generate(
             model_dir_arg(cfg), prompts, copy_index=cfg.copy_index, n=cfg.n,

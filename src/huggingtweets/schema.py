@@ -222,6 +222,7 @@ class App:
     max_n: int = MISSING
     temperature: float = MISSING
     top_p: float = MISSING
+    top_k: int = MISSING
     max_new_tokens: int = MISSING
     filter_copies: bool = MISSING
     copy_index: str | None = MISSING

@@ -22,3 +22,7 @@ DATA = {k: v for k, v in conf("data/tweets", seed=conf("train")["seed"]).items()
 # app.Demo's settings as app.py passes them
 DEMO = {k: v for k, v in conf("app").items()
         if k not in ("model_dir", "host", "port", "max_queue", "hydra")}
+
+# Generator.sample's options as generate.py passes them (conf/generate.yaml's values)
+SAMPLING = {k: conf("generate")[k] for k in ("n", "temperature", "top_p", "top_k", "max_new_tokens",
+                                              "seed")}

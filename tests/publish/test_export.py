@@ -2,7 +2,7 @@
 
 import json
 
-from fakes.configs import conf
+from fakes.configs import SAMPLING, conf
 
 
 def test_an_exported_model_dir_holds_no_local_path(tiny):
@@ -36,4 +36,4 @@ def test_a_scratch_model_with_unmerged_lora_exports_merged_weights(tiny, tmp_pat
     out = export.export_model(module, dm, tmp_path / "model", tiny["metrics"], tiny["hparams"])
     assert (out / "config.json").exists() and not (out / "adapter_config.json").exists()
     assert "model.lora.merge=false" in capsys.readouterr().err
-    assert len(Generator.from_dir(out, copy_index=None).sample(["hi"], n=1, max_new_tokens=4)) == 1
+    assert len(Generator.from_dir(out, copy_index=None).sample(["hi"], **{**SAMPLING, "n": 1, "max_new_tokens": 4})) == 1

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from conftest import ROOT, run_cli
+from fakes.configs import SAMPLING
 
 from huggingtweets.errors import UserError, printable
 from huggingtweets.publish.generate import (
@@ -16,6 +17,11 @@ from huggingtweets.publish.generate import (
     normalize,
     terminal_json,
 )
+
+
+def sample(gen, prompts, **options):
+    """Generator.sample with generate.py's options, `options` on top."""
+    return gen.sample(prompts, **{**SAMPLING, **options})
 
 
 @pytest.fixture(scope="module")
@@ -35,27 +41,27 @@ def test_cli_prompts_n_jsonl_and_the_copy_index_beside_the_model(tiny):
 
 
 def test_same_seed_same_samples_and_options_apply(gen):
-    a = gen.sample(["My dream is"], n=3, seed=7, max_new_tokens=12)
-    b = gen.sample(["My dream is"], n=3, seed=7, max_new_tokens=12)
-    c = gen.sample(["My dream is"], n=3, seed=8, max_new_tokens=12)
+    a = sample(gen, ["My dream is"], n=3, seed=7, max_new_tokens=12)
+    b = sample(gen, ["My dream is"], n=3, seed=7, max_new_tokens=12)
+    c = sample(gen, ["My dream is"], n=3, seed=8, max_new_tokens=12)
     assert a == b and a != c and len(a) == 3
-    short = gen.sample([""], n=4, seed=1, max_new_tokens=2, top_k=5, temperature=0.7)
+    short = sample(gen, [""], n=4, seed=1, max_new_tokens=2, top_k=5, temperature=0.7)
     assert len(short) == 4 and all(s["text"] for s in short)  # empty samples are redrawn
     with pytest.raises(UserError):
-        gen.sample(["x"], n=0)
+        sample(gen, ["x"], n=0)
     with pytest.raises(UserError):
-        gen.sample(["x"], temperature=0)
+        sample(gen, ["x"], temperature=0)
 
 
 def test_samples_that_copy_training_tweets_are_dropped_and_redrawn(gen):
-    first = gen.sample(["My dream is"], n=4, seed=5, max_new_tokens=12, filter_copies=False)
+    first = sample(gen, ["My dream is"], n=4, seed=5, max_new_tokens=12, filter_copies=False)
     saved = gen.copies
     try:  # pretend those four were training tweets: the same draw must now be refused
         gen.copies = CopyCheck.build([s["text"] for s in first], gen.tok, 8)
-        again = gen.sample(["My dream is"], n=4, seed=5, max_new_tokens=12)
+        again = sample(gen, ["My dream is"], n=4, seed=5, max_new_tokens=12)
         assert gen.dropped["copies"] >= 4
         assert not {s["text"] for s in again} & {s["text"] for s in first}
-        kept = gen.sample(["My dream is"], n=4, seed=5, max_new_tokens=12, filter_copies=False)
+        kept = sample(gen, ["My dream is"], n=4, seed=5, max_new_tokens=12, filter_copies=False)
         assert [s["text"] for s in kept] == [s["text"] for s in first]
         assert all(s["copy"] for s in kept)  # flagged, the evaluation's way
     finally:
@@ -70,8 +76,8 @@ def test_cut_newline_is_configurable(gen, monkeypatch):
         return torch.cat([input_ids, extra], dim=1)
 
     monkeypatch.setattr(gen.model, "generate", fake_generate)
-    assert gen.sample(["My dream"], n=1, filter_copies=False)[0]["text"] == "My dream is here"
-    full = gen.sample(["My dream"], n=1, filter_copies=False, cut_newline=False)[0]["text"]
+    assert sample(gen, ["My dream"], n=1, filter_copies=False)[0]["text"] == "My dream is here"
+    full = sample(gen, ["My dream"], n=1, filter_copies=False, cut_newline=False)[0]["text"]
     assert full == "My dream is here\nnext line"
 
 
@@ -79,7 +85,7 @@ def test_user_picks_the_voice_of_an_author_conditioned_model(tiny, tmp_path):
     import transformers
 
     with pytest.raises(UserError, match="not trained with author conditioning"):
-        Generator.from_dir(tiny["model"]).sample(["hi"], n=1, user="demo_ada")
+        sample(Generator.from_dir(tiny["model"]), ["hi"], n=1, user="demo_ada")
 
     # a model with <|user:...|> control tokens, as the author-conditioning option exports it
     tok = transformers.AutoTokenizer.from_pretrained(tiny["model"])
@@ -99,15 +105,15 @@ def test_user_picks_the_voice_of_an_author_conditioned_model(tiny, tmp_path):
         return real(input_ids, **kw)
 
     g.model.generate = spy
-    out = g.sample(["My dream is"], n=2, user="@demo_bo", max_new_tokens=8)
+    out = sample(g, ["My dream is"], n=2, user="@demo_bo", max_new_tokens=8)
     assert len(out) == 2 and all(s["user"] == "demo_bo" and "<|user" not in s["text"] for s in out)
     bo = tok.convert_tokens_to_ids("<|user:demo_bo|>")
     assert seen[0][:2] == [tok.eos_token_id, bo]  # EOS prefix, then whose voice, then the prompt
     with pytest.raises(UserError, match="demo_ada, demo_bo"):
-        g.sample(["x"], n=1, user="zed")
+        sample(g, ["x"], n=1, user="zed")
     # handles ignore case: the same person however user= is typed
     seen.clear()
-    g.sample(["My dream is"], n=1, user="Demo_Bo", max_new_tokens=8)
+    sample(g, ["My dream is"], n=1, user="Demo_Bo", max_new_tokens=8)
     assert seen[0][:2] == [tok.eos_token_id, bo]
 
 
@@ -118,11 +124,11 @@ def test_not_a_model_dir_is_a_clear_error(tmp_path):
 
 def test_generation_stops_at_the_models_context(gen):
     n_pos = gen.model.config.n_positions  # 64 for the tiny model
-    out = gen.sample(["My dream is"], n=2, max_new_tokens=500, filter_copies=False, keep_empty=True)
+    out = sample(gen, ["My dream is"], n=2, max_new_tokens=500, filter_copies=False, keep_empty=True)
     assert len(out) == 2
     ids = gen.tok("x " * n_pos, add_special_tokens=False)["input_ids"]
     with pytest.raises(UserError, match="shorten"):
-        gen.sample([gen.tok.decode(ids)], n=1)
+        sample(gen, [gen.tok.decode(ids)], n=1)
 
 
 def test_prompts_of_different_lengths_share_one_call_without_changing_a_sample(gen, monkeypatch):
@@ -141,9 +147,9 @@ def test_prompts_of_different_lengths_share_one_call_without_changing_a_sample(g
         return out.sequences
 
     monkeypatch.setattr(gen.model, "generate", spy)
-    gen.sample([short], **opts)
+    sample(gen, [short], **opts)
     alone = calls.pop()[0]
-    both = gen.sample([long, short], **opts)
+    both = sample(gen, [long, short], **opts)
     assert len(calls) == 1  # 2 prompts x 2 samples in one generate call
     assert [s["prompt"] for s in both] == [long, long, short, short]
     steps = len(alone)
@@ -152,7 +158,7 @@ def test_prompts_of_different_lengths_share_one_call_without_changing_a_sample(g
     assert not torch.allclose(calls[0][0, 0], alone[0], atol=1e-2)  # the long prompt reads otherwise
     monkeypatch.setattr(type(gen), "max_batch", 3)
     calls.clear()
-    gen.sample([long, short], **opts)
+    sample(gen, [long, short], **opts)
     assert len(calls) == 2  # 4 sequences in chunks of at most 3
     torch.testing.assert_close(calls[0][2, :steps], alone, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(calls[1][0, :steps], alone, rtol=1e-4, atol=1e-4)
@@ -168,7 +174,7 @@ def test_each_prompt_keeps_its_own_budget_of_new_tokens(gen, monkeypatch):
     real = gen.model.generate
     monkeypatch.setattr(gen.model, "generate",
                         lambda *a, **k: budgets.append(k["max_new_tokens"]) or real(*a, **k))
-    gen.sample(["Hi", long], n=2, seed=0, max_new_tokens=30, filter_copies=False)
+    sample(gen, ["Hi", long], n=2, seed=0, max_new_tokens=30, filter_copies=False)
     assert sorted(budgets) == [context - n_long, 30]  # the short prompt is not cut to the long one's
 
 
@@ -286,7 +292,7 @@ def test_an_adapter_export_loads_on_its_base_and_writes_like_the_merged_model(ad
     assert torch.allclose(got, want, atol=1e-5)  # the adapter is applied, exactly as merged
     assert not torch.allclose(got, base, atol=1e-2)
     kw = {"n": 3, "seed": 4, "max_new_tokens": 10, "filter_copies": False}
-    assert gens[0].sample(["My dream is"], **kw) == gens[1].sample(["My dream is"], **kw)
+    assert sample(gens[0], ["My dream is"], **kw) == sample(gens[1], ["My dream is"], **kw)
 
 
 def test_an_adapter_whose_base_is_not_here_is_one_line(adapter, tmp_path):
@@ -331,7 +337,7 @@ def test_a_damaged_json_file_in_the_model_dir_is_one_line(tiny, tmp_path, name):
 def test_out_of_range_options_are_refused_by_name(gen, option):
     key = next(iter(option))
     with pytest.raises(UserError, match=f"^{key}="):
-        gen.sample(["x"], **option)
+        sample(gen, ["x"], **option)
 
 
 def test_cli_without_model_dir_or_with_a_bad_temperature_is_one_line(tiny):
@@ -358,12 +364,12 @@ def test_the_number_of_samples_asked_for_comes_back_when_most_are_copies(gen):
     saved = gen.copies
     try:
         gen.copies = _Copies()
-        out = gen.sample(["My dream is", "I think"], n=5, seed=0, max_new_tokens=12)
+        out = sample(gen, ["My dream is", "I think"], n=5, seed=0, max_new_tokens=12)
         assert len(out) == 10 and gen.dropped["copies"] > 10
         assert not any(gen.copies.check(s["text"], gen.tok) for s in out)
         # a model that copies everything: a bounded number of draws, then what could be given
         gen.copies.check = lambda text, tok: "exact"
-        assert gen.sample(["My dream is"], n=5, seed=0, max_new_tokens=12) == []
+        assert sample(gen, ["My dream is"], n=5, seed=0, max_new_tokens=12) == []
         assert 0 < gen.dropped["copies"] <= 4 * 64
     finally:
         gen.copies = saved
@@ -378,5 +384,5 @@ def test_the_projects_own_adapter_export_with_control_tokens_generates(compose_c
     assert (model_dir / "adapter_config.json").exists() and not (model_dir / "config.json").exists()
     gen = Generator.from_dir(model_dir)
     assert gen.users == ["demo_ada", "demo_bo"]  # the control tokens, on the resized base
-    out = gen.sample(["My dream is"], n=2, max_new_tokens=8, user="demo_bo", seed=0)
+    out = sample(gen, ["My dream is"], n=2, max_new_tokens=8, user="demo_bo", seed=0)
     assert len(out) == 2 and all(s["user"] == "demo_bo" for s in out)

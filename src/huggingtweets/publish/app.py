@@ -33,7 +33,7 @@ class Demo:
     """A loaded model and the page's settings; `generate` is what the page's button calls."""
 
     def __init__(self, model_dir: str | Path, *, n: int, max_n: int, temperature: float,
-                 top_p: float, max_new_tokens: int, filter_copies: bool, copy_index,
+                 top_p: float, top_k: int, max_new_tokens: int, filter_copies: bool, copy_index,
                  seed: int | None):
         """The settings as conf/app.yaml names them (its values are the defaults)."""
         self.ui = space_ui()
@@ -43,9 +43,9 @@ class Demo:
             self.ui.check_request("", n, temperature, max_n)
         except ValueError as err:
             raise UserError(f"n={n!r}, temperature={temperature!r}: {err}") from None
-        check_options(top_p=top_p, max_new_tokens=max_new_tokens)  # before the model loads
+        check_options(top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens)  # before loading
         self.n, self.max_n, self.temperature = int(n), int(max_n), float(temperature)
-        self.top_p, self.max_new_tokens = float(top_p), int(max_new_tokens)
+        self.top_p, self.top_k, self.max_new_tokens = float(top_p), int(top_k), int(max_new_tokens)
         self.filter_copies, self.seed = bool(filter_copies), seed
         self.gen = Generator.from_dir(model_dir, copy_index=copy_index)
         info = self.gen.info
@@ -61,7 +61,7 @@ class Demo:
         seed = self.seed if self.seed is not None else secrets.randbelow(2**31)
         try:
             samples = self.gen.sample([prompt], n=n, temperature=temperature, top_p=self.top_p,
-                                      max_new_tokens=self.max_new_tokens, seed=seed,
+                                      top_k=self.top_k, max_new_tokens=self.max_new_tokens, seed=seed,
                                       filter_copies=self.filter_copies, user=voice)
         except UserError as err:  # the prompt is longer than the model's context: the page says so
             raise ValueError(str(err)) from None

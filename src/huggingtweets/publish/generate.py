@@ -272,11 +272,12 @@ class Generator:
                             f"{printable(', '.join(self.users))}")
         return prefix + f"<|user:{known[name.lower()]}|>"
 
-    def sample(self, prompts: list[str], n: int = 5, temperature: float = 1.0, top_p: float = 0.95,
-               top_k: int = 0, max_new_tokens: int = 60, seed: int = 0, cut_newline: bool = True,
-               filter_copies: bool = True, user: str | None = None, keep_empty: bool = False,
-               max_rounds: int = 4) -> list[dict]:
+    def sample(self, prompts: list[str], *, n: int, temperature: float, top_p: float, top_k: int,
+               max_new_tokens: int, seed: int, cut_newline: bool = True, filter_copies: bool = True,
+               user: str | None = None, keep_empty: bool = False, max_rounds: int = 4) -> list[dict]:
         """`n` samples per prompt: [{prompt, text, user, copy}], `copy` 'exact' / 'ngram' / None.
+        The sampling options have no defaults here: each caller's config holds them (generate.yaml,
+        app.yaml, eval/default.yaml).
         With `filter_copies`, samples that copy a training tweet (and empty ones) are replaced by
         fresh ones in up to `max_rounds` draws; each redraw asks for as many more as the share kept
         so far says it needs (at most `max_batch` a prompt), so a model that mostly copies still
@@ -383,7 +384,7 @@ def generate(model_dir: str | Path, prompts: list[str], copy_index="auto", **kwa
         print(f"warning: no {COPY_INDEX} beside {model_dir} (train.py writes it in the run dir): "
               "samples are not checked for copies of training tweets", file=sys.stderr)
     samples = gen.sample(prompts, **kwargs)
-    asked = len(prompts) * kwargs.get("n", 5)
+    asked = len(prompts) * kwargs["n"]
     if len(samples) < asked:
         d = gen.dropped
         print(f"note: {len(samples)} of {asked} samples: of those drawn, {d['copies']} copied a "
