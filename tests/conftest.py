@@ -116,8 +116,8 @@ def tiny_run(tmp_path_factory) -> dict:
     dm = TweetDataModule("demo_ada-demo_bo", clean, data_dir=str(base / "data"),
                          **{**DATA, "block_size": 32, "batch_size": 32, "mix": "balanced", "seed": 0})
     module = TweetLM(name_or_path=None, optim=conf("optim/adamw", lr=3e-3, warmup_ratio=0.1),
-                     scratch={"vocab_size": 512, "n_positions": 64, "n_embd": 32, "n_layer": 2,
-                              "n_head": 2, "dropout": 0.0}, cache_dir=str(base / "data" / "cache"))
+                     scratch={"arch": "gpt2", "vocab_size": 512, "n_positions": 64, "n_embd": 32,
+                              "n_layer": 2, "n_head": 2, "dropout": 0.0}, cache_dir=str(base / "data" / "cache"))
     dm.tokenizer = module.build(dm.train_texts)
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, accelerator="cpu",
                         enable_progress_bar=False, enable_model_summary=False, deterministic=True)

@@ -27,7 +27,8 @@ def test_a_scratch_model_with_unmerged_lora_exports_merged_weights(tiny, tmp_pat
     dm = tiny["dm"]
     module = TweetLM(name_or_path=None, optim=conf("optim/adamw", lr=1e-3),
                      scratch={"vocab_size": 512, "n_positions": 64, "n_embd": 32, "n_layer": 2,
-                              "n_head": 2}, lora={"r": 4, "merge": False})
+                              "n_head": 2, "arch": "gpt2", "dropout": 0.0},
+                     lora={"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": None, "merge": False})
     module.tokenizer = dm.tokenizer
     module.model = __import__("huggingtweets.train.module", fromlist=["x"]).scratch_model(
         module.hparams.scratch, len(dm.tokenizer), dm.tokenizer.eos_token_id)

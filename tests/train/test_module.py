@@ -52,8 +52,8 @@ def test_a_conditioned_tiny_mix_trains_and_exports_its_control_tokens(compose_cf
     assert gen.shape[1] > 2
 
 
-SCRATCH = {"vocab_size": 300, "n_positions": 32, "n_embd": 32, "n_layer": 2, "n_head": 2,
-           "dropout": 0.0}
+SCRATCH = {"arch": "gpt2", "vocab_size": 300, "n_positions": 32, "n_embd": 32, "n_layer": 2,
+           "n_head": 2, "dropout": 0.0}
 
 
 TEXTS = [f"tweet number {i} about apples and the weather" for i in range(50)]
@@ -176,7 +176,8 @@ def test_the_lora_presets_adapt_attention_and_mlp_but_not_the_head(preset):
 
     from huggingtweets.train.module import add_lora
 
-    lora = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/model" / f"{preset}.yaml").model.lora)
+    lora = OmegaConf.to_container(OmegaConf.merge(*(  # the preset over gpt2.yaml, as it composes
+        OmegaConf.load(ROOT / "conf/model" / f"{name}.yaml").model.lora for name in ("gpt2", preset))))
     family = {"gemma3": (transformers.Gemma3TextConfig, transformers.Gemma3ForCausalLM),
               "smollm2": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
               "qwen2.5": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM)}[preset]

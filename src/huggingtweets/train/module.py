@@ -50,9 +50,9 @@ def add_lora(model, lora: Mapping, trainable_tokens: list[int]):
     from peft import LoraConfig, get_peft_model
 
     extra = {"trainable_token_indices": list(trainable_tokens)} if trainable_tokens else {}
-    config = LoraConfig(r=int(lora["r"]), lora_alpha=float(lora.get("alpha", 2 * int(lora["r"]))),
-                        lora_dropout=float(lora.get("dropout", 0.0)), task_type="CAUSAL_LM",
-                        target_modules=lora.get("target_modules") or None, **extra)
+    config = LoraConfig(r=int(lora["r"]), lora_alpha=float(lora["alpha"]),
+                        lora_dropout=float(lora["dropout"]), task_type="CAUSAL_LM",
+                        target_modules=lora["target_modules"] or None, **extra)
     return get_peft_model(model, config)
 
 
@@ -64,7 +64,7 @@ def scratch_model(scratch: Mapping, vocab_size: int, eos: int):
     thousand tweets (smithjd: 1.125x -> 1.090x the trigram's perplexity). arch=gpt2: GPT-2.
     Any other key is passed to the family's config as is (attn_pdrop=0.1 for GPT-2, ...)."""
     s = {k: v for k, v in scratch.items() if k != "vocab_size"}
-    arch, dropout = s.pop("arch", "gpt2"), s.pop("dropout", 0.1)
+    arch, dropout = s.pop("arch"), s.pop("dropout")
     ids = {"vocab_size": vocab_size, "bos_token_id": eos, "eos_token_id": eos}
     if arch == "gpt2":
         return transformers.GPT2LMHeadModel(transformers.GPT2Config(**{
