@@ -90,8 +90,9 @@ def saved_bytes(fn):
 
 @pytest.mark.parametrize("chunk", [0, 5])  # the model's own loss, and the chunked one
 def test_gradient_checkpointing_gives_the_same_gradients_from_fewer_saved_activations(chunk):
-    """model=gemma3's levers together: LoRA with dropout (the recomputation must draw the same
-    masks), the chunked loss, checkpointing as TweetLM.build enables it."""
+    """model=gemma3's levers together, with LoRA dropout on (a user's model.lora.dropout: the
+    recomputation must draw the same masks), the chunked loss, checkpointing as TweetLM.build
+    enables it."""
     ids = torch.randint(0, 97, (2, 24), generator=torch.Generator().manual_seed(3))
     runs = {}
     for checkpointing in (False, True):
