@@ -66,3 +66,9 @@ def test_cli_api_source_settings_are_typed(tmp_path, args, message):
     res = run_cli("fetch.py", "user=someone", *args, f"data_dir={tmp_path}/data")
     assert_clean_error(res, message)
     assert not (tmp_path / "data").exists()
+
+
+def test_cli_generate_format_is_checked_at_compose(tmp_path):
+    """format= is the schema's choice (text | jsonl): a wrong one stops before any model is read."""
+    res = run_cli("generate.py", f"model_dir={tmp_path}/none", "format=xml")
+    assert_clean_error(res, "format: Invalid value 'xml', expected one of [text, jsonl]")
