@@ -173,14 +173,15 @@ def test_concurrent_fetches_of_a_missing_user_fetch_it_once(api, tmp_path):
 
     api.bsky.add_user(HANDLE, 30)
     results, errors = [], []
+    configs = [cfg(api) for _ in range(3)]  # composed here: Hydra's composition is one per process
 
-    def job():
+    def job(config):
         try:
-            results.append(sources.fetch_user(cfg(api), HANDLE, tmp_path, missing_only=True))
+            results.append(sources.fetch_user(config, HANDLE, tmp_path, missing_only=True))
         except Exception as err:  # noqa: BLE001 - reported below
             errors.append(err)
 
-    threads = [threading.Thread(target=job) for _ in range(3)]
+    threads = [threading.Thread(target=job, args=(c,)) for c in configs]
     for t in threads:
         t.start()
     for t in threads:
