@@ -1,11 +1,10 @@
 """(6) LoRA against full fine-tuning: training tokens/s and peak memory, on the GPT-2-small shape
 or (--base gemma3) on the real Gemma 3 270M base with its preset, with the memory levers on and off.
 
-Every mode is the product's own training step as train.py builds it (fp32 on the CPU); LoRA adds
-`model.lora.r=8` (c_attn) to GPT-2; on gemma3, `model=gemma3` is LoRA and full is `model.lora.r=0`.
-Each mode runs in a fresh process (peak RSS is per process), the modes taking turns --rounds
-times; tokens/s = batch x block / the median step after --warmup steps, peak memory = the
-process's max RSS. Ratios are LoRA / full (each with the preset's levers).
+Every mode is the product's own training step (fp32, CPU); LoRA adds `model.lora.r=8` (c_attn) to
+GPT-2; on gemma3, `model=gemma3` is LoRA, full is `model.lora.r=0`. Each mode runs in a fresh process,
+the modes taking turns --rounds times; tokens/s = batch x block / the median step after --warmup
+steps, peak memory = the process's max RSS. Ratios: LoRA / full, each with the preset's levers.
 """
 
 from __future__ import annotations
@@ -19,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import yaml  # noqa: E402
 
-# gemma3's modes: its preset (LoRA, loss_chunk 256, gradient checkpointing), full fine-tuning as
-# the preset's comment runs it (the same levers), and each lever switched off
+# gemma3's modes: its preset, full fine-tuning with the same levers, each lever switched off
 FULL = ["model.lora.r=0", "optim.lr=5e-5"]
 LEVERS = {"full": FULL, "lora": [],
           "full, whole-logits loss": [*FULL, "model.loss_chunk=0"],
@@ -99,9 +98,11 @@ def main(argv=None) -> int:
                         b["peak_rss_mb"]] for m, b in best.items()],
                       caption=f"LoRA/full: {ratios['tokens_per_s']:.2f}x tokens/s (target >= "
                               f"1.4x), {ratios['peak_memory']:.2f}x peak memory (target <= 0.6x)")
+    preset = "r={r}, {target_modules}, LoRA dropout {dropout}".format(  # the preset as it is now
+        **yaml.safe_load((common.ROOT / "conf/model/gemma3.yaml").read_text())["model"]["lora"])
     summary = [f"{ratios['tokens_per_s']:.2f}x tok/s, {ratios['peak_memory']:.2f}x memory",
                ">= 1.4x, <= 0.6x", ratios["tokens_per_s"] >= 1.4 and ratios["peak_memory"] <= 0.6,
-               ("the preset (r=32, all-linear, no LoRA dropout); " if args.base == "gemma3" else f"r={args.rank}; ") + ", ".join(f"{m} {b['tokens_per_s']:.0f} tok/s, "
+               (f"the preset ({preset}); " if args.base == "gemma3" else f"r={args.rank}; ") + ", ".join(f"{m} {b['tokens_per_s']:.0f} tok/s, "
                                               f"{b['peak_rss_mb']:.0f} MB" for m, b in best.items())]
     common.save("lora" if args.base != "gemma3" else "lora-gemma3",
                 {"runs": runs, "best": best, "ratios": ratios, "rank": args.rank,
