@@ -91,18 +91,18 @@ def main(argv=None) -> int:
                 "trainable": rs[0]["trainable"], "params": rs[0]["params"]} for m, rs in runs.items()}
     ratios = {"tokens_per_s": best["lora"]["tokens_per_s"] / best["full"]["tokens_per_s"],
               "peak_memory": best["lora"]["peak_rss_mb"] / best["full"]["peak_rss_mb"]}
-    preset = yaml.safe_load((common.ROOT / "conf/model/gemma3.yaml").read_text())  # as it is now
-    shape = "Gemma 3 270M, its preset, batch {batch_size} x {block_size}".format(**preset["data"]) if args.base == "gemma3" else "GPT-2-small shape, batch 8 x 128"
+    gemma3 = yaml.safe_load((common.ROOT / "conf/model/gemma3.yaml").read_text())  # as it is now
+    shape = "Gemma 3 270M, its preset, batch {batch_size} x {block_size}".format(**gemma3["data"]) if args.base == "gemma3" else "GPT-2-small shape, batch 8 x 128"
     md = common.table(f"LoRA vs full fine-tuning ({shape}, fp32)",
                       ["mode", "trainable params", "tokens/s", "peak RSS MB"],
                       [[m, f"{b['trainable']:,} of {b['params']:,}", b["tokens_per_s"],
                         b["peak_rss_mb"]] for m, b in best.items()],
                       caption=f"LoRA/full: {ratios['tokens_per_s']:.2f}x tokens/s (target >= "
                               f"1.4x), {ratios['peak_memory']:.2f}x peak memory (target <= 0.6x)")
-    preset = "r={r}, {target_modules}, LoRA dropout {dropout}".format(**preset["model"]["lora"])
+    lora = "r={r}, {target_modules}, LoRA dropout {dropout}".format(**gemma3["model"]["lora"])
     summary = [f"{ratios['tokens_per_s']:.2f}x tok/s, {ratios['peak_memory']:.2f}x memory",
                ">= 1.4x, <= 0.6x", ratios["tokens_per_s"] >= 1.4 and ratios["peak_memory"] <= 0.6,
-               (f"the preset ({preset}); " if args.base == "gemma3" else f"r={args.rank}; ") + ", ".join(f"{m} {b['tokens_per_s']:.0f} tok/s, "
+               (f"the preset ({lora}); " if args.base == "gemma3" else f"r={args.rank}; ") + ", ".join(f"{m} {b['tokens_per_s']:.0f} tok/s, "
                                               f"{b['peak_rss_mb']:.0f} MB" for m, b in best.items())]
     common.save("lora" if args.base != "gemma3" else "lora-gemma3",
                 {"runs": runs, "best": best, "ratios": ratios, "rank": args.rank,
